@@ -1,0 +1,65 @@
+"""Verilog emission and the manifest that describes what was emitted."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from amaranth import Value
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from hw.config import AccelConfig
+from hw.isa import ISA_VERSION
+from hw.top import TOP_NAME, build_top
+
+LINT_WAIVERS = Path(__file__).parent / "lint" / "waivers.vlt"
+
+
+def generator_version() -> str:
+    try:
+        return f"lowbit {version('lowbit')}"
+    except PackageNotFoundError:
+        return "lowbit (not installed)"
+
+
+def to_verilog(component: wiring.Component, name: str) -> str:
+    """Amaranth component -> Verilog text (deterministic: no source paths in it)."""
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def ports(component: wiring.Component) -> list[dict]:
+    """The top level's ports as Verilog sees them (Amaranth joins paths with '__')."""
+    out = [{"name": "clk", "direction": "in", "width": 1}, {"name": "rst", "direction": "in", "width": 1}]
+    for path, member, value in component.signature.flatten(component):
+        out.append({
+            "name": "__".join(str(p) for p in path),
+            "direction": "in" if member.flow == wiring.Flow.In else "out",
+            "width": len(Value.cast(value)),
+        })
+    return out
+
+
+def generate(cfg: AccelConfig, out_dir: str | Path) -> dict:
+    """Write <top>.v and manifest.json for one configuration; returns the manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    top = build_top(cfg)
+    vfile = out / f"{TOP_NAME}.v"
+    vfile.write_text(to_verilog(top, TOP_NAME))
+    manifest = {
+        "generator": generator_version(),
+        "isa_version": ISA_VERSION,
+        "top": TOP_NAME,
+        "top_component": type(top).__name__,
+        "config_name": cfg.name,
+        "config_hash": cfg.hash,
+        "config": cfg.model_dump(mode="json"),
+        "files": [vfile.name],
+        "ports": ports(top),
+        "clock": {"port": "clk", "target_mhz": cfg.clock_mhz},
+        "reset": {"port": "rst", "polarity": "active-high", "synchronous": True},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
