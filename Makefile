@@ -12,6 +12,10 @@ TORCH  := torch==2.13.0
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# Verilator's FST waveform writer needs lz4.h (Debian's liblz4-dev).
+	@test -f /usr/include/lz4.h || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ apt-get update -qq && apt-get install -y -qq liblz4-dev >/dev/null; } || \
+		echo "warning: liblz4-dev is not installed; FST waveforms will be unavailable"; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# CPU torch first: a plain torch requirement would pull a multi-GB CUDA build.

@@ -188,7 +188,8 @@ def choose_params(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scale and zero point from the data's range.
 
-    Symmetric: ``scale = absmax / max|value|``, zero point 0. Asymmetric (integer types):
+    Symmetric: ``scale = absmax / ((qmax - qmin) / 2)`` (unsigned: ``/ qmax``), zero point 0.
+    Asymmetric (integer types):
     the range [min, max] (widened to contain 0) maps onto [qmin, qmax].
     """
     x = np.asarray(x, np.float64)
@@ -202,7 +203,8 @@ def choose_params(
         lo, hi = np.asarray(x.min()), np.asarray(x.max())
     tiny = np.finfo(np.float64).tiny
     if symmetric:
-        span = max(abs(dtype.qmin), dtype.qmax) if dtype.signed else dtype.qmax
+        # as PyTorch's symmetric observers: absmax maps to half the code range
+        span = (dtype.qmax - dtype.qmin) / 2 if dtype.signed else dtype.qmax
         scale = np.maximum(np.maximum(np.abs(lo), np.abs(hi)) / span, tiny)
         return scale, np.zeros_like(scale, dtype=np.int64)
     if not dtype.is_integer_range:

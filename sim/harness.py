@@ -22,7 +22,13 @@ from amaranth.lib import wiring
 
 from hw.config import AccelConfig
 from hw.emit import to_verilog
-from sim.toolchain import LINT_WAIVERS, ToolchainError, toolchain_environ, verilator_version
+from sim.toolchain import (
+    LINT_WAIVERS,
+    ToolchainError,
+    check_fst_support,
+    toolchain_environ,
+    verilator_version,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("LOWBIT_BUILD_DIR", REPO / "build")) / "sim"
@@ -122,6 +128,7 @@ def _build(top: str, key: str, waves: bool, sources: Callable[[Path], list[Path]
         files = sources(build_dir)
         args = ["-Wno-fatal", str(LINT_WAIVERS)]
         if waves:
+            check_fst_support()
             args += ["--trace-fst", "--trace-structs"]
         with toolchain_environ():
             runner = get_runner("verilator")
@@ -129,7 +136,8 @@ def _build(top: str, key: str, waves: bool, sources: Callable[[Path], list[Path]
                 runner.build(sources=files, hdl_toplevel=top, build_dir=build_dir, build_args=args,
                              waves=waves, log_file=build_dir / "build.log")
             except (SystemExit, Exception) as exc:
-                raise ToolchainError(f"Verilator build of {top} failed ({exc}); see {build_dir / 'build.log'}") from None
+                log = build_dir / "build.log"
+                raise ToolchainError(f"Verilator build of {top} failed ({exc}); see {log}") from None
         stamp.write_text(json.dumps({"top": top, "key": key, "sources": [str(f) for f in files]}))
     return Model(build_dir, top, waves, key, cached=False)
 
@@ -162,7 +170,8 @@ def run_cocotb(
                         waves=waves, results_xml=str(results), log_file=test_dir / "sim.log")
         except SystemExit as exc:
             if not results.exists():
-                raise SimulationError(f"simulation of {model.top} exited with {exc.code}; see {test_dir / 'sim.log'}") from None
+                log = test_dir / "sim.log"
+                raise SimulationError(f"simulation of {model.top} exited with {exc.code}; see {log}") from None
     if not results.exists():
         raise SimulationError(f"simulation of {model.top} wrote no results; see {test_dir / 'sim.log'}")
     return parse_results(results)

