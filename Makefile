@@ -27,6 +27,7 @@ demo: $(STAMP)
 	$(BIN)/lowbit demo
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
