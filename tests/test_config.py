@@ -77,3 +77,9 @@ def test_load_by_path_and_errors(tmp_path):
         load_config("nope")
     with pytest.raises(ConfigError, match="no such configuration file"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_field_defaults_are_the_default_preset(default):
+    from hw.config import AccelConfig
+
+    assert AccelConfig().hardware_dict() == default.hardware_dict()
