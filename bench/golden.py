@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from compiler.gemm import Requant, gemm_program
+from compiler.gemm import Requant, gemm_program, reference_gemm
 from hw.config import load_config
 from sim.golden import run_program
 
@@ -28,8 +28,7 @@ def run(config: str = "default", m: int = 256, k: int = 256, n: int = 256) -> di
     t2 = time.perf_counter()
     res.raise_for_status()
     out = sim.read(prog.tensor("out").dram_addr, (m, n))
-    acc = (a @ w + req.bias) * req.multiplier
-    ref = np.clip((acc + (1 << 34)) >> 35, -128, 127)
+    ref = reference_gemm(a, w, req, cfg.act_bits)
     return {
         "config": cfg.name, "m": m, "k": k, "n": n, "weight_bits": 4,
         "instructions": len(prog.insns), "macs": res.macs,

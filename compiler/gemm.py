@@ -38,6 +38,15 @@ class Requant:
     relu: bool = False
 
 
+def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int) -> np.ndarray:
+    """What the kernel computes, evaluated directly in NumPy (docs/numerics.md)."""
+    x = (np.asarray(a, np.int64) @ np.asarray(w, np.int64) + req.bias) * req.multiplier
+    half = np.where(req.shift > 0, np.left_shift(1, np.maximum(req.shift - 1, 0)), 0)
+    y = ((x + half) >> req.shift) + req.zero_point
+    qmin, qmax = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
+    return np.clip(y, max(req.zero_point, qmin) if req.relu else qmin, qmax)
+
+
 def pack_weight_tiles(w: np.ndarray, dt: Datatype, rows: int, cols: int) -> np.ndarray:
     """K x N weight values -> packed rows x cols tiles, k-tile major within each n-tile column
     order (tile (i, j) at index j * k_tiles + i), each tile zero-padded and row-major."""

@@ -17,6 +17,15 @@ from hw.program import ProgramError
 console = Console(stderr=True)
 
 
+def print_table(title: str, rows: dict, columns: tuple[str, str]) -> None:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for k, v in rows.items():
+        t.add_row(k, json.dumps(v) if isinstance(v, dict | list) else str(v))
+    Console().print(t)
+
+
 def cmd_gen(args: argparse.Namespace) -> int:
     from hw.emit import generate
     from sim.toolchain import lint
@@ -51,12 +60,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        t = Table(title=f"{cfg.name} ({cfg.hash})")
-        t.add_column("field")
-        t.add_column("value")
-        for k, v in info.items():
-            t.add_row(k, str(v))
-        Console().print(t)
+        print_table(f"{cfg.name} ({cfg.hash})", info, ("field", "value"))
     return 0
 
 
@@ -99,12 +103,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        t = Table(title=f"bench {args.name}")
-        t.add_column("figure")
-        t.add_column("value")
-        for k, v in result.items():
-            t.add_row(k, json.dumps(v) if isinstance(v, dict | list) else str(v))
-        Console().print(t)
+        print_table(f"bench {args.name}", result, ("figure", "value"))
         print(f"wrote {path}")
     return 0
 

@@ -13,8 +13,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from compiler.gemm import Requant, gemm_program
+from compiler.gemm import Requant, gemm_program, reference_gemm
 from hw.config import AccelConfig, load_config
+from hw.datatypes import datatype
 from hw.emit import generate
 from hw.postproc import PostProcess
 from sim.golden import SCHEDULES, run_program
@@ -23,18 +24,7 @@ from sim.tb.common import config_env
 from sim.toolchain import lint
 
 
-def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int) -> np.ndarray:
-    """Direct NumPy evaluation of requant(A @ W), independent of the golden model's code."""
-    x = (a.astype(np.int64) @ w.astype(np.int64) + req.bias) * req.multiplier
-    half = np.where(req.shift > 0, np.left_shift(1, np.maximum(req.shift - 1, 0)), 0)
-    y = ((x + half) >> req.shift) + req.zero_point
-    lo = max(req.zero_point, -(1 << (act_bits - 1))) if req.relu else -(1 << (act_bits - 1))
-    return np.clip(y, lo, (1 << (act_bits - 1)) - 1)
-
-
 def gemm_case(cfg: AccelConfig, m: int, k: int, n: int, dtype: str, seed: int = 0) -> dict:
-    from hw.datatypes import datatype
-
     rng = np.random.default_rng(seed)
     dt = datatype(dtype)
     a = rng.integers(-128, 128, (m, k))

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hw.datatypes import DATATYPES, Datatype
+from hw.isa import PARAM_BYTES
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -155,8 +156,6 @@ class AccelConfig(BaseModel):
 
     def buffer_row_bytes(self, field: str) -> int:
         """Width in bytes of one row of the scratchpad named by its size field."""
-        from hw.isa import PARAM_BYTES  # the parameter entry is an ISA format
-
         return {
             "input_buf_bytes": self.rows,
             "weight_buf_bytes": self.cols,

@@ -14,8 +14,6 @@ from hw.config import AccelConfig
 from hw.isa import ISA_VERSION
 from hw.top import TOP_NAME, build_top
 
-LINT_WAIVERS = Path(__file__).parent / "lint" / "waivers.vlt"
-
 
 def generator_version() -> str:
     try:
