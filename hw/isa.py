@@ -19,6 +19,7 @@ from amaranth import Shape, signed, unsigned
 from amaranth.lib import data, enum
 
 from hw.datatypes import DATATYPES
+from hw.records import field_range
 
 ISA_VERSION = "1.0"
 INSN_BITS = 128
@@ -170,11 +171,6 @@ class IsaError(ValueError):
         self.code = code
 
 
-def _field_range(shape: Any) -> tuple[int, int]:
-    s = Shape.cast(shape)
-    return (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
-
-
 def is_enum_shape(shape: Any) -> bool:
     return isinstance(shape, type) and issubclass(shape, enum.Enum)
 
@@ -197,10 +193,6 @@ class Instruction:
     def queue(self) -> Queue | None:
         """The queue that executes this instruction (None for END)."""
         return self.args["queue"] if self.opcode is Opcode.SYNC else QUEUE_OF.get(self.opcode)
-
-    @property
-    def layout(self) -> data.StructLayout:
-        return LAYOUTS[self.opcode]
 
     def encode(self) -> int:
         return encode(self.opcode, self.deps, **self.args)
@@ -228,7 +220,7 @@ def encode(opcode: Opcode, deps: frozenset[str] | set[str] | tuple = (), **field
                     ErrorCode.RESERVED_BITS, f"{opcode.name.lower()}.{name}: {value!r} is not a {shape.__name__}"
                 )
         else:
-            lo, hi = _field_range(shape)
+            lo, hi = field_range(shape)
             if not isinstance(value, int) or not lo <= value <= hi:
                 raise IsaError(
                     ErrorCode.RESERVED_BITS,

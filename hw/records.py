@@ -8,6 +8,12 @@ from amaranth import Shape
 from amaranth.lib import data
 
 
+def field_range(shape) -> tuple[int, int]:
+    """Smallest and largest integer a field of this shape holds."""
+    s = Shape.cast(shape)
+    return (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
+
+
 def _fields(layout: data.StructLayout):
     for name, f in layout:
         yield name, f.offset, f.width, Shape.cast(f.shape).signed
@@ -24,9 +30,9 @@ def pack_records(layout: data.StructLayout, **fields: np.ndarray) -> np.ndarray:
     nbytes = record_bytes(layout)
     n = len(next(iter(fields.values())))
     word = np.zeros(n, np.uint64)
-    for name, offset, width, signed in _fields(layout):
+    for name, offset, width, _ in _fields(layout):
         v = np.asarray(fields.pop(name, np.zeros(n)), np.int64)
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        lo, hi = field_range(layout[name].shape)
         if v.size and (v.min() < lo or v.max() > hi):
             raise ValueError(f"{name}: values outside {lo}..{hi}")
         word |= (v.astype(np.uint64) & np.uint64((1 << width) - 1)) << np.uint64(offset)

@@ -94,16 +94,6 @@ class RunResult:
     def store_bytes(self) -> int:
         return sum(w.dram_bytes for w in self.trace if w.opcode is Opcode.STORE)
 
-    def summary(self) -> dict:
-        return {
-            "status": self.status.name,
-            "instructions": len(self.trace),
-            "counts": dict(self.counts),
-            "macs": self.macs,
-            "load_bytes": self.load_bytes,
-            "store_bytes": self.store_bytes,
-        }
-
 
 class Golden:
     """The accelerator's architectural state and an interpreter for its instructions."""
@@ -119,6 +109,13 @@ class Golden:
             if b is not Buffer.ACC
         }
         self.acc = np.zeros((config.buffer_depth("acc_buf_bytes"), config.cols), np.int64)
+        self._handlers = {
+            Opcode.LOAD: self._load,
+            Opcode.STORE: self._store,
+            Opcode.MATMUL: self._matmul,
+            Opcode.POSTPROC: self._postproc,
+            Opcode.SYNC: lambda pc, insn: InsnWork(pc, insn.opcode),
+        }
 
     @classmethod
     def for_program(cls, program: Program) -> Golden:
@@ -211,14 +208,7 @@ class Golden:
     # ---- instructions -------------------------------------------------------------------
 
     def _execute(self, pc: int, insn: Instruction) -> InsnWork:
-        handler = {
-            Opcode.LOAD: self._load,
-            Opcode.STORE: self._store,
-            Opcode.MATMUL: self._matmul,
-            Opcode.POSTPROC: self._postproc,
-            Opcode.SYNC: lambda pc, insn: InsnWork(pc, insn.opcode),
-        }[insn.opcode]
-        return handler(pc, insn)
+        return self._handlers[insn.opcode](pc, insn)
 
     def _rows_of(self, buf: Buffer) -> np.ndarray:
         return self.acc if buf is Buffer.ACC else self.sram[buf]

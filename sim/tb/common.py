@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import cache
 
 import cocotb
 import numpy as np
@@ -21,6 +22,7 @@ def config_env(cfg: AccelConfig) -> dict[str, str]:
     return {CONFIG_ENV: json.dumps(cfg.model_dump(mode="json"))}
 
 
+@cache
 def config() -> AccelConfig:
     return from_dict(json.loads(os.environ[CONFIG_ENV]), CONFIG_ENV)
 

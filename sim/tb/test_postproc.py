@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
@@ -44,8 +46,13 @@ def expected(row: dict) -> list[int]:
                       np.array(row["shift"]), row["zero_point"], bool(row["relu"]), cfg.act_bits).tolist()
 
 
+@cache
+def row_layout():
+    return postproc_layouts(config())[0]
+
+
 def encode(row: dict) -> int:
-    row_in, _ = postproc_layouts(config())
+    row_in = row_layout()
     params = [{"bias": b, "multiplier": m, "shift": s}
               for b, m, s in zip(row["bias"], row["multiplier"], row["shift"])]
     return row_in.const({"acc": row["acc"], "params": params, "relu": row["relu"],
