@@ -100,6 +100,13 @@ class AccelConfig(BaseModel):
     def _dram_pow2(cls, v: int) -> int:
         return _pow2("dram_bytes", v)
 
+    @field_validator("rows", "cols")
+    @classmethod
+    def _dim_pow2(cls, v: int, info) -> int:
+        # power-of-two rows and AXI beats divide one another, so the DMA packs beats into
+        # scratchpad rows without a general byte gearbox
+        return _pow2(info.field_name, v)
+
     @model_validator(mode="after")
     def _consistent(self) -> AccelConfig:
         for name in self.weight_dtypes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import inspect
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -96,9 +97,12 @@ def build_amaranth(
     top: str,
     waves: bool = False,
 ) -> Model:
-    """Build `factory(config)` into a Verilator model, or reuse the cached one."""
+    """Build `factory(config)` into a Verilator model, or reuse the cached one. The cache key
+    covers hw/ and, for a test wrapper defined elsewhere, the wrapper's own source file."""
+    factory_src = Path(inspect.getsourcefile(factory) or HW_DIR)
+    sources = hw_sources() + ([factory_src] if factory_src.is_file() and HW_DIR not in factory_src.parents else [])
     key = _key({"top": top, "factory": f"{factory.__module__}.{factory.__qualname__}",
-                "config": config.hash, "hw": source_hash(hw_sources()), "waves": waves,
+                "config": config.hash, "hw": source_hash(sources), "waves": waves,
                 "verilator": verilator_version(), "harness": HARNESS_VERSION})
     return _build(top, key, waves, lambda d: _emit(factory(config), top, d))
 
