@@ -9,6 +9,7 @@ The general compiler chooses tilings by search; this kernel is the fixed referen
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,9 @@ def pack_params(req: Requant, n: int, cols: int) -> np.ndarray:
     return pack_records(ChannelParams, bias=pad(req.bias), multiplier=pad(req.multiplier), shift=pad(req.shift))
 
 
+KERNELS = ("auto", "stream", "resident")
+
+
 def gemm_program(
     config: AccelConfig,
     a: np.ndarray,
@@ -77,12 +81,22 @@ def gemm_program(
     weight_dtype: str,
     req: Requant,
     m_tile: int | None = None,
+    kernel: str = "auto",
 ) -> Program:
-    """Assemble the tiled GEMM for one configuration, with its DRAM image."""
+    """Assemble the tiled GEMM for one configuration, with its DRAM image.
+
+    Two schedules: ``stream`` loads an input tile and a weight tile for every array pass
+    (any size fits; DRAM traffic ~ N/cols x the input), ``resident`` keeps a block of input
+    rows with all of K in one buffer half while it walks every n-tile, loading one weight
+    column (all k-tiles) per output tile, so each input byte is read from DRAM once.
+    ``auto`` takes ``resident`` when its input block is at least 2 x rows deep.
+    """
     cfg = config
     dt = datatype(weight_dtype)
     if dt.name not in cfg.weight_dtypes:
         raise ValueError(f"{dt.name} weights: config {cfg.name!r} runs {list(cfg.weight_dtypes)}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel {kernel!r}: choose one of {', '.join(KERNELS)}")
     (m, k), (k2, n) = a.shape, w.shape
     if k != k2:
         raise ValueError(f"A is {m}x{k} but W is {k2}x{n}: inner dimensions differ")
@@ -93,74 +107,123 @@ def gemm_program(
                          f"{cfg.buffer_depth('param_buf_bytes')}")
     w_rows = cfg.weight_tile_rows(dt)
     in_slot = cfg.buffer_depth("input_buf_bytes") // S
+    w_slot = cfg.buffer_depth("weight_buf_bytes") // S
     out_slot = cfg.buffer_depth("out_buf_bytes") // S
-    mt = min(m, in_slot, out_slot, cfg.buffer_depth("acc_buf_bytes"))
+    acc_depth = cfg.buffer_depth("acc_buf_bytes")
+    fits = kt * w_rows <= w_slot
+    mt_res = min(m, in_slot // kt, out_slot, acc_depth // 2) if fits else 0
+    if kernel == "auto":
+        kernel = "resident" if mt_res >= min(m, 2 * R) else "stream"
+    if kernel == "resident":
+        if mt_res < 1:
+            raise ValueError(f"K = {k} is too deep for the resident kernel on {cfg.name!r}: "
+                             f"{kt} input rows per activation row, {in_slot} per buffer half")
+        mt = mt_res
+    else:
+        mt = min(m, in_slot, out_slot, acc_depth)
     if m_tile is not None:
         mt = min(mt, m_tile)
     mtiles = -(-m // mt)
 
-    groups = [(j, mi, ki) for j in range(nt) for mi in range(mtiles) for ki in range(kt)]
     n_outs = nt * mtiles
-    # DRAM layout: text at 0, then A, W tiles, params, output.
-    text_bytes = INSN_BYTES * (1 + 3 * len(groups) + 2 * n_outs + 1)
-    a_addr = _align(text_bytes)
-    w_addr = _align(a_addr + a.size)
     w_blob = pack_weight_tiles(w, dt, R, C)
-    p_addr = _align(w_addr + w_blob.size)
     p_blob = pack_params(req, n, C)
-    o_addr = _align(p_addr + p_blob.size)
     tile_bytes = w_rows * C
-
+    # DRAM layout: text at 0, then A, W tiles, params, output (text size known after emitting)
     lines: list[str] = []
     emit = lines.append
-    for t, (j, mi, ki) in enumerate(groups):
-        slot = t % S
-        m0, k0 = mi * mt, ki * R
-        rows = min(mt, m - m0)
-        loads = []
-        if t == 0:
-            loads.append(f"load buffer=param sram_addr=0 dram_addr={p_addr:#x} rows=1 "
-                         f"row_bytes={p_blob.size} dram_stride={p_blob.size}")
-        loads.append(f"load buffer=input sram_addr={slot * mt} dram_addr={a_addr + m0 * k + k0:#x} "
-                     f"rows={rows} row_bytes={min(R, k - k0)} dram_stride={k}")
-        tile_at = w_addr + (j * kt + ki) * tile_bytes
-        loads.append(f"load buffer=weight sram_addr={slot * w_rows} dram_addr={tile_at:#x} "
-                     f"rows=1 row_bytes={tile_bytes} dram_stride={tile_bytes}")
-        # the group's first load waits until compute has freed the slot; its last one
-        # tells compute the slot is full
-        deps = [[] for _ in loads]
-        if t >= S:
-            deps[0].append("pop_next")
-        deps[-1].append("push_next")
-        lines += [f"{text} deps={'|'.join(d)}" if d else text for text, d in zip(loads, deps)]
-        frees = "|push_prev" if t + S < len(groups) else ""
-        emit(f"matmul dtype={dt.name} accumulate={int(ki > 0)} in_addr={slot * mt} "
-             f"w_addr={slot * w_rows} acc_addr=0 m={rows} deps=pop_prev{frees}")
-        if ki == kt - 1:
-            u = j * mtiles + mi
-            oslot = u % S
-            wait = "pop_next|" if u >= S else ""
-            emit(f"postproc acc_addr=0 out_addr={oslot * mt} param_addr={j} m={rows} "
-                 f"relu={int(req.relu)} zero_point={req.zero_point} deps={wait}push_next")
-            ofree = "|push_prev" if u + S < n_outs else ""
-            emit(f"store buffer=output sram_addr={oslot * mt} dram_addr={o_addr + m0 * n + j * C:#x} "
-                 f"rows={rows} row_bytes={min(C, n - j * C)} dram_stride={n} deps=pop_prev{ofree}")
+    addr: dict[str, int] = {}
+
+    def a_load(sram: int, m0: int, rows: int, k0: int, extra: str = "") -> str:
+        return (f"load buffer=input sram_addr={sram} dram_addr={{a+{m0 * k + k0}}} rows={rows} "
+                f"row_bytes={min(R, k - k0)} dram_stride={k}{extra}")
+
+    def w_load(sram: int, first_tile: int, tiles: int) -> str:
+        return (f"load buffer=weight sram_addr={sram} dram_addr={{w+{first_tile * tile_bytes}}} rows={tiles} "
+                f"row_bytes={tile_bytes} dram_stride={tile_bytes}")
+
+    def with_deps(text: str, deps: list[str]) -> str:
+        return f"{text} deps={'|'.join(deps)}" if deps else text
+
+    def finish_tile(u: int, j: int, m0: int, rows: int, acc: int) -> None:
+        oslot = u % S
+        wait = ["pop_next"] if u >= S else []
+        emit(with_deps(f"postproc acc_addr={acc} out_addr={oslot * mt} param_addr={j} m={rows} "
+                       f"relu={int(req.relu)} zero_point={req.zero_point}", wait + ["push_next"]))
+        free = ["push_prev"] if u + S < n_outs else []
+        emit(with_deps(f"store buffer=output sram_addr={oslot * mt} dram_addr={{o+{m0 * n + j * C}}} rows={rows} "
+                       f"row_bytes={min(C, n - j * C)} dram_stride={n}", ["pop_prev"] + free))
+
+    param_load = (f"load buffer=param sram_addr=0 dram_addr={{p}} rows=1 row_bytes={p_blob.size} "
+                  f"dram_stride={p_blob.size}")
+    if kernel == "stream":
+        groups = [(j, mi, ki) for j in range(nt) for mi in range(mtiles) for ki in range(kt)]
+        for t, (j, mi, ki) in enumerate(groups):
+            slot = t % S
+            m0, k0 = mi * mt, ki * R
+            rows = min(mt, m - m0)
+            loads = [param_load] if t == 0 else []
+            loads += [a_load(slot * mt, m0, rows, k0), w_load(slot * w_rows, j * kt + ki, 1)]
+            # the group's first load waits until compute has freed the slot; its last one
+            # tells compute the slot is full
+            deps: list[list[str]] = [[] for _ in loads]
+            if t >= S:
+                deps[0].append("pop_next")
+            deps[-1].append("push_next")
+            lines += [with_deps(text, d) for text, d in zip(loads, deps)]
+            frees = ["push_prev"] if t + S < len(groups) else []
+            emit(with_deps(f"matmul dtype={dt.name} accumulate={int(ki > 0)} in_addr={slot * mt} "
+                           f"w_addr={slot * w_rows} acc_addr=0 m={rows}", ["pop_prev"] + frees))
+            if ki == kt - 1:
+                finish_tile(j * mtiles + mi, j, m0, rows, 0)
+    else:
+        # group t = (mi, j): the input block of m-tile mi (first group of the m-tile only) and
+        # weight column j; its first load waits for the slots of group t - S to be free
+        acc_halves = 2 if 2 * mt <= acc_depth else 1
+        n_groups = mtiles * nt
+        for t in range(n_groups):
+            mi, j = divmod(t, nt)
+            m0 = mi * mt
+            rows = min(mt, m - m0)
+            a_slot, w_at = (mi % S) * kt * mt, (t % S) * kt * w_rows
+            loads = [param_load] if t == 0 else []
+            if j == 0:
+                loads += [a_load(a_slot + ki * mt, m0, rows, ki * R) for ki in range(kt)]
+            loads.append(w_load(w_at, j * kt, kt))
+            deps = [[] for _ in loads]
+            if t >= S:
+                deps[0].append("pop_next")
+            deps[-1].append("push_next")
+            lines += [with_deps(text, d) for text, d in zip(loads, deps)]
+            acc = (t % acc_halves) * mt
+            for ki in range(kt):
+                d = (["pop_prev"] if ki == 0 else []) + (["push_prev"] if ki == kt - 1 and t + S < n_groups else [])
+                emit(with_deps(f"matmul dtype={dt.name} accumulate={int(ki > 0)} in_addr={a_slot + ki * mt} "
+                               f"w_addr={w_at + ki * w_rows} acc_addr={acc} m={rows}", d))
+            finish_tile(t, j, m0, rows, acc)
     emit("end")
-    insns = assemble("\n".join(lines), "gemm")
-    assert len(insns) * INSN_BYTES == text_bytes
+
+    text_bytes = INSN_BYTES * len(lines)
+    addr["a"] = _align(text_bytes)
+    addr["w"] = _align(addr["a"] + a.size)
+    addr["p"] = _align(addr["w"] + w_blob.size)
+    addr["o"] = _align(addr["p"] + p_blob.size)
+    text = "\n".join(lines)
+    text = re.sub(r"\{(\w)(?:\+(\d+))?\}", lambda mt_: hex(addr[mt_.group(1)] + int(mt_.group(2) or 0)), text)
+    insns = assemble(text, "gemm")
     return Program(
         config=cfg,
         insns=tuple(insns),
         text_addr=0,
         segments=(
-            Segment("a", a_addr, np.asarray(a, np.int8).tobytes()),
-            Segment("w", w_addr, w_blob.tobytes()),
-            Segment("params", p_addr, p_blob.tobytes()),
+            Segment("a", addr["a"], np.asarray(a, np.int8).tobytes()),
+            Segment("w", addr["w"], w_blob.tobytes()),
+            Segment("params", addr["p"], p_blob.tobytes()),
         ),
         tensors=(
-            TensorDesc("a", "input", a_addr, (m, k), "int8"),
-            TensorDesc("out", "output", o_addr, (m, n), "int8"),
+            TensorDesc("a", "input", addr["a"], (m, k), "int8"),
+            TensorDesc("out", "output", addr["o"], (m, n), "int8"),
         ),
-        meta={"kernel": "gemm", "m": m, "k": k, "n": n, "weight_dtype": dt.name, "m_tile": mt,
+        meta={"kernel": f"gemm-{kernel}", "m": m, "k": k, "n": n, "weight_dtype": dt.name, "m_tile": mt,
               "param_bytes": PARAM_BYTES},
     )

@@ -75,3 +75,13 @@ def beat_bytes(cfg: AccelConfig) -> int:
 def size_code(cfg: AccelConfig) -> int:
     """AxSIZE for full-width beats: log2(bytes per beat)."""
     return beat_bytes(cfg).bit_length() - 1
+
+
+def connect_channels(m, master, slave, signature: wiring.Signature) -> None:
+    """Wire the members of `signature` (master view) from a master-side interface to a
+    slave-side one: Out members flow master -> slave, In members slave -> master."""
+    for name, member in signature.members.items():
+        if member.flow == wiring.Flow.Out:
+            m.d.comb += getattr(slave, name).eq(getattr(master, name))
+        else:
+            m.d.comb += getattr(master, name).eq(getattr(slave, name))

@@ -12,8 +12,9 @@ from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import scratchpad
 from hw.config import AccelConfig
-from hw.isa import LAYOUTS, ChannelParams, Opcode
+from hw.isa import LAYOUTS, Buffer, ChannelParams, Opcode
 
 OUT_BITS = 8  # activations are stored one per byte
 
@@ -82,4 +83,90 @@ class PostProcess(wiring.Component):
                 # stage 4: zero point, ReLU, saturation
                 y = r[i] + zp[2]
                 m.d.sync += self.o.payload[i].eq(Mux(y < lo, lo, Mux(y > qmax, qmax, y)))
+        return m
+
+
+POSTPROC_FIELDS = ("acc_addr", "out_addr", "param_addr", "m", "relu", "zero_point")
+WAIT_BITS = 5  # MATMULs a POSTPROC may have to wait for (the controller's in-flight limit)
+PostprocCmd = data.StructLayout({**{n: LAYOUTS[Opcode.POSTPROC][n].shape for n in POSTPROC_FIELDS},
+                                 "wait": WAIT_BITS})
+
+
+class PostprocEngine(wiring.Component):
+    """Runs a POSTPROC instruction: waits until the ``wait`` MATMULs still in flight when it
+    was dispatched (not counting one retiring in that cycle) have retired (their accumulator rows are final), reads the parameter row, then streams one
+    accumulator row per cycle through :class:`PostProcess` into the output buffer.
+
+    While it has rows left to read it reports their range (``reading``, ``acc_lo``,
+    ``acc_hi``) so that a later MATMUL does not overwrite them first.
+    """
+
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)
+        super().__init__({
+            "cmd": In(stream.Signature(PostprocCmd)),
+            "mm_retire": In(1),
+            "acc_rd": In(scratchpad.read_port(cfg, Buffer.ACC)),
+            "param_rd": In(scratchpad.read_port(cfg, Buffer.PARAM)),
+            "out_wr": In(scratchpad.write_port(cfg, Buffer.OUTPUT)),
+            "done": Out(1),
+            "reading": Out(1),
+            "acc_lo": Out(acc_aw + 1),
+            "acc_hi": Out(acc_aw + 1),
+            "row_in": Out(1),  # a row enters the requantization pipeline
+            "waiting": Out(1),  # a command waits for its MATMULs
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        m.submodules.pp = pp = PostProcess(cfg)
+        row_in, _ = postproc_layouts(cfg)
+
+        cmd = Signal(PostprocCmd)
+        wait = Signal(WAIT_BITS)
+        left = Signal(16)  # rows still to read
+        pending = Signal(17)  # rows still to write
+        rd_addr = Signal.like(self.acc_rd.addr)
+        wr_addr = Signal.like(self.out_wr.addr)
+        params = Signal(data.ArrayLayout(ChannelParams, cfg.cols))
+        feed = Signal()  # the acc row read last cycle goes into the pipeline now
+
+        m.d.comb += [self.reading.eq(left != 0), self.acc_lo.eq(rd_addr), self.acc_hi.eq(rd_addr + left)]
+        m.d.sync += feed.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.cmd.ready.eq(1)
+                with m.If(self.cmd.valid):
+                    p = self.cmd.payload
+                    m.d.sync += [cmd.eq(p), wait.eq(p.wait), left.eq(p.m), pending.eq(p.m),
+                                 rd_addr.eq(p.acc_addr), wr_addr.eq(p.out_addr)]
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                m.d.comb += self.waiting.eq(1)
+                with m.If(self.mm_retire):
+                    m.d.sync += wait.eq(wait - 1)
+                with m.If((wait == 0) | ((wait == 1) & self.mm_retire)):
+                    m.d.comb += [self.param_rd.addr.eq(cmd.param_addr), self.param_rd.en.eq(1)]
+                    m.next = "PARAMS"
+            with m.State("PARAMS"):
+                m.d.sync += params.eq(self.param_rd.data)
+                m.next = "STREAM"
+            with m.State("STREAM"):
+                with m.If(left != 0):
+                    m.d.comb += [self.acc_rd.addr.eq(rd_addr), self.acc_rd.en.eq(1)]
+                    m.d.sync += [rd_addr.eq(rd_addr + 1), left.eq(left - 1), feed.eq(1)]
+                with m.If(self.out_wr.en & (pending == 1)):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+
+        # the pipeline never stalls: its output is written to the buffer every cycle it is valid
+        view = data.View(row_in, pp.i.payload)
+        m.d.comb += [pp.i.valid.eq(feed), view.acc.eq(self.acc_rd.data), view.params.eq(params),
+                     view.relu.eq(cmd.relu), view.zero_point.eq(cmd.zero_point), self.row_in.eq(feed),
+                     pp.o.ready.eq(1),
+                     self.out_wr.addr.eq(wr_addr), self.out_wr.data.eq(pp.o.payload), self.out_wr.en.eq(pp.o.valid)]
+        with m.If(pp.o.valid):
+            m.d.sync += [wr_addr.eq(wr_addr + 1), pending.eq(pending - 1)]
         return m

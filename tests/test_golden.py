@@ -37,10 +37,12 @@ def random_case(rng, m, k, n, dtype, relu):
 @pytest.mark.parametrize("config", ["tiny", "default"])
 @pytest.mark.parametrize("dtype", ["int4", "int2", "int8"])
 @pytest.mark.parametrize("relu", [True, False])
-def test_tiled_gemm_37x53x29_matches_numpy(request, rng, config, dtype, relu):
+@pytest.mark.parametrize("kernel", ["stream", "resident"])
+def test_tiled_gemm_37x53x29_matches_numpy(request, rng, config, dtype, relu, kernel):
     cfg = request.getfixturevalue(config)
     a, w, req = random_case(rng, 37, 53, 29, dtype, relu)
-    prog = gemm_program(cfg, a, w, dtype, req)
+    prog = gemm_program(cfg, a, w, dtype, req, kernel=kernel)
+    assert prog.meta["kernel"] == f"gemm-{kernel}"
     ref = numpy_gemm(a, w, req)
     assert len(np.unique(ref)) > 20  # the outputs really span the INT8 range
     for schedule in SCHEDULES:
@@ -52,7 +54,7 @@ def test_tiled_gemm_37x53x29_matches_numpy(request, rng, config, dtype, relu):
 def test_gemm_larger_than_every_buffer_counts_its_work(tiny, rng):
     m, k, n = 300, 70, 29
     a, w, req = random_case(rng, m, k, n, "int4", True)
-    prog = gemm_program(tiny, a, w, "int4", req)
+    prog = gemm_program(tiny, a, w, "int4", req, kernel="stream")
     sim, res = run_program(prog)
     res.raise_for_status()
     assert np.array_equal(sim.read(prog.tensor("out").dram_addr, (m, n)), numpy_gemm(a, w, req))
@@ -81,7 +83,7 @@ def test_missing_tokens_are_a_visible_race(tiny, rng):
     """Without the tokens that protect buffer reuse, an eager load schedule overwrites tiles
     before compute reads them: the schedules stop agreeing with the reference."""
     a, w, req = random_case(rng, 37, 53, 29, "int4", False)
-    prog = gemm_program(tiny, a, w, "int4", req)
+    prog = gemm_program(tiny, a, w, "int4", req, kernel="stream")
     text = _text(prog).replace(" deps=pop_next|push_next", " deps=push_next").replace("|push_prev", "")
     text = text.replace(" deps=pop_next\n", "\n")
     racy = _with_text(prog, text)

@@ -1,0 +1,128 @@
+"""The weight-stationary systolic array of bit-parallel processing elements.
+
+PE (i, j) holds weight W[i][j] of the current rows x cols tile (two weight banks, so the
+next tile loads while the current one computes). Activation row vectors enter at the left
+edge, row i delayed by i cycles (input skew), and move one PE right per cycle; partial sums
+move one PE down per cycle; column j leaves the bottom edge j cycles after column 0 and is
+delayed by cols-1-j cycles (output deskew), so a whole result row appears ``latency`` cycles
+after its activation row entered. Every activation carries the bank its tile's weights are
+in, so rows of two tiles can be in flight at once and the array never drains between tiles.
+
+Partial sums are ``psum_bits`` wide: exact when that is less than the accumulator width, and
+otherwise wrapped exactly as the accumulator wraps (two's complement is modular), so the
+result equals ``sim.arith.matmul_tile`` bit for bit.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.config import AccelConfig
+from hw.datatypes import DATATYPES
+
+ACT_BITS = 8  # activations are stored and multiplied as bytes (act_bits only sets the clamp range)
+
+
+def weight_bits(cfg: AccelConfig) -> int:
+    """Width of a decoded weight register: the widest weight datatype of the config."""
+    return max(DATATYPES[d].bits for d in cfg.weight_dtypes)
+
+
+def psum_bits(cfg: AccelConfig) -> int:
+    """Partial-sum width: exact (product width + log2(rows) + 1) or the accumulator width."""
+    exact = ACT_BITS + weight_bits(cfg) + cfg.rows.bit_length()
+    return min(exact, cfg.acc_bits)
+
+
+def array_latency(cfg: AccelConfig) -> int:
+    """Cycles from an activation row at the array input to its result row at the output."""
+    return cfg.rows + cfg.cols - 1
+
+
+class ParallelPE(wiring.Component):
+    """One multiply-accumulate cell: psum_out = psum_in + a_in * w[bank_in], one per cycle."""
+
+    def __init__(self, cfg: AccelConfig):
+        super().__init__({
+            "a_in": In(signed(ACT_BITS)), "bank_in": In(1), "psum_in": In(signed(psum_bits(cfg))),
+            "w_we": In(1), "w_bank": In(1), "w_data": In(signed(weight_bits(cfg))),
+            "a_out": Out(signed(ACT_BITS)), "bank_out": Out(1), "psum_out": Out(signed(psum_bits(cfg))),
+        })
+        self.cfg = cfg
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        w = [Signal(signed(weight_bits(self.cfg)), name=f"w{b}") for b in range(2)]
+        with m.If(self.w_we):
+            with m.If(self.w_bank):
+                m.d.sync += w[1].eq(self.w_data)
+            with m.Else():
+                m.d.sync += w[0].eq(self.w_data)
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.bank_out.eq(self.bank_in),
+            self.psum_out.eq(self.psum_in + self.a_in * Mux(self.bank_in, w[1], w[0])),
+        ]
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """rows x cols ParallelPEs with input skew and output deskew.
+
+    ``a``/``bank``: one activation row per cycle (the caller tracks which cycles are valid);
+    ``w_*``: writes PE row ``w_row`` of weight bank ``w_bank``; ``psum``: the result row of the
+    activation row that entered ``array_latency(cfg)`` cycles earlier.
+    """
+
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        self.latency = array_latency(cfg)
+        super().__init__({
+            "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),
+            "bank": In(1),
+            "w_we": In(1),
+            "w_bank": In(1),
+            "w_row": In(range(cfg.rows)),
+            "w_data": In(data.ArrayLayout(signed(weight_bits(cfg)), cfg.cols)),
+            "psum": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        R, C = self.cfg.rows, self.cfg.cols
+        pe = [[ParallelPE(self.cfg) for _ in range(C)] for _ in range(R)]
+        for i in range(R):
+            for j in range(C):
+                m.submodules[f"pe_{i}_{j}"] = pe[i][j]
+
+        # input skew: row i waits i cycles (activation and its bank travel together)
+        for i in range(R):
+            a, bank = self.a[i], self.bank
+            for d in range(i):
+                a_d = Signal.like(pe[i][0].a_in, name=f"skew_a{i}_{d}")
+                b_d = Signal(name=f"skew_b{i}_{d}")
+                m.d.sync += [a_d.eq(a), b_d.eq(bank)]
+                a, bank = a_d, b_d
+            m.d.comb += [pe[i][0].a_in.eq(a), pe[i][0].bank_in.eq(bank)]
+
+        # mesh: activations right, partial sums down; weights written one PE row at a time
+        for i in range(R):
+            for j in range(C):
+                p = pe[i][j]
+                if j + 1 < C:
+                    m.d.comb += [pe[i][j + 1].a_in.eq(p.a_out), pe[i][j + 1].bank_in.eq(p.bank_out)]
+                m.d.comb += p.psum_in.eq(pe[i - 1][j].psum_out if i else 0)
+                m.d.comb += [p.w_we.eq(self.w_we & (self.w_row == i)), p.w_bank.eq(self.w_bank),
+                             p.w_data.eq(self.w_data[j])]
+
+        # output deskew: column j waits cols-1-j cycles
+        for j in range(C):
+            s = pe[R - 1][j].psum_out
+            for d in range(C - 1 - j):
+                s_d = Signal.like(s, name=f"deskew{j}_{d}")
+                m.d.sync += s_d.eq(s)
+                s = s_d
+            m.d.comb += self.psum[j].eq(s)
+        return m

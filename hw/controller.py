@@ -1,0 +1,454 @@
+"""The controller: instruction fetch and decode, the load / compute / store queues, their
+dependency tokens, dispatch to the engines, in-order retirement, error halts and a watchdog.
+
+Fetch reads the program through its own DMA reader into a FIFO, asking only for as many
+instructions as the FIFO has room for, so fetched data never blocks the shared read channel.
+Decode checks each word (ILLEGAL_OPCODE, RESERVED_BITS, BAD_DEPS) and appends it, with its
+index, to the queue that executes it. Each queue dispatches its head when the tokens it pops
+are there, the channels it pushes have room (counting pushes promised to instructions still
+running), the engine can take it and its operands are in range; otherwise the run halts with
+the error code (BAD_BUFFER, BAD_LENGTH, DRAM_RANGE, SRAM_RANGE, BAD_DTYPE). Tokens are pushed
+when the work is complete, in program order per queue. After an error nothing new is
+dispatched; the run ends once the running work has finished, so no transfer is cut short.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw import scratchpad
+from hw.axi import axi4_read
+from hw.config import AccelConfig
+from hw.datatypes import DATATYPES
+from hw.dma import DmaRead
+from hw.isa import (
+    INSN_BITS,
+    INSN_BYTES,
+    LAYOUTS,
+    LOADABLE,
+    RESERVED,
+    STORABLE,
+    Buffer,
+    Deps,
+    ErrorCode,
+    Header,
+    Opcode,
+    Queue,
+    is_enum_shape,
+)
+from hw.matmul import MATMUL_FIELDS, MatmulCmd
+from hw.postproc import POSTPROC_FIELDS, WAIT_BITS, PostprocCmd
+from hw.transfer import MEM_FIELDS, MemCmd
+
+FETCH_DEPTH = 16  # instructions the fetch FIFO holds
+FETCH_BURST = 8  # instructions asked for at a time
+ROB_DEPTH = 8  # compute instructions dispatched and not yet retired
+WATCHDOG_CYCLES = 4096  # cycles without any progress before a run ends in DEADLOCK
+PC_BITS = 32
+
+# token channels: (from, to); a queue pops from (neighbour -> self) and pushes (self -> neighbour)
+CHANNELS = ((Queue.LOAD, Queue.COMPUTE), (Queue.COMPUTE, Queue.LOAD),
+            (Queue.COMPUTE, Queue.STORE), (Queue.STORE, Queue.COMPUTE))
+PREV = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}
+NEXT = {Queue.LOAD: Queue.COMPUTE, Queue.COMPUTE: Queue.STORE, Queue.STORE: None}
+
+Entry = data.StructLayout({"word": INSN_BITS, "pc": PC_BITS})
+
+
+def _enum_ok(value, shape) -> object:
+    """True when an enum-shaped field holds one of its members."""
+    raw = value.as_value() if hasattr(value, "as_value") else value
+    return Cat(*(raw == member.value for member in shape)).any()
+
+
+def _view(op: Opcode, word):
+    return data.View(LAYOUTS[op], word)
+
+
+class TokenChannel:
+    """Tokens from one queue to another: ``count`` available, ``promised`` to running work."""
+
+    def __init__(self, src: Queue, dst: Queue, depth: int):
+        name = f"{src.name.lower()}_to_{dst.name.lower()}"
+        self.count = Signal(range(depth + 1), name=f"{name}_count")
+        self.promised = Signal(range(depth + 1), name=f"{name}_promised")
+        self.pop = Signal(name=f"{name}_pop")
+        self.promise = Signal(name=f"{name}_promise")  # reserve room at dispatch
+        self.push = Signal(name=f"{name}_push")  # a promised token arrives
+        self.push_now = Signal(name=f"{name}_push_now")  # SYNC: push without a promise
+        self.depth = depth
+
+    @property
+    def available(self):
+        return self.count != 0
+
+    @property
+    def room(self):
+        return (self.count + self.promised) < self.depth
+
+    def elaborate(self, m: Module, clear) -> None:
+        with m.If(clear):
+            m.d.sync += [self.count.eq(0), self.promised.eq(0)]
+        with m.Else():
+            m.d.sync += [self.count.eq(self.count - self.pop + self.push + self.push_now),
+                         self.promised.eq(self.promised + self.promise - self.push)]
+
+
+class Controller(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        super().__init__({
+            # run control (from the CSRs)
+            "start": In(1), "prog_base": In(32), "prog_len": In(32),
+            "busy": Out(1), "error": Out(ErrorCode), "error_pc": Out(PC_BITS),
+            # instruction fetch
+            "fetch_axi": Out(axi4_read(cfg)),
+            # engines
+            "load": Out(stream.Signature(MemCmd)), "load_done": In(1), "load_busy": In(1),
+            "store": Out(stream.Signature(MemCmd)), "store_done": In(1), "store_busy": In(1),
+            "mm": Out(stream.Signature(MatmulCmd)), "mm_retire": In(1), "mm_idle": In(1),
+            "pp": Out(stream.Signature(PostprocCmd)), "pp_done": In(1),
+            "pp_reading": In(1), "pp_acc_lo": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
+            "pp_acc_hi": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
+            # for the counters and the watchdog
+            "decoded": Out(1), "compute_stall": Out(1), "activity": In(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        running = Signal()
+        halting = Signal()  # an error happened: dispatch nothing new, wait for running work
+        clear = Signal()
+        m.d.comb += [clear.eq(self.start & ~running), self.busy.eq(running)]
+
+        err = Signal(ErrorCode)
+        err_pc = Signal(PC_BITS)
+        raise_err = Signal()
+        new_err = Signal(ErrorCode)
+        new_pc = Signal(PC_BITS)
+        m.d.comb += [self.error.eq(err), self.error_pc.eq(err_pc)]
+        with m.If(clear):
+            m.d.sync += [running.eq(1), halting.eq(0), err.eq(ErrorCode.OK), err_pc.eq(0)]
+        with m.Elif(raise_err & ~halting):
+            m.d.sync += [halting.eq(1), err.eq(new_err), err_pc.eq(new_pc)]
+
+        def fail(code: ErrorCode, pc) -> None:
+            m.d.comb += [raise_err.eq(1), new_err.eq(code), new_pc.eq(pc)]
+
+        # ---- fetch ----------------------------------------------------------------------------
+        m.submodules.fetcher = fetcher = DmaRead(cfg, INSN_BYTES)
+        wiring.connect(m, wiring.flipped(self.fetch_axi), fetcher.axi)
+        m.submodules.fetched = fetched = fifo.SyncFIFOBuffered(width=INSN_BITS, depth=FETCH_DEPTH)
+        asked = Signal(PC_BITS)  # instructions requested so far
+        owed = Signal(range(FETCH_DEPTH + 1))  # requested, not yet arrived
+        fetch_fault = Signal()  # the instruction at `asked` lies past the end of DRAM
+        want = Signal(range(FETCH_BURST + 1))
+        left = Signal(PC_BITS)
+        room = Signal(range(FETCH_DEPTH + 2))
+        m.d.comb += [left.eq(self.prog_len - asked), room.eq(FETCH_DEPTH - fetched.level - owed)]
+        m.d.comb += want.eq(Mux(left < FETCH_BURST, left, FETCH_BURST))
+        fetch_addr = Signal(PC_BITS + 5)
+        m.d.comb += fetch_addr.eq(self.prog_base + asked * INSN_BYTES)
+        # near the end of DRAM, ask one instruction at a time; the first one outside is a fault
+        past_dram = fetch_addr + want * INSN_BYTES > cfg.dram_bytes
+        outside = fetch_addr + INSN_BYTES > cfg.dram_bytes
+        n_ask = Signal(range(FETCH_BURST + 1))
+        m.d.comb += n_ask.eq(Mux(past_dram, 1, want))
+        m.d.comb += [
+            fetcher.cmd.payload.dram_addr.eq(fetch_addr),
+            fetcher.cmd.payload.rows.eq(1),
+            fetcher.cmd.payload.row_bytes.eq(n_ask * INSN_BYTES),
+            fetcher.cmd.payload.dram_stride.eq(0),
+            fetcher.cmd.valid.eq(running & ~halting & ~fetch_fault & (want != 0) & ~outside & (room >= n_ask)),
+        ]
+        got = Signal()
+        m.d.comb += [got.eq(fetcher.rows.valid), fetcher.rows.ready.eq(1),
+                     fetched.w_data.eq(fetcher.rows.payload.data), fetched.w_en.eq(got & ~halting)]
+        asked_now = Signal()
+        m.d.comb += asked_now.eq(fetcher.cmd.valid & fetcher.cmd.ready)
+        with m.If(clear):
+            m.d.sync += [asked.eq(0), owed.eq(0), fetch_fault.eq(0)]
+        with m.Else():
+            m.d.sync += owed.eq(owed + Mux(asked_now, n_ask, 0) - got)
+            with m.If(asked_now):
+                m.d.sync += asked.eq(asked + n_ask)
+            with m.If(running & ~halting & (want != 0) & outside):
+                m.d.sync += fetch_fault.eq(1)
+
+        # ---- decode ---------------------------------------------------------------------------
+        pc = Signal(PC_BITS)  # index of the instruction at the FIFO head
+        ended = Signal()
+        overrun = Signal()
+        word = fetched.r_data
+        hdr = data.View(Header, word[:Header.size])
+        opcode = hdr.opcode.as_value()
+        queue_of = Signal(Queue)
+        legal = Signal()
+        fields_ok = Signal()
+        deps_ok = Signal()
+        for op in Opcode:
+            with m.If(opcode == op.value):
+                m.d.comb += legal.eq(1)
+                v = _view(op, word)
+                ok = Const(1)
+                for name, f in LAYOUTS[op]:
+                    if name == RESERVED:
+                        ok = ok & (v[name] == 0)
+                    elif name not in ("opcode", "deps") and is_enum_shape(f.shape):
+                        ok = ok & _enum_ok(v[name], f.shape)
+                m.d.comb += fields_ok.eq(ok)
+                if op is Opcode.SYNC:
+                    m.d.comb += queue_of.eq(v.queue)
+                elif op is not Opcode.END:
+                    m.d.comb += queue_of.eq({Opcode.LOAD: Queue.LOAD, Opcode.STORE: Queue.STORE}.get(op, Queue.COMPUTE))
+        deps = hdr.deps
+        no_prev = queue_of == Queue.LOAD
+        no_next = queue_of == Queue.STORE
+        m.d.comb += deps_ok.eq(~(no_prev & (deps.pop_prev | deps.push_prev)) & ~(no_next & (deps.pop_next | deps.push_next)))
+
+        queues = {}
+        for q in Queue:
+            qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=cfg.insn_queue_depth)
+            m.submodules[f"{q.name.lower()}_queue"] = queues[q] = qf
+            m.d.comb += qf.w_data.eq(Cat(word, pc))
+
+        decoding = Signal()
+        m.d.comb += decoding.eq(running & ~halting & ~ended & fetched.r_rdy)
+        is_end = opcode == Opcode.END.value
+        target_full = Signal()
+        for q in Queue:
+            with m.If(queue_of == q):
+                m.d.comb += target_full.eq(~queues[q].w_rdy)
+        with m.If(decoding):
+            with m.If(~legal):
+                fail(ErrorCode.ILLEGAL_OPCODE, pc)
+            with m.Elif(~fields_ok):
+                fail(ErrorCode.RESERVED_BITS, pc)
+            with m.Elif(is_end):
+                m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1)]
+                m.d.sync += [ended.eq(1), pc.eq(pc + 1)]
+            with m.Elif(~deps_ok):
+                fail(ErrorCode.BAD_DEPS, pc)
+            with m.Elif(~target_full):
+                m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1)]
+                m.d.sync += pc.eq(pc + 1)
+                for q in Queue:
+                    with m.If(queue_of == q):
+                        m.d.comb += queues[q].w_en.eq(1)
+        # the word at `pc` never comes: past DRAM, or past the program without END
+        with m.If(running & ~halting & ~ended & ~fetched.r_rdy & (owed == 0) & (pc == asked)):
+            with m.If(fetch_fault):
+                fail(ErrorCode.DRAM_RANGE, pc)
+            with m.Elif(pc == self.prog_len):
+                m.d.comb += overrun.eq(1)
+        with m.If(clear):
+            m.d.sync += [pc.eq(0), ended.eq(0)]
+
+        # ---- tokens ---------------------------------------------------------------------------
+        chan = {(s, d): TokenChannel(s, d, cfg.dep_queue_depth) for s, d in CHANNELS}
+        for c in chan.values():
+            c.elaborate(m, clear)
+
+        def head(q: Queue):
+            e = data.View(Entry, queues[q].r_data)
+            return e, data.View(Header, e.word[:Header.size])
+
+        def token_ready(q: Queue, deps) -> object:
+            ok = Const(1)
+            if PREV[q] is not None:
+                ok = ok & (~deps.pop_prev | chan[PREV[q], q].available) & (~deps.push_prev | chan[q, PREV[q]].room)
+            if NEXT[q] is not None:
+                ok = ok & (~deps.pop_next | chan[NEXT[q], q].available) & (~deps.push_next | chan[q, NEXT[q]].room)
+            return ok
+
+        def take_tokens(q: Queue, deps, promise: bool) -> None:
+            for nb, pop, push in ((PREV[q], deps.pop_prev, deps.push_prev), (NEXT[q], deps.pop_next, deps.push_next)):
+                if nb is None:
+                    continue
+                m.d.comb += chan[nb, q].pop.eq(pop)
+                if promise:
+                    m.d.comb += chan[q, nb].promise.eq(push)
+                else:
+                    m.d.comb += chan[q, nb].push_now.eq(push)
+
+        def deliver(q: Queue, flags) -> None:
+            """A completed instruction's promised tokens arrive."""
+            if PREV[q] is not None:
+                m.d.comb += chan[q, PREV[q]].push.eq(flags.push_prev)
+            if NEXT[q] is not None:
+                m.d.comb += chan[q, NEXT[q]].push.eq(flags.push_next)
+
+        dispatching = running & ~halting
+
+        # ---- load and store queues ------------------------------------------------------------
+        for q, port, done, engine_busy, allowed in (
+            (Queue.LOAD, self.load, self.load_done, self.load_busy, LOADABLE),
+            (Queue.STORE, self.store, self.store_done, self.store_busy, STORABLE),
+        ):
+            qf = queues[q]
+            e, h = head(q)
+            v = _view(Opcode.LOAD, e.word)  # LOAD and STORE share one layout
+            flags = Signal(Deps, name=f"{q.name.lower()}_flags")
+            tokens = token_ready(q, h.deps)
+            is_sync = h.opcode.as_value() == Opcode.SYNC.value
+            fault, code = self._check_transfer(m, v, allowed, q.name.lower())
+            for n in MEM_FIELDS:
+                m.d.comb += getattr(port.payload, n).eq(v[n])
+            with m.If(dispatching & qf.r_rdy & tokens):
+                with m.If(is_sync):
+                    with m.If(~engine_busy):
+                        m.d.comb += qf.r_en.eq(1)
+                        take_tokens(q, h.deps, promise=False)
+                with m.Elif(fault):
+                    fail(code, e.pc)
+                with m.Else():
+                    m.d.comb += port.valid.eq(1)
+                    with m.If(port.ready):
+                        m.d.comb += qf.r_en.eq(1)
+                        take_tokens(q, h.deps, promise=True)
+                        m.d.sync += flags.eq(h.deps)
+            with m.If(done):
+                deliver(q, flags)
+
+        # ---- compute queue --------------------------------------------------------------------
+        qf = queues[Queue.COMPUTE]
+        e, h = head(Queue.COMPUTE)
+        op = h.opcode.as_value()
+        mm, pp = _view(Opcode.MATMUL, e.word), _view(Opcode.POSTPROC, e.word)
+        for n in MATMUL_FIELDS:
+            m.d.comb += getattr(self.mm.payload, n).eq(mm[n])
+        for n in POSTPROC_FIELDS:
+            m.d.comb += getattr(self.pp.payload, n).eq(pp[n])
+
+        # in-order retirement: a FIFO of (is_postproc, push flags) per dispatched MATMUL/POSTPROC
+        Rob = data.StructLayout({"postproc": 1, "push_prev": 1, "push_next": 1})
+        m.submodules.rob = rob = fifo.SyncFIFOBuffered(width=Rob.size, depth=ROB_DEPTH)
+        rob_head = data.View(Rob, rob.r_data)
+        mm_done = Signal(range(ROB_DEPTH + 2))
+        pp_done = Signal(range(ROB_DEPTH + 2))
+        mm_inflight = Signal(WAIT_BITS)
+        retire_mm = rob.r_rdy & ~rob_head.postproc & (mm_done != 0)
+        retire_pp = rob.r_rdy & rob_head.postproc & (pp_done != 0)
+        m.d.comb += rob.r_en.eq(retire_mm | retire_pp)
+        with m.If(rob.r_en):
+            deliver(Queue.COMPUTE, rob_head)
+        m.d.sync += [mm_done.eq(mm_done + self.mm_retire - retire_mm), pp_done.eq(pp_done + self.pp_done - retire_pp)]
+
+        mm_dispatch = Signal()
+        m.d.sync += mm_inflight.eq(mm_inflight + mm_dispatch - self.mm_retire)
+        m.d.comb += self.pp.payload.wait.eq(mm_inflight - self.mm_retire)
+
+        tokens = token_ready(Queue.COMPUTE, h.deps)
+        fault, code = self._check_compute(m, mm, pp, op)
+        overlap = (self.pp_reading & (mm.acc_addr < self.pp_acc_hi) & (self.pp_acc_lo < mm.acc_addr + mm.m))
+        m.d.comb += rob.w_data.eq(Cat(op == Opcode.POSTPROC.value, h.deps.push_prev, h.deps.push_next))
+        with m.If(dispatching & qf.r_rdy):
+            m.d.comb += self.compute_stall.eq(1)
+            with m.If(tokens):
+                with m.If(op == Opcode.SYNC.value):
+                    with m.If(~rob.r_rdy & self.mm_idle & (mm_done == 0) & (pp_done == 0)):
+                        m.d.comb += [qf.r_en.eq(1), self.compute_stall.eq(0)]
+                        take_tokens(Queue.COMPUTE, h.deps, promise=False)
+                with m.Elif(fault):
+                    fail(code, e.pc)
+                with m.Elif(rob.w_rdy):
+                    with m.If(op == Opcode.MATMUL.value):
+                        m.d.comb += self.mm.valid.eq(~overlap)
+                        m.d.comb += mm_dispatch.eq(self.mm.valid & self.mm.ready)
+                    with m.Else():
+                        m.d.comb += self.pp.valid.eq(1)
+                    with m.If((self.mm.valid & self.mm.ready) | (self.pp.valid & self.pp.ready)):
+                        m.d.comb += [qf.r_en.eq(1), rob.w_en.eq(1), self.compute_stall.eq(0)]
+                        take_tokens(Queue.COMPUTE, h.deps, promise=True)
+
+        # ---- end of run -----------------------------------------------------------------------
+        queues_empty = Cat(*(~queues[q].r_rdy for q in Queue)).all()
+        engines_idle = ~self.load_busy & ~self.store_busy & self.mm_idle & ~rob.r_rdy & (owed == 0)
+        idle_cycles = Signal(range(WATCHDOG_CYCLES + 1))
+        with m.If(~running | self.activity | self.decoded | qf.r_en | queues[Queue.LOAD].r_en
+                  | queues[Queue.STORE].r_en | rob.r_en):
+            m.d.sync += idle_cycles.eq(0)
+        with m.Else():
+            m.d.sync += idle_cycles.eq(idle_cycles + 1)
+        waiting_pc = pc
+        for q in Queue:  # the lowest pc waiting at a queue head
+            e, _ = head(q)
+            waiting_pc = Mux(queues[q].r_rdy & (e.pc < waiting_pc), e.pc, waiting_pc)
+        with m.If(running & (idle_cycles == WATCHDOG_CYCLES)):
+            fail(ErrorCode.DEADLOCK, waiting_pc)
+        fetch_drained = ~fetched.r_rdy & (owed == 0)
+        with m.If(running & engines_idle & ~clear):
+            with m.If(halting):
+                with m.If(queues_empty & fetch_drained):
+                    m.d.sync += running.eq(0)
+            with m.Elif(queues_empty & (ended | overrun)):
+                m.d.sync += running.eq(0)
+                with m.If(overrun & ~ended):
+                    m.d.sync += [err.eq(ErrorCode.PROGRAM_OVERRUN), err_pc.eq(pc)]
+        # after an error, what was fetched and queued is dropped before the run ends
+        with m.If(halting):
+            m.d.comb += fetched.r_en.eq(fetched.r_rdy)
+            for q in Queue:
+                m.d.comb += queues[q].r_en.eq(queues[q].r_rdy)
+        return m
+
+    # ---- operand checks (the golden model's, in its order) --------------------------------
+
+    def _check_transfer(self, m: Module, v, allowed, tag: str):
+        """BAD_BUFFER, BAD_LENGTH, DRAM_RANGE and SRAM_RANGE for a LOAD or STORE at the head."""
+        cfg = self.cfg
+        fault = Signal(name=f"{tag}_fault")
+        code = Signal(ErrorCode, name=f"{tag}_code")
+        last = Signal(49, name=f"{tag}_last_byte")
+        m.d.comb += last.eq(v.dram_addr + (v.rows - 1) * v.dram_stride + v.row_bytes)
+        sram_end = Signal(34, name=f"{tag}_sram_end")
+        depth = Signal(17, name=f"{tag}_depth")
+        for buf in allowed:
+            rb = scratchpad.row_bytes(cfg, buf)
+            with m.If(v.buffer == buf):
+                per_row = (v.row_bytes + (rb - 1)) >> (rb.bit_length() - 1)
+                m.d.comb += [sram_end.eq(v.sram_addr + v.rows * per_row), depth.eq(scratchpad.depth(cfg, buf))]
+        is_allowed = Cat(*(v.buffer == b for b in allowed)).any()
+        with m.If(~is_allowed):
+            m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_BUFFER)]
+        with m.Elif((v.rows == 0) | (v.row_bytes == 0)):
+            m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_LENGTH)]
+        with m.Elif(last > cfg.dram_bytes):
+            m.d.comb += [fault.eq(1), code.eq(ErrorCode.DRAM_RANGE)]
+        with m.Elif(sram_end > depth):
+            m.d.comb += [fault.eq(1), code.eq(ErrorCode.SRAM_RANGE)]
+        return fault, code
+
+    def _check_compute(self, m: Module, mm, pp, op):
+        """BAD_DTYPE, BAD_LENGTH and SRAM_RANGE for a MATMUL or POSTPROC at the head."""
+        cfg = self.cfg
+        fault = Signal(name="compute_fault")
+        code = Signal(ErrorCode, name="compute_code")
+        w_rows = Signal(16)
+        dtype_ok = Signal()
+        for name in cfg.weight_dtypes:
+            dt = DATATYPES[name]
+            with m.If(mm.dtype.as_value() == dt.code):
+                m.d.comb += [dtype_ok.eq(1), w_rows.eq(cfg.weight_tile_rows(dt))]
+
+        def past(start, count, buf: Buffer):
+            return (start + count) > scratchpad.depth(cfg, buf)
+
+        with m.If(op == Opcode.MATMUL.value):
+            with m.If(~dtype_ok):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_DTYPE)]
+            with m.Elif(mm.m == 0):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_LENGTH)]
+            with m.Elif(past(mm.in_addr, mm.m, Buffer.INPUT) | past(mm.w_addr, w_rows, Buffer.WEIGHT)
+                        | past(mm.acc_addr, mm.m, Buffer.ACC)):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.SRAM_RANGE)]
+        with m.Elif(op == Opcode.POSTPROC.value):
+            with m.If(pp.m == 0):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_LENGTH)]
+            with m.Elif(past(pp.acc_addr, pp.m, Buffer.ACC) | past(pp.out_addr, pp.m, Buffer.OUTPUT)
+                        | past(pp.param_addr, 1, Buffer.PARAM)):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.SRAM_RANGE)]
+        return fault, code

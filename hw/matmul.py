@@ -1,0 +1,178 @@
+"""The MATMUL engine: weight loader, activation streamer, systolic array and accumulator update.
+
+A MATMUL moves through three stages, each holding one tile, so tiles follow each other with
+no gap in the array:
+1. load: unpack the tile's packed weights (INT2/INT4/INT8, several to a byte) into the
+   weight bank the previous-but-one tile used, one PE row per cycle, as soon as that tile's
+   last activation has passed the bank's PEs;
+2. stream: read one activation row from the input buffer per cycle into the array;
+3. update: ``latency`` cycles later the result row meets its accumulator row, read one cycle
+   earlier, and acc = (accumulate ? acc : 0) + psum is written back; the read port is
+   transparent to the write port, so back-to-back updates of one row see each other.
+``retire`` pulses when a tile's last accumulator row is written, in instruction order.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw import scratchpad
+from hw.array import ACT_BITS, SystolicArray
+from hw.config import AccelConfig
+from hw.datatypes import DATATYPES
+from hw.isa import LAYOUTS, Buffer, Opcode
+
+MATMUL_FIELDS = ("dtype", "accumulate", "in_addr", "w_addr", "acc_addr", "m")
+MatmulCmd = data.StructLayout({n: LAYOUTS[Opcode.MATMUL][n].shape for n in MATMUL_FIELDS})
+
+
+def _check_twos_complement(name: str) -> None:
+    dt = DATATYPES[name]
+    expect = tuple(c - (1 << dt.bits) if c >> (dt.bits - 1) else c for c in range(1 << dt.bits))
+    if dt.values != expect:
+        raise ValueError(f"the bit-parallel PE decodes weights as two's complement; {name} is not")
+
+
+class MatmulEngine(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        for name in cfg.weight_dtypes:
+            _check_twos_complement(name)
+        acc_row = data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)
+        self.acc_row = acc_row
+        super().__init__({
+            "cmd": In(stream.Signature(MatmulCmd)),
+            "in_rd": In(scratchpad.read_port(cfg, Buffer.INPUT)),
+            "w_rd": In(scratchpad.read_port(cfg, Buffer.WEIGHT)),
+            "acc_rd": In(scratchpad.read_port(cfg, Buffer.ACC)),
+            "acc_wr": In(scratchpad.write_port(cfg, Buffer.ACC)),
+            "retire": Out(1),  # a tile's last accumulator row was written
+            "row_in": Out(1),  # an activation row enters the array this cycle
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        m.submodules.array = array = SystolicArray(cfg)
+        L = array.latency
+        acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)
+        in_aw = scratchpad.addr_bits(cfg, Buffer.INPUT)
+
+        Tile = data.StructLayout({"bank": 1, "in_addr": in_aw, "acc_addr": acc_aw, "m": 16, "accumulate": 1})
+        Meta = data.StructLayout({"valid": 1, "acc_row": acc_aw, "accumulate": 1, "last": 1})
+
+        # ---- stage 1: weight loader -------------------------------------------------------
+        ld = Signal(MatmulCmd)
+        ld_busy = Signal()
+        ld_loading = Signal()
+        ld_row = Signal(range(R + 1))
+        ld_bank = Signal()
+        next_bank = Signal()
+        cooldown = [Signal(range(C + 2), name=f"cooldown{b}") for b in range(2)]
+        nx = Signal(Tile)
+        nx_valid = Signal()
+        st = Signal(Tile)
+        st_valid = Signal()
+
+        def bank_in_use(b):
+            cooling = Mux(b, cooldown[1] != 0, cooldown[0] != 0)
+            return cooling | (st_valid & (st.bank == b)) | (nx_valid & (nx.bank == b))
+
+        m.d.comb += self.cmd.ready.eq(~ld_busy)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [ld.eq(self.cmd.payload), ld_busy.eq(1), ld_row.eq(0), ld_bank.eq(next_bank),
+                         next_bank.eq(~next_bank)]
+
+        # PE row i of a b-bit tile is slot i % (8 // b) of weight-buffer row w_addr + i // (8 // b)
+        w_addr = Signal.like(self.w_rd.addr)
+        w_slot = Signal(range(8))
+        for name in cfg.weight_dtypes:
+            dt = DATATYPES[name]
+            per_row = 8 // dt.bits
+            with m.If(ld.dtype.as_value() == dt.code):
+                m.d.comb += [w_addr.eq(ld.w_addr + (ld_row >> (per_row.bit_length() - 1))),
+                             w_slot.eq(ld_row & (per_row - 1))]
+        issue_w = Signal()
+        m.d.comb += issue_w.eq(ld_busy & (ld_row < R) & (ld_loading | ~bank_in_use(ld_bank)))
+        m.d.comb += [self.w_rd.addr.eq(w_addr), self.w_rd.en.eq(issue_w)]
+        with m.If(issue_w):
+            m.d.sync += [ld_loading.eq(1), ld_row.eq(ld_row + 1)]
+
+        # one cycle later the buffer row is there: decode the slot into PE row `wr_row`
+        wr = Signal()
+        wr_row = Signal(range(R))
+        wr_slot = Signal(range(8))
+        wr_dtype = Signal.like(ld.dtype.as_value())
+        wr_bank = Signal()
+        m.d.sync += [wr.eq(issue_w), wr_row.eq(ld_row), wr_slot.eq(w_slot), wr_dtype.eq(ld.dtype.as_value()),
+                     wr_bank.eq(ld_bank)]
+        for name in cfg.weight_dtypes:
+            b = DATATYPES[name].bits
+            per_row = 8 // b
+            chunk = (self.w_rd.data.word_select(wr_slot[:per_row.bit_length() - 1], C * b) if per_row > 1
+                     else self.w_rd.data)
+            with m.If(wr_dtype == DATATYPES[name].code):
+                m.d.comb += [array.w_data[j].eq(chunk[j * b:(j + 1) * b].as_signed()) for j in range(C)]
+        m.d.comb += [array.w_we.eq(wr), array.w_row.eq(wr_row), array.w_bank.eq(wr_bank)]
+
+        # hand the loaded tile to the stream stage's waiting slot
+        loaded = Signal()
+        m.d.comb += loaded.eq(ld_busy & (ld_row == R) & ~wr)
+        take_nx = Signal()  # the stream stage takes the waiting tile this cycle
+
+        # ---- stage 2: activation streamer ---------------------------------------------------
+        issue = Signal()
+        last = Signal()
+        m.d.comb += [issue.eq(st_valid), last.eq(st.m == 1)]
+        m.d.comb += [self.in_rd.addr.eq(st.in_addr), self.in_rd.en.eq(issue), self.row_in.eq(issue)]
+        with m.If(issue):
+            m.d.sync += [st.in_addr.eq(st.in_addr + 1), st.acc_addr.eq(st.acc_addr + 1), st.m.eq(st.m - 1)]
+        m.d.comb += take_nx.eq(nx_valid & (~st_valid | last))
+        with m.If(take_nx):
+            m.d.sync += [st.eq(nx), st_valid.eq(1), nx_valid.eq(0)]
+        with m.Elif(issue & last):
+            m.d.sync += st_valid.eq(0)
+        with m.If(loaded & (~nx_valid | take_nx)):
+            m.d.sync += [
+                nx.bank.eq(ld_bank), nx.in_addr.eq(ld.in_addr), nx.acc_addr.eq(ld.acc_addr), nx.m.eq(ld.m),
+                nx.accumulate.eq(ld.accumulate), nx_valid.eq(1), ld_busy.eq(0), ld_loading.eq(0),
+            ]
+
+        # a bank may take new weights once its last activation row has crossed every column
+        for b in range(2):
+            with m.If(issue & (st.bank == b)):
+                m.d.sync += cooldown[b].eq(C + 1)
+            with m.Elif(cooldown[b] != 0):
+                m.d.sync += cooldown[b].eq(cooldown[b] - 1)
+
+        # the row read this cycle enters the array next cycle, with its bank
+        a_bank = Signal()
+        m.d.sync += a_bank.eq(st.bank)
+        for i in range(R):
+            m.d.comb += array.a[i].eq(self.in_rd.data[i * ACT_BITS:(i + 1) * ACT_BITS].as_signed())
+        m.d.comb += array.bank.eq(a_bank)
+
+        # ---- stage 3: accumulator update ---------------------------------------------------
+        meta = [Signal(Meta, name=f"meta{d}") for d in range(L + 2)]
+        m.d.comb += [meta[0].valid.eq(issue), meta[0].acc_row.eq(st.acc_addr),
+                     meta[0].accumulate.eq(st.accumulate), meta[0].last.eq(last)]
+        for d in range(1, L + 2):
+            m.d.sync += meta[d].eq(meta[d - 1])
+        # meta[L] is the cycle before the result row (meta[L+1]) leaves the array
+        rd, upd = meta[L], meta[L + 1]
+        m.d.comb += [self.acc_rd.addr.eq(rd.acc_row), self.acc_rd.en.eq(rd.valid)]
+        old = data.View(self.acc_row, self.acc_rd.data)
+        new = data.View(self.acc_row, self.acc_wr.data)
+        for j in range(C):
+            m.d.comb += new[j].eq(array.psum[j] + Mux(upd.accumulate, old[j], 0))
+        m.d.comb += [self.acc_wr.addr.eq(upd.acc_row), self.acc_wr.en.eq(upd.valid),
+                     self.retire.eq(upd.valid & upd.last)]
+
+        in_flight = Signal()
+        m.d.comb += in_flight.eq(Cat(*(meta[d].valid for d in range(1, L + 2))).any())
+        m.d.comb += self.idle.eq(~ld_busy & ~nx_valid & ~st_valid & ~in_flight)
+        return m

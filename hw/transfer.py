@@ -1,0 +1,146 @@
+"""The LOAD and STORE engines: one instruction at a time, each a DMA command plus the
+scratchpad side of it (row addresses, reads and writes).
+
+LOAD has one DMA reader per loadable buffer (their rows differ in width) and writes each
+arriving row to the next scratchpad row. STORE reads the buffer's rows ahead into a small
+FIFO that feeds the DMA writer of that buffer; it is done when the last write is acknowledged.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw import scratchpad
+from hw.axi import axi4_read, axi4_write
+from hw.config import AccelConfig
+from hw.dma import DMA_FIELDS, AxiWriteMux, DmaCmd, DmaRead, DmaWrite
+from hw.isa import LAYOUTS, LOADABLE, STORABLE, Opcode
+
+MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
+MemCmd = data.StructLayout({n: LAYOUTS[Opcode.LOAD][n].shape for n in MEM_FIELDS})
+STORE_FIFO_DEPTH = 4
+
+
+def dma_cmd(m: Module, target, cmd) -> None:
+    """Drive a DmaCmd payload from a MemCmd's DRAM fields."""
+    m.d.comb += [getattr(target, n).eq(getattr(cmd, n)) for n in DMA_FIELDS]
+
+
+def rows_per_dram_row(cmd, row_bytes: int):
+    """Scratchpad rows one DRAM row of the command fills: ceil(row_bytes / buffer row)."""
+    shift = row_bytes.bit_length() - 1
+    return (cmd.row_bytes + (row_bytes - 1)) >> shift
+
+
+class LoadEngine(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1)}
+        for buf in LOADABLE:
+            members[f"axi_{buf.name.lower()}"] = Out(axi4_read(cfg))
+            members[f"{buf.name.lower()}_wr"] = In(scratchpad.write_port(cfg, buf))
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cmd = Signal(MemCmd)
+        addr = Signal(16)
+        active = Signal()
+        sent = Signal()
+        m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
+        with m.If(self.cmd.valid & ~active):
+            m.d.sync += [cmd.eq(self.cmd.payload), addr.eq(self.cmd.payload.sram_addr), active.eq(1), sent.eq(0)]
+
+        for buf in LOADABLE:
+            name = buf.name.lower()
+            reader = DmaRead(self.cfg, scratchpad.row_bytes(self.cfg, buf))
+            m.submodules[f"dma_{name}"] = reader
+            wiring.connect(m, wiring.flipped(getattr(self, f"axi_{name}")), reader.axi)
+            mine = cmd.buffer == buf
+            dma_cmd(m, reader.cmd.payload, cmd)
+            m.d.comb += reader.cmd.valid.eq(active & ~sent & mine)
+            with m.If(reader.cmd.valid & reader.cmd.ready):
+                m.d.sync += sent.eq(1)
+            # every arriving row is written at once: the scratchpad never stalls the DMA
+            wr = getattr(self, f"{name}_wr")
+            m.d.comb += [reader.rows.ready.eq(1), wr.addr.eq(addr), wr.data.eq(reader.rows.payload.data),
+                         wr.en.eq(reader.rows.valid)]
+            with m.If(reader.rows.valid):
+                m.d.comb += self.beat.eq(1)
+                m.d.sync += addr.eq(addr + 1)
+                with m.If(reader.rows.payload.last):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += active.eq(0)
+        return m
+
+
+class StoreEngine(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
+                   "axi": Out(axi4_write(cfg))}
+        for buf in STORABLE:
+            members[f"{buf.name.lower()}_rd"] = In(scratchpad.read_port(cfg, buf))
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        widest = max(8 * scratchpad.row_bytes(cfg, b) for b in STORABLE)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
+        m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
+        wiring.connect(m, wiring.flipped(self.axi), mux.axi)
+
+        cmd = Signal(MemCmd)
+        active = Signal()
+        sent = Signal()
+        addr = Signal(16)
+        left = Signal(32)  # scratchpad rows still to read
+        in_flight = Signal()  # a row read last cycle lands in the FIFO now
+        m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
+
+        sel = Signal(range(len(STORABLE)))
+        for i, buf in enumerate(STORABLE):
+            with m.If(cmd.buffer == buf):
+                m.d.comb += sel.eq(i)
+        m.d.comb += mux.sel.eq(sel)
+
+        with m.If(self.cmd.valid & ~active):
+            p = self.cmd.payload
+            per_row = Signal(17)
+            for buf in STORABLE:
+                with m.If(p.buffer == buf):
+                    m.d.comb += per_row.eq(rows_per_dram_row(p, scratchpad.row_bytes(cfg, buf)))
+            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), left.eq(p.rows * per_row), active.eq(1), sent.eq(0)]
+
+        # read ahead while the FIFO has room for the row in flight
+        read = Signal()
+        m.d.comb += read.eq(active & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1))
+        m.d.sync += in_flight.eq(read)
+        with m.If(read):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+
+        rd_data = Signal(widest)
+        for i, buf in enumerate(STORABLE):
+            name = buf.name.lower()
+            writer = DmaWrite(cfg, scratchpad.row_bytes(cfg, buf))
+            m.submodules[f"dma_{name}"] = writer
+            wiring.connect(m, writer.axi, getattr(mux, f"p{i}"))
+            rd = getattr(self, f"{name}_rd")
+            mine = cmd.buffer == buf
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
+            with m.If(mine):
+                m.d.comb += [rd_data.eq(rd.data), q.r_en.eq(writer.rows.ready)]
+            dma_cmd(m, writer.cmd.payload, cmd)
+            m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
+                         writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
+            with m.If(writer.cmd.valid & writer.cmd.ready):
+                m.d.sync += sent.eq(1)
+            with m.If(writer.done & mine):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += active.eq(0)
+        m.d.comb += [q.w_data.eq(rd_data), q.w_en.eq(in_flight)]
+        m.d.comb += self.beat.eq(Mux(self.axi.wvalid, self.axi.wready, 0))
+        return m
