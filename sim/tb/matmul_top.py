@@ -1,0 +1,44 @@
+"""Test wrapper: the MATMUL engine with its input, weight and accumulator buffers, plus
+backdoor ports to fill the buffers and read accumulators."""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw import scratchpad
+from hw.config import AccelConfig
+from hw.isa import Buffer
+from hw.matmul import MatmulCmd, MatmulEngine
+
+
+class MatmulTop(wiring.Component):
+    def __init__(self, cfg: AccelConfig):
+        self.cfg = cfg
+        super().__init__({
+            "cmd": In(stream.Signature(MatmulCmd)),
+            "retire": Out(1), "idle": Out(1), "row_in": Out(1),
+            "in_wr": Out(scratchpad.write_port(cfg, Buffer.INPUT)),
+            "w_wr": Out(scratchpad.write_port(cfg, Buffer.WEIGHT)),
+            "acc_peek": Out(scratchpad.read_port(cfg, Buffer.ACC)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg = self.cfg
+        m.submodules.engine = eng = MatmulEngine(cfg)
+        mems = {b: scratchpad.make_memory(cfg, b) for b in (Buffer.INPUT, Buffer.WEIGHT, Buffer.ACC)}
+        for b, mem in mems.items():
+            m.submodules[b.name.lower()] = mem
+        wiring.connect(m, wiring.flipped(self.cmd), eng.cmd)
+        m.d.comb += [self.retire.eq(eng.retire), self.idle.eq(eng.idle), self.row_in.eq(eng.row_in)]
+        wiring.connect(m, mems[Buffer.INPUT].write_port(), wiring.flipped(self.in_wr))
+        wiring.connect(m, mems[Buffer.WEIGHT].write_port(), wiring.flipped(self.w_wr))
+        wiring.connect(m, mems[Buffer.INPUT].read_port(), eng.in_rd)
+        wiring.connect(m, mems[Buffer.WEIGHT].read_port(), eng.w_rd)
+        acc_wp = mems[Buffer.ACC].write_port()
+        wiring.connect(m, acc_wp, eng.acc_wr)
+        wiring.connect(m, mems[Buffer.ACC].read_port(transparent_for=(acc_wp,)), eng.acc_rd)
+        wiring.connect(m, mems[Buffer.ACC].read_port(), wiring.flipped(self.acc_peek))
+        return m
