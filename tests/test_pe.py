@@ -1,0 +1,21 @@
+"""One bit-parallel processing element in RTL against Python arithmetic."""
+
+from pathlib import Path
+
+import pytest
+
+from hw.array import ParallelPE
+from sim.harness import build_amaranth, run_cocotb
+from sim.tb.common import config_env
+from tests.test_harness import cocotb_tests
+
+TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
+
+
+@pytest.mark.parametrize("config", ["tiny", "default"])
+@pytest.mark.parametrize("case", cocotb_tests(TB))
+def test_pe_rtl(request, config, case):
+    cfg = request.getfixturevalue(config)
+    model = build_amaranth(ParallelPE, cfg, "parallel_pe")
+    [result] = run_cocotb(model, "sim.tb.test_pe", testcase=case, extra_env=config_env(cfg))
+    assert result.passed, result.message
