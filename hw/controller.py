@@ -207,7 +207,8 @@ class Controller(wiring.Component):
         deps = hdr.deps
         no_prev = queue_of == Queue.LOAD
         no_next = queue_of == Queue.STORE
-        m.d.comb += deps_ok.eq(~(no_prev & (deps.pop_prev | deps.push_prev)) & ~(no_next & (deps.pop_next | deps.push_next)))
+        m.d.comb += deps_ok.eq(~(no_prev & (deps.pop_prev | deps.push_prev))
+                               & ~(no_next & (deps.pop_next | deps.push_next)))
 
         queues = {}
         for q in Queue:

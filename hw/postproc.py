@@ -94,8 +94,9 @@ PostprocCmd = data.StructLayout({**{n: LAYOUTS[Opcode.POSTPROC][n].shape for n i
 
 class PostprocEngine(wiring.Component):
     """Runs a POSTPROC instruction: waits until the ``wait`` MATMULs still in flight when it
-    was dispatched (not counting one retiring in that cycle) have retired (their accumulator rows are final), reads the parameter row, then streams one
-    accumulator row per cycle through :class:`PostProcess` into the output buffer.
+    was dispatched (not counting one retiring in that cycle) have retired, so that its
+    accumulator rows are final, reads the parameter row, then streams one accumulator row
+    per cycle through :class:`PostProcess` into the output buffer.
 
     While it has rows left to read it reports their range (``reading``, ``acc_lo``,
     ``acc_hi``) so that a later MATMUL does not overwrite them first.
