@@ -7,8 +7,6 @@ register's bit fields are an ``amaranth.lib.data.StructLayout``, so no offset is
 
 from __future__ import annotations
 
-import inspect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,11 +17,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, RESP_OKAY, axil
+from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, RESP_OKAY, RESP_SLVERR, axil
 from hw.config import AccelConfig
-from hw.isa import ISA_VERSION, RESERVED, ErrorCode
+from hw.isa import ERROR_MEANINGS, ISA_VERSION, RESERVED, ErrorCode
 
-RESP_SLVERR = 2
 LANE_BITS = 8
 REG_BYTES = AXIL_DATA_BITS // LANE_BITS
 
@@ -177,16 +174,6 @@ def csr_map(cfg: AccelConfig | None = None) -> list[dict]:
     return out
 
 
-def error_code_meanings() -> dict[ErrorCode, str]:
-    """The comment beside each ErrorCode member in hw/isa.py, which is its only description."""
-    meanings = {ErrorCode.OK: "no error: the run reached END"}
-    for line in inspect.getsource(ErrorCode).splitlines():
-        match = re.match(r"\s*(\w+)\s*=\s*\d+\s*#\s*(.+)$", line)
-        if match:
-            meanings[ErrorCode[match[1]]] = match[2].strip()
-    return meanings
-
-
 def _hex(v: int) -> str:
     return f"0x{v:03X}"
 
@@ -214,7 +201,7 @@ def csr_markdown() -> str:
         f"## Error codes (ERROR.code, {error.layout['code'].width} bits)", "",
         "| code | name | meaning |", "|---|---|---|",
     ]
-    out += [f"| {c.value} | {c.name} | {text} |" for c, text in error_code_meanings().items()]
+    out += [f"| {c.value} | {c.name} | {text} |" for c, text in ERROR_MEANINGS.items()]
     out += ["", "## Registers", "", "| offset | name | access | reset | description |", "|---|---|---|---|---|"]
     for r in REGISTERS:
         reset = "config" if r.config_dependent else f"0x{r.value():08X}"

@@ -55,16 +55,31 @@ class ErrorCode(enum.Enum, shape=4):
     """Why a run halted; the hardware's error CSR and the golden model report the same code."""
 
     OK = 0
-    ILLEGAL_OPCODE = 1  # opcode not in Opcode
-    RESERVED_BITS = 2  # a reserved field is not zero, or an enum field holds no member
-    BAD_BUFFER = 3  # LOAD into / STORE from a buffer that does not allow it
-    SRAM_RANGE = 4  # a scratchpad access past the buffer's last row
-    DRAM_RANGE = 5  # a DRAM access past dram_bytes
-    BAD_LENGTH = 6  # rows, row_bytes or m is zero
-    BAD_DTYPE = 7  # MATMUL weight datatype not in the configuration
-    BAD_DEPS = 8  # a dependency flag towards a queue that does not exist (e.g. LOAD pop_prev)
-    PROGRAM_OVERRUN = 9  # the program ran past its length without END
-    DEADLOCK = 10  # no queue can make progress (waiting on tokens nobody will push)
+    ILLEGAL_OPCODE = 1
+    RESERVED_BITS = 2
+    BAD_BUFFER = 3
+    SRAM_RANGE = 4
+    DRAM_RANGE = 5
+    BAD_LENGTH = 6
+    BAD_DTYPE = 7
+    BAD_DEPS = 8
+    PROGRAM_OVERRUN = 9
+    DEADLOCK = 10
+
+
+ERROR_MEANINGS: dict[ErrorCode, str] = {
+    ErrorCode.OK: "no error: the run reached END",
+    ErrorCode.ILLEGAL_OPCODE: "opcode not in Opcode",
+    ErrorCode.RESERVED_BITS: "a reserved field is not zero, or an enum field holds no member",
+    ErrorCode.BAD_BUFFER: "LOAD into / STORE from a buffer that does not allow it",
+    ErrorCode.SRAM_RANGE: "a scratchpad access past the buffer's last row",
+    ErrorCode.DRAM_RANGE: "a DRAM access past dram_bytes (instruction fetch included)",
+    ErrorCode.BAD_LENGTH: "rows, row_bytes or m is zero",
+    ErrorCode.BAD_DTYPE: "MATMUL weight datatype not in the configuration",
+    ErrorCode.BAD_DEPS: "a dependency flag towards a queue that does not exist (e.g. LOAD pop_prev)",
+    ErrorCode.PROGRAM_OVERRUN: "the program ran past its length without END",
+    ErrorCode.DEADLOCK: "no queue can make progress (waiting on tokens nobody will push)",
+}
 
 
 def _weight_type_enum() -> type[enum.Enum]:
