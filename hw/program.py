@@ -38,6 +38,10 @@ class TensorDesc:
     dtype: str  # a NumPy dtype name ("int8", "int32")
     meta: dict = field(default_factory=dict)
 
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
 
 @dataclass(frozen=True)
 class Segment:

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from hw import scratchpad
 from hw.axi import axi4_read, axi4_write
 from hw.config import AccelConfig
-from hw.dma import DMA_FIELDS, AxiWriteMux, DmaCmd, DmaRead, DmaWrite
+from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
