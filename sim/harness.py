@@ -8,6 +8,7 @@ second build of the same design does not run Verilator or the C++ compiler again
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import hashlib
 import inspect
@@ -179,6 +180,13 @@ def run_cocotb(
     if not results.exists():
         raise SimulationError(f"simulation of {model.top} wrote no results; see {test_dir / 'sim.log'}")
     return parse_results(results)
+
+
+def cocotb_tests(path: Path) -> list[str]:
+    """Names of the @cocotb.test functions of a testbench module (pytest parametrizes on them)."""
+    tree = ast.parse(Path(path).read_text())
+    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
+            and any("cocotb.test" in ast.unparse(d) for d in f.decorator_list)]
 
 
 def parse_results(path: Path) -> list[CaseResult]:

@@ -4,13 +4,12 @@ import json
 from pathlib import Path
 
 import pytest
-from test_harness import cocotb_tests
 
 from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS
 from hw.csr import COUNTERS, REG, REGISTERS, Access, CsrBank, counter_register, csr_map, csr_markdown
 from hw.emit import to_verilog
 from hw.isa import ErrorCode
-from sim.harness import build_amaranth, run_cocotb
+from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
 from sim.toolchain import lint
 

@@ -4,10 +4,9 @@ bus, so scratchpad rows come narrower than, as wide as and wider than a beat."""
 from pathlib import Path
 
 import pytest
-from test_harness import cocotb_tests
 
 from hw.config import from_dict
-from sim.harness import build_amaranth, run_cocotb
+from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
 from sim.tb.dma_top import DmaTop
 

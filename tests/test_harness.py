@@ -1,23 +1,15 @@
 """The Verilator/cocotb harness: environment fixes, cached builds, per-test results, FST."""
 
-import ast
 from pathlib import Path
 
 import pytest
 
 from hw.postproc import PostProcess
-from sim.harness import build_amaranth, run_cocotb
+from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
 from sim.toolchain import toolchain_env
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_postproc.py"
-
-
-def cocotb_tests(path: Path) -> list[str]:
-    """Names of the @cocotb.test functions of a testbench module."""
-    tree = ast.parse(path.read_text())
-    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
-            and any("cocotb.test" in ast.unparse(d) for d in f.decorator_list)]
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +47,14 @@ def test_second_build_hits_the_cache(postproc_model, tiny):
 
 
 def test_verilog_files_build_and_run(tiny, tmp_path):
-    """The same harness takes plain Verilog files: here the emitted top level of `tiny`."""
-    from hw.emit import generate
+    """The same harness takes plain Verilog files: here the post-processing unit written out."""
+    from hw.emit import to_verilog
     from sim.harness import build_verilog
 
-    manifest = generate(tiny, tmp_path)
-    files = [tmp_path / f for f in manifest["files"]]
-    model = build_verilog(files, manifest["top"])
-    assert build_verilog(files, manifest["top"]).cached
+    vfile = tmp_path / "postproc_v.v"
+    vfile.write_text(to_verilog(PostProcess(tiny), "postproc_v"))
+    model = build_verilog([vfile], "postproc_v")
+    assert build_verilog([vfile], "postproc_v").cached
     results = run_cocotb(model, "sim.tb.test_postproc", testcase="random_rows_under_backpressure",
                          extra_env=config_env(tiny), test_dir=tmp_path / "run")
     assert [r.passed for r in results] == [True]

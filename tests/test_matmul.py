@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.harness import build_amaranth, run_cocotb
+from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
 from sim.tb.matmul_top import MatmulTop
-from tests.test_harness import cocotb_tests
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
 

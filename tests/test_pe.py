@@ -5,9 +5,8 @@ from pathlib import Path
 import pytest
 
 from hw.array import ParallelPE
-from sim.harness import build_amaranth, run_cocotb
+from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
-from tests.test_harness import cocotb_tests
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
 

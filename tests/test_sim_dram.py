@@ -1,6 +1,5 @@
 """The simulation DRAM: lint, configuration, and its cocotb testbench on three parameter sets."""
 
-import ast
 import json
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ from pydantic import ValidationError
 
 from hw.config import load_config
 from sim.dram import SIM_DRAM_SV, SimDramConfig, verilog_parameters, wrapper_verilog
-from sim.harness import build_verilog, run_cocotb
+from sim.harness import build_verilog, cocotb_tests, run_cocotb
 from sim.tb.test_sim_dram import PARAMS_ENV
 from sim.toolchain import toolchain_env, verilator_root
 
@@ -27,13 +26,6 @@ PARAM_SETS = {
     "minimal": {"DATA_BITS": 64, "ADDR_BITS": 32, "ID_BITS": 1, "WORDS": 3000, "READ_LATENCY": 1,
                 "WRITE_LATENCY": 0, "BEAT_GAP": 0, "MAX_OUTSTANDING": 1},
 }
-
-
-def cocotb_tests(path: Path) -> list[str]:
-    """Names of the @cocotb.test functions of a testbench module."""
-    tree = ast.parse(path.read_text())
-    return [f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)
-            and any("cocotb.test" in ast.unparse(d) for d in f.decorator_list)]
 
 
 def lint_wall(files: list[Path], top: str, *options: str) -> subprocess.CompletedProcess:
