@@ -11,10 +11,10 @@ from hw.config import load_config
 from sim.raw import run_raw
 from sim.system import run_rtl
 
-DESCRIPTION = "cocotb vs plain Verilator simulation speed of one whole-program run (128x256x128 GEMM)"
+DESCRIPTION = "cocotb vs plain Verilator simulation speed of one whole-program run (256^3 GEMM, default config)"
 
 
-def run(config: str = "default", m: int = 128, k: int = 256, n: int = 128, repeats: int = 3) -> dict:
+def run(config: str = "default", m: int = 256, k: int = 256, n: int = 256, repeats: int = 3) -> dict:
     cfg = load_config(config)
     rng = np.random.default_rng(0)
     a = rng.integers(-128, 128, (m, k))

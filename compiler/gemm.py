@@ -116,8 +116,9 @@ def gemm_program(
         kernel = "resident" if mt_res >= min(m, 2 * R) else "stream"
     if kernel == "resident":
         if mt_res < 1:
-            raise ValueError(f"K = {k} is too deep for the resident kernel on {cfg.name!r}: "
-                             f"{kt} input rows per activation row, {in_slot} per buffer half")
+            raise ValueError(f"K = {k} is too deep for the resident kernel on {cfg.name!r}: it needs {kt} input "
+                             f"rows per activation row ({in_slot} per buffer half) and {kt * w_rows} weight rows "
+                             f"per column ({w_slot} per buffer half)")
         mt = mt_res
     else:
         mt = min(m, in_slot, out_slot, acc_depth)

@@ -23,7 +23,7 @@ from hw.isa import ErrorCode
 from hw.program import Program
 from hw.top import TOP_NAME
 from sim import dram as simdram
-from sim.golden import RunResult, run_program
+from sim.golden import Golden, RunResult
 from sim.harness import BUILD_ROOT, Model, _key, build_amaranth, build_verilog, hw_sources, run_cocotb, source_hash
 
 SYSTEM_TOP = "lowbit_system"
@@ -66,12 +66,12 @@ def build_system(cfg: AccelConfig, dram: simdram.SimDramConfig | None = None, wa
     if not top_v.exists():
         top_v.write_text(to_verilog(Accelerator(cfg), TOP_NAME))
         sys_v.write_text(system_verilog(cfg, dram))
-    return build_verilog([top_v, sys_v, simdram.SIM_DRAM_SV], SYSTEM_TOP, waves=waves)
+    return build_verilog([top_v, sys_v, simdram.SIM_DRAM_SV], SYSTEM_TOP, waves=waves, ports_only=True)
 
 
 def build_top(cfg: AccelConfig, waves: bool = False) -> Model:
     """The ``axi_ram`` model: lowbit_top alone."""
-    return build_amaranth(Accelerator, cfg, TOP_NAME, waves=waves)
+    return build_amaranth(Accelerator, cfg, TOP_NAME, waves=waves, ports_only=True)
 
 
 @dataclass
@@ -112,8 +112,10 @@ class RtlRun:
 
 def run_rtl(program: Program, memory: str = "sim_dram", pause: float = 0.0,
             dram: simdram.SimDramConfig | None = None, seed: int | None = None,
-            max_cycles: int = 10_000_000, waves: bool = False, work_dir: Path | None = None) -> RtlRun:
-    """Run a program on the RTL (building the model if needed) and on the golden model."""
+            max_cycles: int = 10_000_000, waves: bool = False, work_dir: Path | None = None,
+            insn_count: int | None = None) -> RtlRun:
+    """Run a program on the RTL (building the model if needed) and on the golden model.
+    ``insn_count`` overrides the program length written to PROG_LEN (to test fetch faults)."""
     if memory not in MEMORIES:
         raise ValueError(f"memory {memory!r}: choose one of {', '.join(MEMORIES)}")
     cfg = program.config
@@ -124,13 +126,15 @@ def run_rtl(program: Program, memory: str = "sim_dram", pause: float = 0.0,
     program.save(prog_path)
     res_path.unlink(missing_ok=True)
     env = {"LOWBIT_PROGRAM": str(prog_path), "LOWBIT_RESULT": str(res_path), "LOWBIT_MEMORY": memory,
-           "LOWBIT_PAUSE": str(pause), "LOWBIT_MAX_CYCLES": str(max_cycles)}
+           "LOWBIT_PAUSE": str(pause), "LOWBIT_MAX_CYCLES": str(max_cycles),
+           "LOWBIT_PROG_LEN": str(len(program.insns) if insn_count is None else insn_count)}
     cases = run_cocotb(model, "sim.tb.test_system", seed=seed, extra_env=env, waves=waves, test_dir=work)
     if not res_path.exists():
         raise RuntimeError(f"RTL run wrote no result: {cases[0].message if cases else 'no test ran'}; "
                            f"see {work / 'sim.log'}")
     result = json.loads(res_path.read_text())
-    sim, gold = run_program(program)
+    sim = Golden.for_program(program)
+    gold = sim.run(program.text_addr, len(program.insns) if insn_count is None else insn_count)
     tensors = {}
     for t in program.tensors:
         tensors[t.name] = sim.dram[t.dram_addr:t.dram_addr + t.nbytes].tobytes()

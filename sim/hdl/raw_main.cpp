@@ -17,6 +17,9 @@
 #include "csr_map.h"
 #include "verilated.h"
 
+// Verilator spells the "__" of Amaranth's port names as "___05F"
+#define AXIL(name) s_axil___05F##name
+
 static Vlowbit_system* top;
 static uint64_t cycles = 0;
 
@@ -43,31 +46,31 @@ template <std::size_t N> static void get(const VlWide<N>& w, uint8_t* b, int n) 
 }
 
 static void csr_write(uint32_t addr, uint32_t data) {
-    top->s_axil__awaddr = addr; top->s_axil__awvalid = 1; top->s_axil__awprot = 0;
-    top->s_axil__wdata = data; top->s_axil__wstrb = 0xf; top->s_axil__wvalid = 1; top->s_axil__bready = 1;
+    top->AXIL(awaddr) = addr; top->AXIL(awvalid) = 1; top->AXIL(awprot) = 0;
+    top->AXIL(wdata) = data; top->AXIL(wstrb) = 0xf; top->AXIL(wvalid) = 1; top->AXIL(bready) = 1;
     bool aw = false, w = false;
     for (int i = 0; i < 1000 && !(aw && w); ++i) {
         top->eval();
-        bool aw_now = top->s_axil__awvalid && top->s_axil__awready, w_now = top->s_axil__wvalid && top->s_axil__wready;
+        bool aw_now = top->AXIL(awvalid) && top->AXIL(awready), w_now = top->AXIL(wvalid) && top->AXIL(wready);
         tick();
-        if (aw_now) { aw = true; top->s_axil__awvalid = 0; }
-        if (w_now) { w = true; top->s_axil__wvalid = 0; }
+        if (aw_now) { aw = true; top->AXIL(awvalid) = 0; }
+        if (w_now) { w = true; top->AXIL(wvalid) = 0; }
     }
-    for (int i = 0; i < 1000; ++i) { top->eval(); bool b = top->s_axil__bvalid; tick(); if (b) break; }
-    top->s_axil__bready = 0;
+    for (int i = 0; i < 1000; ++i) { top->eval(); bool b = top->AXIL(bvalid); tick(); if (b) break; }
+    top->AXIL(bready) = 0;
 }
 
 static uint32_t csr_read(uint32_t addr) {
-    top->s_axil__araddr = addr; top->s_axil__arvalid = 1; top->s_axil__arprot = 0; top->s_axil__rready = 1;
-    for (int i = 0; i < 1000; ++i) { top->eval(); bool ar = top->s_axil__arready; tick(); if (ar) break; }
-    top->s_axil__arvalid = 0;
+    top->AXIL(araddr) = addr; top->AXIL(arvalid) = 1; top->AXIL(arprot) = 0; top->AXIL(rready) = 1;
+    for (int i = 0; i < 1000; ++i) { top->eval(); bool ar = top->AXIL(arready); tick(); if (ar) break; }
+    top->AXIL(arvalid) = 0;
     uint32_t v = 0;
     for (int i = 0; i < 1000; ++i) {
         top->eval();
-        if (top->s_axil__rvalid) { v = top->s_axil__rdata; tick(); break; }
+        if (top->AXIL(rvalid)) { v = top->AXIL(rdata); tick(); break; }
         tick();
     }
-    top->s_axil__rready = 0;
+    top->AXIL(rready) = 0;
     return v;
 }
 

@@ -82,7 +82,7 @@ async def run_program(dut):
 
     ctrl = REG["CTRL"]
     await csr.write_dword(REG["PROG_BASE"].offset, prog.text_addr)
-    await csr.write_dword(REG["PROG_LEN"].offset, len(prog.insns))
+    await csr.write_dword(REG["PROG_LEN"].offset, int(os.environ.get("LOWBIT_PROG_LEN", len(prog.insns))))
     t0, wall0 = get_sim_time("ns"), time.perf_counter()
     await csr.write_dword(ctrl.offset, ctrl.mask("start", "irq_enable"))
     await First(RisingEdge(dut.irq), Timer(limit * CLOCK_NS, "ns"))
