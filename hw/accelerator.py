@@ -94,7 +94,7 @@ class Accelerator(wiring.Component):
             "dma_busy": dma_busy,
             "dma_stall": dma_busy & ~data_beat,
             "array_busy": mm.row_in,
-            "array_stall": ctrl.compute_stall,
+            "array_stall": ~mm.row_in & (mm.pending | ctrl.mm_waiting),
             "postproc_busy": pp.row_in,
             "postproc_stall": pp.waiting,
         }

@@ -113,7 +113,7 @@ class Controller(wiring.Component):
             "pp_reading": In(1), "pp_acc_lo": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
             "pp_acc_hi": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
             # for the counters and the watchdog
-            "decoded": Out(1), "compute_stall": Out(1), "activity": In(1),
+            "decoded": Out(1), "mm_waiting": Out(1), "activity": In(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -346,12 +346,12 @@ class Controller(wiring.Component):
         fault, code = self._check_compute(m, mm, pp, op)
         overlap = (self.pp_reading & (mm.acc_addr < self.pp_acc_hi) & (self.pp_acc_lo < mm.acc_addr + mm.m))
         m.d.comb += rob.w_data.eq(Cat(op == Opcode.POSTPROC.value, h.deps.push_prev, h.deps.push_next))
+        m.d.comb += self.mm_waiting.eq(dispatching & qf.r_rdy & (op == Opcode.MATMUL.value) & ~qf.r_en)
         with m.If(dispatching & qf.r_rdy):
-            m.d.comb += self.compute_stall.eq(1)
             with m.If(tokens):
                 with m.If(op == Opcode.SYNC.value):
                     with m.If(~rob.r_rdy & self.mm_idle & (mm_done == 0) & (pp_done == 0)):
-                        m.d.comb += [qf.r_en.eq(1), self.compute_stall.eq(0)]
+                        m.d.comb += qf.r_en.eq(1)
                         take_tokens(Queue.COMPUTE, h.deps, promise=False)
                 with m.Elif(fault):
                     fail(code, e.pc)
@@ -362,7 +362,7 @@ class Controller(wiring.Component):
                     with m.Else():
                         m.d.comb += self.pp.valid.eq(1)
                     with m.If((self.mm.valid & self.mm.ready) | (self.pp.valid & self.pp.ready)):
-                        m.d.comb += [qf.r_en.eq(1), rob.w_en.eq(1), self.compute_stall.eq(0)]
+                        m.d.comb += [qf.r_en.eq(1), rob.w_en.eq(1)]
                         take_tokens(Queue.COMPUTE, h.deps, promise=True)
 
         # ---- end of run -----------------------------------------------------------------------

@@ -112,8 +112,8 @@ _COUNTER_DOCS = (
     ("dma_stall", "cycles the DMA has data to move but the bus does not take it (valid and not ready "
                   "on an AXI channel it drives) or it waits for read data"),
     ("array_busy", "cycles an activation row enters the systolic array"),
-    ("array_stall", "cycles the compute queue holds an instruction it cannot start (waiting for tokens, "
-                    "weights or a hazard)"),
+    ("array_stall", "cycles no activation row enters the array while a MATMUL waits for it (at the compute "
+                    "queue head: tokens, a hazard, a busy engine; or in the engine: its weights)"),
     ("postproc_busy", "cycles a row enters post-processing"),
     ("postproc_stall", "cycles post-processing waits"),
 )

@@ -10,7 +10,10 @@ from amaranth import Value
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from hw.array import array_latency
+from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, ID_BITS
 from hw.config import AccelConfig
+from hw.csr import csr_map
 from hw.isa import ISA_VERSION
 from hw.top import TOP_NAME, build_top
 
@@ -58,6 +61,16 @@ def generate(cfg: AccelConfig, out_dir: str | Path) -> dict:
         "ports": ports(top),
         "clock": {"port": "clk", "target_mhz": cfg.clock_mhz},
         "reset": {"port": "rst", "polarity": "active-high", "synchronous": True},
+        "interfaces": {
+            "s_axil": {"protocol": "AXI4-Lite slave", "role": "control/status registers",
+                       "addr_bits": CSR_ADDR_BITS, "data_bits": AXIL_DATA_BITS},
+            "m_axi": {"protocol": "AXI4 master", "role": "DRAM: instruction fetch and DMA",
+                      "addr_bits": cfg.axi_addr_bits, "data_bits": cfg.axi_data_bits, "id_bits": ID_BITS},
+            "irq": {"role": "level interrupt: STATUS.DONE and CTRL.IRQ_ENABLE"},
+        },
+        "array": {"rows": cfg.rows, "cols": cfg.cols, "dataflow": "weight-stationary",
+                  "latency_cycles": array_latency(cfg)},
+        "csr": csr_map(cfg),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -50,6 +50,7 @@ class MatmulEngine(wiring.Component):
             "acc_wr": In(scratchpad.write_port(cfg, Buffer.ACC)),
             "retire": Out(1),  # a tile's last accumulator row was written
             "row_in": Out(1),  # an activation row enters the array this cycle
+            "pending": Out(1),  # a tile is loading, waiting or streaming
             "idle": Out(1),
         })
 
@@ -174,5 +175,6 @@ class MatmulEngine(wiring.Component):
 
         in_flight = Signal()
         m.d.comb += in_flight.eq(Cat(*(meta[d].valid for d in range(1, L + 2))).any())
-        m.d.comb += self.idle.eq(~ld_busy & ~nx_valid & ~st_valid & ~in_flight)
+        m.d.comb += [self.pending.eq(ld_busy | nx_valid | st_valid),
+                     self.idle.eq(~ld_busy & ~nx_valid & ~st_valid & ~in_flight)]
         return m

@@ -29,10 +29,14 @@ def test_gen_tiny_writes_verilog_and_manifest(tmp_path, tiny):
     assert manifest["isa_version"] == ISA_VERSION
     assert manifest["config_hash"] == tiny.hash and manifest["config"]["rows"] == tiny.rows
     assert manifest["generator"].startswith("lowbit")
-    names = {p["name"] for p in manifest["ports"]}
-    assert {"clk", "rst", "i__payload", "i__valid", "i__ready", "o__payload"} <= names
-    for port in manifest["ports"]:
-        assert port["name"] in verilog[0].read_text()
+    ports = {p["name"]: p for p in manifest["ports"]}
+    assert {"clk", "rst", "irq", "s_axil__awaddr", "m_axi__araddr", "m_axi__rdata"} <= set(ports)
+    assert ports["m_axi__rdata"]["width"] == tiny.axi_data_bits and ports["m_axi__rdata"]["direction"] == "in"
+    for name in ports:
+        assert name in verilog[0].read_text()
+    from hw.csr import REGISTERS
+    assert [r["name"] for r in manifest["csr"]] == [r.name for r in REGISTERS]
+    assert {r["name"]: r["reset"] for r in manifest["csr"]}["CONFIG_HASH"] == int(tiny.hash[:8], 16)
 
 
 def test_gen_unknown_config_is_a_clear_error(tmp_path):
