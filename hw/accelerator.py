@@ -27,7 +27,12 @@ from hw.transfer import LoadEngine, StoreEngine
 class Accelerator(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        super().__init__({"s_axil": In(axil()), "m_axi": Out(axi4(cfg)), "irq": Out(1)})
+        super().__init__(self.ports_of(cfg))
+
+    @staticmethod
+    def ports_of(cfg: AccelConfig) -> wiring.Signature:
+        """The top level's signature, without building the design."""
+        return wiring.Signature({"s_axil": In(axil()), "m_axi": Out(axi4(cfg)), "irq": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -33,7 +33,7 @@ MEMORIES = ("sim_dram", "axi_ram")
 def system_verilog(cfg: AccelConfig, dram: simdram.SimDramConfig) -> str:
     """``lowbit_system``: lowbit_top's CSR port and interrupt outside, its AXI master wired to
     a sim_dram instance (``u_dram``) holding cfg.dram_bytes."""
-    top_ports = ports(Accelerator(cfg))
+    top_ports = ports(Accelerator.ports_of(cfg).create())
     outer = [p for p in top_ports if not p["name"].startswith("m_axi__")]
     def rng(p: dict) -> str:
         return f"[{p['width'] - 1}:0] " if p["width"] > 1 else ""
