@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
-from compiler.gemm import Requant, gemm_program
+from compiler.gemm import example_operands, gemm_program
 from hw.config import load_config
 from hw.datatypes import datatype
 from sim.dram import SimDramConfig
@@ -19,11 +17,7 @@ DESCRIPTION = "RTL cycles and array utilization of a 256^3 INT8 x INT4 GEMM on t
 def run(config: str = "default", m: int = 256, k: int = 256, n: int = 256, dtype: str = "int4") -> dict:
     cfg = load_config(config)
     dt = datatype(dtype)
-    rng = np.random.default_rng(0)
-    a = rng.integers(-128, 128, (m, k))
-    w = rng.integers(dt.qmin, dt.qmax + 1, (k, n))
-    req = Requant(bias=rng.integers(-4096, 4096, n), multiplier=rng.integers(1 << 23, 1 << 24, n),
-                  shift=np.full(n, 35), zero_point=0, relu=False)
+    a, w, req = example_operands(m, k, n, dtype)
     prog = gemm_program(cfg, a, w, dtype, req)
     dram = SimDramConfig()
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from compiler.gemm import Requant, gemm_program, reference_gemm
+from compiler.gemm import example_operands, gemm_program, reference_gemm
 from hw.config import load_config
 from sim.golden import run_program
 
@@ -16,11 +16,7 @@ DESCRIPTION = "golden-model interpreter speed: 256^3 INT8 x INT4 GEMM on the def
 
 def run(config: str = "default", m: int = 256, k: int = 256, n: int = 256) -> dict:
     cfg = load_config(config)
-    rng = np.random.default_rng(0)
-    a = rng.integers(-128, 128, (m, k))
-    w = rng.integers(-8, 8, (k, n))
-    req = Requant(bias=rng.integers(-4096, 4096, n), multiplier=rng.integers(1 << 23, 1 << 24, n),
-                  shift=np.full(n, 35), zero_point=0, relu=False)
+    a, w, req = example_operands(m, k, n, "int4")
     t0 = time.perf_counter()
     prog = gemm_program(cfg, a, w, "int4", req)
     t1 = time.perf_counter()

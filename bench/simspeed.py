@@ -4,9 +4,7 @@ harness of the same RTL, taken side by side on the same program."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from compiler.gemm import Requant, gemm_program
+from compiler.gemm import example_operands, gemm_program
 from hw.config import load_config
 from sim.raw import run_raw
 from sim.system import run_rtl
@@ -16,11 +14,7 @@ DESCRIPTION = "cocotb vs plain Verilator simulation speed of one whole-program r
 
 def run(config: str = "default", m: int = 256, k: int = 256, n: int = 256, repeats: int = 3) -> dict:
     cfg = load_config(config)
-    rng = np.random.default_rng(0)
-    a = rng.integers(-128, 128, (m, k))
-    w = rng.integers(-8, 8, (k, n))
-    req = Requant(bias=rng.integers(-4096, 4096, n), multiplier=rng.integers(1 << 23, 1 << 24, n),
-                  shift=np.full(n, 35), zero_point=0, relu=False)
+    a, w, req = example_operands(m, k, n, "int4")
     prog = gemm_program(cfg, a, w, "int4", req)
     run_rtl(prog), run_raw(prog)  # build both models first; neither build is timed
     cocotb_runs = [run_rtl(prog) for _ in range(repeats)]

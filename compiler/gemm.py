@@ -39,6 +39,23 @@ class Requant:
     relu: bool = False
 
 
+def example_operands(m: int, k: int, n: int, weight_dtype: str = "int4", seed: int = 0,
+                     relu: bool = False) -> tuple[np.ndarray, np.ndarray, Requant]:
+    """Random int8 A, weights spanning the datatype, and requantization that keeps the outputs
+    spread over the INT8 range: the operands of the benchmarks and the demo."""
+    dt = datatype(weight_dtype)
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-128, 128, (m, k))
+    w = rng.integers(dt.qmin, dt.qmax + 1, (k, n))
+    spread = np.sqrt(k) * 74 * max(abs(dt.qmin), dt.qmax) / 1.7  # ~ std of A @ W
+    # y ~ 60 * acc / spread, with the largest shift that keeps the multiplier in its 24 bits
+    shift = int(np.floor(np.log2(((1 << 24) - 1) * spread / 60)))
+    mult = int(np.rint(60 / spread * 2.0**shift))
+    req = Requant(bias=rng.integers(-1000, 1000, n), multiplier=np.full(n, mult), shift=np.full(n, shift),
+                  zero_point=-5 if relu else 0, relu=relu)
+    return a, w, req
+
+
 def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int) -> np.ndarray:
     """What the kernel computes, evaluated directly in NumPy (docs/numerics.md)."""
     x = (np.asarray(a, np.int64) @ np.asarray(w, np.int64) + req.bias) * req.multiplier

@@ -14,9 +14,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from compiler.gemm import Requant, gemm_program, reference_gemm
+from compiler.gemm import example_operands, gemm_program, reference_gemm
 from hw.config import AccelConfig, load_config
-from hw.datatypes import datatype
 from hw.emit import generate
 from sim.golden import SCHEDULES, run_program
 from sim.system import run_rtl
@@ -24,15 +23,7 @@ from sim.toolchain import lint
 
 
 def gemm_case(cfg: AccelConfig, m: int, k: int, n: int, dtype: str, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    dt = datatype(dtype)
-    a = rng.integers(-128, 128, (m, k))
-    w = rng.integers(dt.qmin, dt.qmax + 1, (k, n))
-    # scales chosen so outputs use the whole INT8 range
-    spread = np.sqrt(k) * 74 * max(abs(dt.qmin), dt.qmax) / 1.7
-    shift = np.full(n, 36)
-    mult = np.clip(np.rint(60 / spread * 2.0**36), 1, (1 << 24) - 1).astype(np.int64)
-    req = Requant(bias=rng.integers(-1000, 1000, n), multiplier=mult, shift=shift, zero_point=-5, relu=True)
+    a, w, req = example_operands(m, k, n, dtype, seed, relu=True)
     prog = gemm_program(cfg, a, w, dtype, req)
     ref = reference_gemm(a, w, req, cfg.act_bits)
     exact = True

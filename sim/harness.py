@@ -207,6 +207,15 @@ def run_cocotb(
     return parse_results(results)
 
 
+def testbench_results(factory: Callable[[AccelConfig], wiring.Component], config: AccelConfig, top: str,
+                      test_module: str) -> dict[str, CaseResult]:
+    """Build a design for a configuration and run a cocotb testbench module on it; results by test name."""
+    from sim.tb.common import config_env
+
+    model = build_amaranth(factory, config, top)
+    return {r.name: r for r in run_cocotb(model, test_module, extra_env=config_env(config))}
+
+
 def cocotb_tests(path: Path) -> list[str]:
     """Names of the @cocotb.test functions of a testbench module (pytest parametrizes on them)."""
     tree = ast.parse(Path(path).read_text())

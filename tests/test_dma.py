@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from hw.config import from_dict
-from sim.harness import build_amaranth, cocotb_tests, run_cocotb
-from sim.tb.common import config_env
+from sim.harness import cocotb_tests, testbench_results
 from sim.tb.dma_top import DmaTop
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_dma.py"
@@ -18,8 +17,7 @@ CONFIGS = ("tiny", "default", "axi256")
 def dma_results(request, tiny, default):
     cfg = {"tiny": tiny, "default": default,
            "axi256": from_dict({**default.model_dump(), "name": "axi256", "axi_data_bits": 256})}[request.param]
-    model = build_amaranth(DmaTop, cfg, "dma_top")
-    return {r.name: r for r in run_cocotb(model, "sim.tb.test_dma", extra_env=config_env(cfg))}
+    return testbench_results(DmaTop, cfg, "dma_top", "sim.tb.test_dma")
 
 
 @pytest.mark.parametrize("case", cocotb_tests(TB))

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.harness import build_amaranth, cocotb_tests, run_cocotb
-from sim.tb.common import config_env
+from sim.harness import cocotb_tests, testbench_results
 from sim.tb.matmul_top import MatmulTop
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
@@ -13,8 +12,7 @@ TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
 
 @pytest.fixture(scope="module")
 def results(tiny):
-    model = build_amaranth(MatmulTop, tiny, "matmul_top")
-    return {r.name: r for r in run_cocotb(model, "sim.tb.test_matmul", extra_env=config_env(tiny))}
+    return testbench_results(MatmulTop, tiny, "matmul_top", "sim.tb.test_matmul")
 
 
 @pytest.mark.parametrize("case", cocotb_tests(TB))
