@@ -55,6 +55,9 @@ class Accelerator(wiring.Component):
         wiring.connect(m, mems[Buffer.INPUT].read_port(), mm.in_rd)
         wiring.connect(m, mems[Buffer.WEIGHT].read_port(), mm.w_rd)
         wiring.connect(m, mems[Buffer.PARAM].read_port(), pp.param_rd)
+        if cfg.pe == "serial":
+            wiring.connect(m, mems[Buffer.PARAM].read_port(), mm.param_rd)  # GroupParams rows
+            m.d.comb += ctrl.mm_fault.eq(mm.fault)
         acc_wp = mems[Buffer.ACC].write_port()
         wiring.connect(m, acc_wp, mm.acc_wr)
         wiring.connect(m, mems[Buffer.ACC].read_port(transparent_for=(acc_wp,)), mm.acc_rd)

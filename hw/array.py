@@ -19,10 +19,11 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw import serial
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
 
-ACT_BITS = 8  # activations are stored and multiplied as bytes (act_bits only sets the clamp range)
+ACT_BITS = serial.ACT_BITS  # activations are stored and multiplied as bytes (act_bits sets the clamp range)
 
 
 def weight_bits(cfg: AccelConfig) -> int:
@@ -32,8 +33,18 @@ def weight_bits(cfg: AccelConfig) -> int:
 
 def psum_bits(cfg: AccelConfig) -> int:
     """Partial-sum width: exact (product width + log2(rows) + 1) or the accumulator width."""
-    exact = ACT_BITS + weight_bits(cfg) + cfg.rows.bit_length()
-    return min(exact, cfg.acc_bits)
+    w = serial.serial_weight_bits(cfg) if cfg.pe == "serial" else weight_bits(cfg)
+    return min(ACT_BITS + w + cfg.rows.bit_length(), cfg.acc_bits)
+
+
+def weight_shape(cfg: AccelConfig):
+    """What a PE's weight register holds: a two's complement weight, or a serial PE's term."""
+    return serial.term_layout(cfg) if cfg.pe == "serial" else signed(weight_bits(cfg))
+
+
+def planes(cfg: AccelConfig) -> int:
+    """Bit planes an activation row may take (1 for the bit-parallel PE)."""
+    return serial.mant_bits(cfg) if cfg.pe == "serial" else 1
 
 
 def array_latency(cfg: AccelConfig) -> int:
@@ -71,41 +82,56 @@ class ParallelPE(wiring.Component):
 class SystolicArray(wiring.Component):
     """rows x cols ParallelPEs with input skew and output deskew.
 
-    ``a``/``bank``: one activation row per cycle (the caller tracks which cycles are valid);
-    ``w_*``: writes PE row ``w_row`` of weight bank ``w_bank``; ``psum``: the result row of the
-    activation row that entered ``array_latency(cfg)`` cycles earlier.
+    ``a``/``bank`` (and for the bit-serial PE ``plane``, the mantissa bit): one activation row
+    per cycle (the caller tracks which cycles are valid); ``w_*``: writes PE row ``w_row`` of
+    weight bank ``w_bank``; ``psum``: the result row of the activation row that entered
+    ``array_latency(cfg)`` cycles earlier.
     """
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         self.latency = array_latency(cfg)
-        super().__init__({
+        members = {
             "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),
             "bank": In(1),
             "w_we": In(1),
             "w_bank": In(1),
             "w_row": In(range(cfg.rows)),
-            "w_data": In(data.ArrayLayout(signed(weight_bits(cfg)), cfg.cols)),
+            "w_data": In(data.ArrayLayout(weight_shape(cfg), cfg.cols)),
             "psum": Out(data.ArrayLayout(signed(psum_bits(cfg)), cfg.cols)),
-        })
+        }
+        if cfg.pe == "serial":
+            members["plane"] = In(range(planes(cfg)))
+        super().__init__(members)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         R, C = self.cfg.rows, self.cfg.cols
-        pe = [[ParallelPE(self.cfg) for _ in range(C)] for _ in range(R)]
+        is_serial = self.cfg.pe == "serial"
+
+        def make_pe():
+            return serial.SerialPE(self.cfg, psum_bits(self.cfg)) if is_serial else ParallelPE(self.cfg)
+
+        pe = [[make_pe() for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 m.submodules[f"pe_{i}_{j}"] = pe[i][j]
 
-        # input skew: row i waits i cycles (activation and its bank travel together)
+        # input skew: row i waits i cycles (activation, bank and plane travel together)
         for i in range(R):
-            a, bank = self.a[i], self.bank
+            a, bank, plane = self.a[i], self.bank, (self.plane if is_serial else None)
             for d in range(i):
                 a_d = Signal.like(pe[i][0].a_in, name=f"skew_a{i}_{d}")
                 b_d = Signal(name=f"skew_b{i}_{d}")
                 m.d.sync += [a_d.eq(a), b_d.eq(bank)]
                 a, bank = a_d, b_d
+                if is_serial:
+                    p_d = Signal.like(self.plane, name=f"skew_p{i}_{d}")
+                    m.d.sync += p_d.eq(plane)
+                    plane = p_d
             m.d.comb += [pe[i][0].a_in.eq(a), pe[i][0].bank_in.eq(bank)]
+            if is_serial:
+                m.d.comb += pe[i][0].plane_in.eq(plane)
 
         # mesh: activations right, partial sums down; weights written one PE row at a time
         for i in range(R):
@@ -113,6 +139,8 @@ class SystolicArray(wiring.Component):
                 p = pe[i][j]
                 if j + 1 < C:
                     m.d.comb += [pe[i][j + 1].a_in.eq(p.a_out), pe[i][j + 1].bank_in.eq(p.bank_out)]
+                    if is_serial:
+                        m.d.comb += pe[i][j + 1].plane_in.eq(p.plane_out)
                 m.d.comb += p.psum_in.eq(pe[i - 1][j].psum_out if i else 0)
                 m.d.comb += [p.w_we.eq(self.w_we & (self.w_row == i)), p.w_bank.eq(self.w_bank),
                              p.w_data.eq(self.w_data[j])]

@@ -38,7 +38,7 @@ from hw.isa import (
     Queue,
     is_enum_shape,
 )
-from hw.matmul import MATMUL_FIELDS, MatmulCmd
+from hw.matmul import MATMUL_FIELDS, MatmulCmd, storage_dtypes
 from hw.postproc import POSTPROC_FIELDS, WAIT_BITS, PostprocCmd
 from hw.transfer import MEM_FIELDS, MemCmd
 
@@ -108,7 +108,7 @@ class Controller(wiring.Component):
             # engines
             "load": Out(stream.Signature(MemCmd)), "load_done": In(1), "load_busy": In(1),
             "store": Out(stream.Signature(MemCmd)), "store_done": In(1), "store_busy": In(1),
-            "mm": Out(stream.Signature(MatmulCmd)), "mm_retire": In(1), "mm_idle": In(1),
+            "mm": Out(stream.Signature(MatmulCmd)), "mm_retire": In(1), "mm_idle": In(1), "mm_fault": In(1),
             "pp": Out(stream.Signature(PostprocCmd)), "pp_done": In(1),
             "pp_reading": In(1), "pp_acc_lo": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
             "pp_acc_hi": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
@@ -340,6 +340,13 @@ class Controller(wiring.Component):
 
         mm_dispatch = Signal()
         m.d.sync += mm_inflight.eq(mm_inflight + mm_dispatch - self.mm_retire)
+        # the engine checks a grouped tile's datatypes once it has read them: a fault belongs to
+        # the MATMUL it took last
+        mm_pc = Signal(PC_BITS)
+        with m.If(mm_dispatch):
+            m.d.sync += mm_pc.eq(e.pc)
+        with m.If(self.mm_fault):
+            fail(ErrorCode.BAD_DTYPE, mm_pc)
         m.d.comb += self.pp.payload.wait.eq(mm_inflight - self.mm_retire)
 
         tokens = token_ready(Queue.COMPUTE, h.deps)
@@ -430,7 +437,7 @@ class Controller(wiring.Component):
         code = Signal(ErrorCode, name="compute_code")
         w_rows = Signal(16)
         dtype_ok = Signal()
-        for name in cfg.weight_dtypes:
+        for name in storage_dtypes(cfg):
             dt = DATATYPES[name]
             with m.If(mm.dtype.as_value() == dt.code):
                 m.d.comb += [dtype_ok.eq(1), w_rows.eq(cfg.weight_tile_rows(dt))]
@@ -445,6 +452,10 @@ class Controller(wiring.Component):
                 m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_LENGTH)]
             with m.Elif(past(mm.in_addr, mm.m, Buffer.INPUT) | past(mm.w_addr, w_rows, Buffer.WEIGHT)
                         | past(mm.acc_addr, mm.m, Buffer.ACC)):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.SRAM_RANGE)]
+            with m.Elif(mm.grouped & (cfg.pe != "serial")):
+                m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_DTYPE)]
+            with m.Elif(mm.grouped & past(mm.group_addr, 1, Buffer.PARAM)):
                 m.d.comb += [fault.eq(1), code.eq(ErrorCode.SRAM_RANGE)]
         with m.Elif(op == Opcode.POSTPROC.value):
             with m.If(pp.m == 0):

@@ -21,7 +21,7 @@ from amaranth.lib import data, enum
 from hw.datatypes import DATATYPES
 from hw.records import field_range
 
-ISA_VERSION = "1.0"
+ISA_VERSION = "1.1"
 INSN_BITS = 128
 INSN_BYTES = INSN_BITS // 8
 
@@ -132,6 +132,10 @@ LAYOUTS: dict[Opcode, data.StructLayout] = {
             "w_addr": unsigned(16),  # first weight row of the packed rows x cols tile
             "acc_addr": unsigned(16),  # first accumulator row
             "m": unsigned(16),  # activation vectors streamed through the array
+            # 1: per-column datatype tags and scales from the GroupParams row at group_addr of
+            # PARAM (weights of a quantization group); `dtype` is then the storage width
+            "grouped": unsigned(1),
+            "group_addr": unsigned(16),
         }
     ),
     Opcode.POSTPROC: _insn_layout(
@@ -176,6 +180,21 @@ ChannelParams = data.StructLayout(
     }
 )
 PARAM_BYTES = ChannelParams.size // 8
+
+# Per-column group parameters of a grouped MATMUL, one entry per array column in a PARAM row
+# (the same row size as ChannelParams): the datatype the column's codes are read in and the
+# group's unsigned fixed-point scale (docs/numerics.md).
+GroupParams = data.StructLayout(
+    {
+        "dtype": WeightType,
+        "scale": unsigned(16),
+        RESERVED: unsigned(ChannelParams.size - 16 - Shape.cast(WeightType).width),
+    }
+)
+assert GroupParams.size == ChannelParams.size
+
+# fields an assembly line or encode() may leave out; they are then 0
+OPTIONAL_FIELDS = {Opcode.MATMUL: ("grouped", "group_addr")}
 
 
 class IsaError(ValueError):
@@ -225,6 +244,8 @@ def encode(opcode: Opcode, deps: frozenset[str] | set[str] | tuple = (), **field
         if name not in names:
             raise IsaError(ErrorCode.RESERVED_BITS, f"{opcode.name.lower()} has no field {name!r}")
     for name in names:
+        if name not in fields and name in OPTIONAL_FIELDS.get(opcode, ()):
+            fields = {**fields, name: 0}
         if name not in fields:
             raise IsaError(ErrorCode.RESERVED_BITS, f"{opcode.name.lower()}: missing field {name!r}")
         shape = layout[name].shape
@@ -327,6 +348,9 @@ def isa_markdown() -> str:
     out += [f"## ChannelParams ({ChannelParams.size} bits per output channel in a PARAM row)", "",
             "| field | bits | width | kind |", "|---|---|---|---|"]
     out += [f"| {n} | {lsb}..{lsb + w - 1} | {w} | {k} |" for n, lsb, w, k in layout_table(ChannelParams)]
+    out += ["", f"## GroupParams ({GroupParams.size} bits per column in a PARAM row, grouped MATMUL)", "",
+            "| field | bits | width | kind |", "|---|---|---|---|"]
+    out += [f"| {n} | {lsb}..{lsb + w - 1} | {w} | {k} |" for n, lsb, w, k in layout_table(GroupParams)]
     out += ["", "## Enumerations", ""]
     for e in (Buffer, Queue, WeightType, ErrorCode):
         out.append(f"- **{e.__name__}**: " + ", ".join(f"{m.name.lower()} = {m.value}" for m in e))

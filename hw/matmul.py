@@ -14,18 +14,25 @@ no gap in the array:
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
-from hw.array import ACT_BITS, SystolicArray
+from hw.array import ACT_BITS, SystolicArray, planes
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
-from hw.isa import LAYOUTS, Buffer, Opcode
+from hw.isa import LAYOUTS, Buffer, GroupParams, Opcode
+from hw.serial import terms as serial_terms
 
-MATMUL_FIELDS = ("dtype", "accumulate", "in_addr", "w_addr", "acc_addr", "m")
+MATMUL_FIELDS = ("dtype", "accumulate", "in_addr", "w_addr", "acc_addr", "m", "grouped", "group_addr")
 MatmulCmd = data.StructLayout({n: LAYOUTS[Opcode.MATMUL][n].shape for n in MATMUL_FIELDS})
+
+
+def storage_dtypes(cfg: AccelConfig) -> list[str]:
+    """The configuration's datatypes a tile can be stored in: codes of 1, 2, 4 or 8 bits, so that
+    a weight-buffer row holds whole PE rows (a 3-bit datatype travels in 4-bit storage)."""
+    return [d for d in cfg.weight_dtypes if 8 % DATATYPES[d].bits == 0]
 
 
 def _check_twos_complement(name: str) -> None:
@@ -38,21 +45,27 @@ def _check_twos_complement(name: str) -> None:
 class MatmulEngine(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        for name in cfg.weight_dtypes:
-            _check_twos_complement(name)
+        self.serial = cfg.pe == "serial"
+        if not self.serial:
+            for name in cfg.weight_dtypes:
+                _check_twos_complement(name)
         acc_row = data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)
         self.acc_row = acc_row
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(MatmulCmd)),
             "in_rd": In(scratchpad.read_port(cfg, Buffer.INPUT)),
             "w_rd": In(scratchpad.read_port(cfg, Buffer.WEIGHT)),
             "acc_rd": In(scratchpad.read_port(cfg, Buffer.ACC)),
             "acc_wr": In(scratchpad.write_port(cfg, Buffer.ACC)),
             "retire": Out(1),  # a tile's last accumulator row was written
-            "row_in": Out(1),  # an activation row enters the array this cycle
+            "row_in": Out(1),  # an activation row (or bit plane of one) enters the array this cycle
             "pending": Out(1),  # a tile is loading, waiting or streaming
             "idle": Out(1),
-        })
+        }
+        if self.serial:
+            members["param_rd"] = In(scratchpad.read_port(cfg, Buffer.PARAM))  # GroupParams rows
+            members["fault"] = Out(1)  # a grouped tile names a datatype the hardware lacks
+        super().__init__(members)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -60,20 +73,28 @@ class MatmulEngine(wiring.Component):
         R, C = cfg.rows, cfg.cols
         m.submodules.array = array = SystolicArray(cfg)
         L = array.latency
+        P = planes(cfg)
         acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)
         in_aw = scratchpad.addr_bits(cfg, Buffer.INPUT)
+        scale_w = GroupParams["scale"].width
 
-        Tile = data.StructLayout({"bank": 1, "in_addr": in_aw, "acc_addr": acc_aw, "m": 16, "accumulate": 1})
-        Meta = data.StructLayout({"valid": 1, "acc_row": acc_aw, "accumulate": 1, "last": 1})
+        Tile = data.StructLayout({"bank": 1, "in_addr": in_aw, "acc_addr": acc_aw, "m": 16, "accumulate": 1,
+                                  "planes": range(P + 1)})
+        Meta = data.StructLayout({"valid": 1, "acc_row": acc_aw, "accumulate": 1, "last": 1, "bank": 1})
 
         # ---- stage 1: weight loader -------------------------------------------------------
         ld = Signal(MatmulCmd)
         ld_busy = Signal()
+        ld_ready = Signal()  # group parameters known (at once for an ungrouped tile)
         ld_loading = Signal()
         ld_row = Signal(range(R + 1))
         ld_bank = Signal()
+        ld_planes = Signal(range(P + 1))
         next_bank = Signal()
-        cooldown = [Signal(range(C + 2), name=f"cooldown{b}") for b in range(2)]
+        # a bank takes new weights once its last row has crossed the PEs (parallel) or, when
+        # the bank also holds the scales the accumulator update reads, left the array (serial)
+        hold = L + 3 if self.serial else C + 1
+        cooldown = [Signal(range(hold + 1), name=f"cooldown{b}") for b in range(2)]
         nx = Signal(Tile)
         nx_valid = Signal()
         st = Signal(Tile)
@@ -86,22 +107,32 @@ class MatmulEngine(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~ld_busy)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [ld.eq(self.cmd.payload), ld_busy.eq(1), ld_row.eq(0), ld_bank.eq(next_bank),
-                         next_bank.eq(~next_bank)]
+                         next_bank.eq(~next_bank), ld_ready.eq(~self.cmd.payload.grouped if self.serial else 1)]
+
+        # per-column datatype (code) and scale of the tile being loaded, and of each bank
+        col_dtype = [Signal(range(32), name=f"col_dtype{j}") for j in range(C)]
+        bank_scale = [[Signal(scale_w, name=f"scale{b}_{j}", init=1) for j in range(C)] for b in range(2)]
+        if self.serial:
+            self._group_params(m, ld, ld_busy, ld_ready, ld_planes, col_dtype)
 
         # PE row i of a b-bit tile is slot i % (8 // b) of weight-buffer row w_addr + i // (8 // b)
         w_addr = Signal.like(self.w_rd.addr)
         w_slot = Signal(range(8))
-        for name in cfg.weight_dtypes:
+        for name in storage_dtypes(cfg):
             dt = DATATYPES[name]
             per_row = 8 // dt.bits
             with m.If(ld.dtype.as_value() == dt.code):
                 m.d.comb += [w_addr.eq(ld.w_addr + (ld_row >> (per_row.bit_length() - 1))),
                              w_slot.eq(ld_row & (per_row - 1))]
         issue_w = Signal()
-        m.d.comb += issue_w.eq(ld_busy & (ld_row < R) & (ld_loading | ~bank_in_use(ld_bank)))
+        m.d.comb += issue_w.eq(ld_busy & ld_ready & (ld_row < R) & (ld_loading | ~bank_in_use(ld_bank)))
         m.d.comb += [self.w_rd.addr.eq(w_addr), self.w_rd.en.eq(issue_w)]
         with m.If(issue_w):
             m.d.sync += [ld_loading.eq(1), ld_row.eq(ld_row + 1)]
+        with m.If(issue_w & (ld_row == 0)):  # the bank is free: its scales go with its weights
+            for b in range(2):
+                with m.If(ld_bank == b):
+                    m.d.sync += [bank_scale[b][j].eq(self._col_scale[j] if self.serial else 1) for j in range(C)]
 
         # one cycle later the buffer row is there: decode the slot into PE row `wr_row`
         wr = Signal()
@@ -111,13 +142,18 @@ class MatmulEngine(wiring.Component):
         wr_bank = Signal()
         m.d.sync += [wr.eq(issue_w), wr_row.eq(ld_row), wr_slot.eq(w_slot), wr_dtype.eq(ld.dtype.as_value()),
                      wr_bank.eq(ld_bank)]
-        for name in cfg.weight_dtypes:
+        for name in storage_dtypes(cfg):
             b = DATATYPES[name].bits
             per_row = 8 // b
             chunk = (self.w_rd.data.word_select(wr_slot[:per_row.bit_length() - 1], C * b) if per_row > 1
                      else self.w_rd.data)
             with m.If(wr_dtype == DATATYPES[name].code):
-                m.d.comb += [array.w_data[j].eq(chunk[j * b:(j + 1) * b].as_signed()) for j in range(C)]
+                for j in range(C):
+                    code = chunk[j * b:(j + 1) * b]
+                    if self.serial:
+                        self._decode_term(m, array.w_data[j], code, b, col_dtype[j])
+                    else:
+                        m.d.comb += array.w_data[j].eq(code.as_signed())
         m.d.comb += [array.w_we.eq(wr), array.w_row.eq(wr_row), array.w_bank.eq(wr_bank)]
 
         # hand the loaded tile to the stream stage's waiting slot
@@ -125,13 +161,18 @@ class MatmulEngine(wiring.Component):
         m.d.comb += loaded.eq(ld_busy & (ld_row == R) & ~wr)
         take_nx = Signal()  # the stream stage takes the waiting tile this cycle
 
-        # ---- stage 2: activation streamer ---------------------------------------------------
+        # ---- stage 2: activation streamer (each row once per bit plane) -----------------------
         issue = Signal()
+        plane = Signal(range(P))
+        last_plane = Signal()
         last = Signal()
-        m.d.comb += [issue.eq(st_valid), last.eq(st.m == 1)]
+        m.d.comb += [issue.eq(st_valid), last_plane.eq(plane == st.planes - 1),
+                     last.eq((st.m == 1) & last_plane)]
         m.d.comb += [self.in_rd.addr.eq(st.in_addr), self.in_rd.en.eq(issue), self.row_in.eq(issue)]
         with m.If(issue):
-            m.d.sync += [st.in_addr.eq(st.in_addr + 1), st.acc_addr.eq(st.acc_addr + 1), st.m.eq(st.m - 1)]
+            m.d.sync += plane.eq(Mux(last_plane, 0, plane + 1))
+            with m.If(last_plane):
+                m.d.sync += [st.in_addr.eq(st.in_addr + 1), st.acc_addr.eq(st.acc_addr + 1), st.m.eq(st.m - 1)]
         m.d.comb += take_nx.eq(nx_valid & (~st_valid | last))
         with m.If(take_nx):
             m.d.sync += [st.eq(nx), st_valid.eq(1), nx_valid.eq(0)]
@@ -140,27 +181,31 @@ class MatmulEngine(wiring.Component):
         with m.If(loaded & (~nx_valid | take_nx)):
             m.d.sync += [
                 nx.bank.eq(ld_bank), nx.in_addr.eq(ld.in_addr), nx.acc_addr.eq(ld.acc_addr), nx.m.eq(ld.m),
-                nx.accumulate.eq(ld.accumulate), nx_valid.eq(1), ld_busy.eq(0), ld_loading.eq(0),
+                nx.accumulate.eq(ld.accumulate), nx.planes.eq(ld_planes if self.serial else 1),
+                nx_valid.eq(1), ld_busy.eq(0), ld_loading.eq(0),
             ]
 
-        # a bank may take new weights once its last activation row has crossed every column
         for b in range(2):
             with m.If(issue & (st.bank == b)):
-                m.d.sync += cooldown[b].eq(C + 1)
+                m.d.sync += cooldown[b].eq(hold)
             with m.Elif(cooldown[b] != 0):
                 m.d.sync += cooldown[b].eq(cooldown[b] - 1)
 
-        # the row read this cycle enters the array next cycle, with its bank
+        # the row read this cycle enters the array next cycle, with its bank and plane
         a_bank = Signal()
         m.d.sync += a_bank.eq(st.bank)
         for i in range(R):
             m.d.comb += array.a[i].eq(self.in_rd.data[i * ACT_BITS:(i + 1) * ACT_BITS].as_signed())
         m.d.comb += array.bank.eq(a_bank)
+        if self.serial:
+            a_plane = Signal.like(plane)
+            m.d.sync += a_plane.eq(plane)
+            m.d.comb += array.plane.eq(a_plane)
 
-        # ---- stage 3: accumulator update ---------------------------------------------------
+        # ---- stage 3: accumulator update (with the group scale on the serial PE) -------------
         meta = [Signal(Meta, name=f"meta{d}") for d in range(L + 2)]
-        m.d.comb += [meta[0].valid.eq(issue), meta[0].acc_row.eq(st.acc_addr),
-                     meta[0].accumulate.eq(st.accumulate), meta[0].last.eq(last)]
+        m.d.comb += [meta[0].valid.eq(issue), meta[0].acc_row.eq(st.acc_addr), meta[0].bank.eq(st.bank),
+                     meta[0].accumulate.eq(st.accumulate | (plane != 0)), meta[0].last.eq(last)]
         for d in range(1, L + 2):
             m.d.sync += meta[d].eq(meta[d - 1])
         # meta[L] is the cycle before the result row (meta[L+1]) leaves the array
@@ -169,7 +214,10 @@ class MatmulEngine(wiring.Component):
         old = data.View(self.acc_row, self.acc_rd.data)
         new = data.View(self.acc_row, self.acc_wr.data)
         for j in range(C):
-            m.d.comb += new[j].eq(array.psum[j] + Mux(upd.accumulate, old[j], 0))
+            psum = array.psum[j]
+            if self.serial:
+                psum = psum * Mux(upd.bank, bank_scale[1][j], bank_scale[0][j])
+            m.d.comb += new[j].eq(psum + Mux(upd.accumulate, old[j], 0))
         m.d.comb += [self.acc_wr.addr.eq(upd.acc_row), self.acc_wr.en.eq(upd.valid),
                      self.retire.eq(upd.valid & upd.last)]
 
@@ -178,3 +226,64 @@ class MatmulEngine(wiring.Component):
         m.d.comb += [self.pending.eq(ld_busy | nx_valid | st_valid),
                      self.idle.eq(~ld_busy & ~nx_valid & ~st_valid & ~in_flight)]
         return m
+
+    # ---- bit-serial PE: group parameters and weight terms ------------------------------------
+
+    def _group_params(self, m: Module, ld, ld_busy, ld_ready, ld_planes, col_dtype) -> None:
+        """Each column's datatype and scale, and the tile's bit planes (its widest mantissa):
+        from the instruction for an ungrouped tile, else from the GroupParams row, whose
+        datatypes are checked (``fault``)."""
+        cfg, C = self.cfg, self.cfg.cols
+        scale_w = GroupParams["scale"].width
+        self._col_scale = [Signal(scale_w, name=f"col_scale{j}") for j in range(C)]
+
+        def planes_of(tag, storage, name: str):
+            ok, pl = Signal(name=f"{name}_ok"), Signal(range(planes(cfg) + 1), name=f"{name}_planes")
+            for dname in cfg.weight_dtypes:
+                dt = DATATYPES[dname]
+                with m.If((tag == dt.code) & (storage >= dt.bits)):
+                    m.d.comb += [ok.eq(1), pl.eq(dt.mant_bits)]
+            return ok, pl
+
+        accept = self.cmd.valid & self.cmd.ready
+        p = self.cmd.payload
+        _, cmd_planes = planes_of(p.dtype.as_value(), 8, "cmd")
+        with m.If(accept):
+            m.d.sync += ld_planes.eq(cmd_planes)
+            m.d.sync += [col_dtype[j].eq(p.dtype.as_value()) for j in range(C)]
+            m.d.sync += [self._col_scale[j].eq(1) for j in range(C)]
+
+        asked = Signal()
+        m.d.comb += [self.param_rd.addr.eq(ld.group_addr), self.param_rd.en.eq(ld_busy & ~ld_ready & ~asked)]
+        with m.If(ld_busy & ~ld_ready & ~asked):
+            m.d.sync += asked.eq(1)
+        got = ld_busy & ~ld_ready & asked
+        gp = data.View(data.ArrayLayout(GroupParams, C), self.param_rd.data)
+        storage = Signal(4)
+        for name in cfg.weight_dtypes:
+            with m.If(ld.dtype.as_value() == DATATYPES[name].code):
+                m.d.comb += storage.eq(DATATYPES[name].bits)
+        bad = []
+        widest = Const(0)
+        for j in range(C):
+            ok, pl = planes_of(gp[j].dtype.as_value(), storage, f"col{j}")
+            bad.append(~ok)
+            widest = Mux(pl > widest, pl, widest)
+        with m.If(got):
+            m.d.sync += [ld_ready.eq(1), asked.eq(0), ld_planes.eq(widest)]
+            m.d.sync += [col_dtype[j].eq(gp[j].dtype.as_value()) for j in range(C)]
+            m.d.sync += [self._col_scale[j].eq(gp[j].scale) for j in range(C)]
+            m.d.comb += self.fault.eq(Cat(*bad).any())
+
+    def _decode_term(self, m: Module, target, code, storage_bits: int, tag) -> None:
+        """A column's code -> its (sign, mant, exp) term in the column's datatype (the code's
+        upper storage bits are unused for narrower datatypes)."""
+        for name in self.cfg.weight_dtypes:
+            dt = DATATYPES[name]
+            if dt.bits > storage_bits:
+                continue
+            with m.If(tag == dt.code):
+                with m.Switch(code[:dt.bits]):
+                    for c, (sg, mt, ex) in enumerate(serial_terms(dt)):
+                        with m.Case(c):
+                            m.d.comb += [target.sign.eq(sg), target.mant.eq(mt), target.exp.eq(ex)]

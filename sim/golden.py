@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hw.config import AccelConfig
-from hw.datatypes import by_code, unpack
+from hw.datatypes import DATATYPES, Datatype, by_code, unpack
 from hw.isa import (
     BUFFER_SIZE_FIELD,
     INSN_BYTES,
@@ -24,6 +24,7 @@ from hw.isa import (
     Buffer,
     ChannelParams,
     ErrorCode,
+    GroupParams,
     Instruction,
     IsaError,
     Opcode,
@@ -32,7 +33,7 @@ from hw.isa import (
 )
 from hw.program import Program
 from hw.records import unpack_records
-from sim.arith import matmul_tile, requantize
+from sim.arith import matmul_tile, requantize, wrap
 
 # Neighbours of each queue in the load -> compute -> store pipeline.
 PREV = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}
@@ -271,6 +272,9 @@ class Golden:
         dt = by_code(insn.dtype.value)
         if dt.name not in self.cfg.weight_dtypes:
             raise ExecError(ErrorCode.BAD_DTYPE, pc, f"{dt.name} weights; config runs {list(self.cfg.weight_dtypes)}")
+        if 8 % dt.bits:
+            raise ExecError(ErrorCode.BAD_DTYPE, pc, f"{dt.name} tiles: tiles are stored in 1-, 2-, 4- or 8-bit "
+                            "codes (a grouped tile of 4-bit storage carries 3-bit datatypes)")
         if insn.m == 0:
             raise ExecError(ErrorCode.BAD_LENGTH, pc, "m = 0")
         self._check_sram(pc, Buffer.INPUT, insn.in_addr, insn.m)
@@ -279,8 +283,34 @@ class Golden:
         acts = self.sram[Buffer.INPUT][insn.in_addr : insn.in_addr + insn.m].view(np.int8)
         rows = slice(insn.acc_addr, insn.acc_addr + insn.m)
         prev = self.acc[rows] if insn.accumulate else None
-        self.acc[rows] = matmul_tile(acts, self.weight_tile(dt.code, insn.w_addr), prev, self.cfg.acc_bits)
+        if insn.grouped:
+            weights, scale = self._group_tile(pc, dt, insn)
+            prod = np.asarray(acts, np.int64) @ weights * scale
+            self.acc[rows] = wrap(prod if prev is None else prev + prod, self.cfg.acc_bits)
+        else:
+            self.acc[rows] = matmul_tile(acts, self.weight_tile(dt.code, insn.w_addr), prev, self.cfg.acc_bits)
         return InsnWork(pc, insn.opcode, macs=insn.m * self.cfg.rows * self.cfg.cols, sram_rows=insn.m)
+
+    def _group_tile(self, pc: int, storage: Datatype, insn: Instruction) -> tuple[np.ndarray, np.ndarray]:
+        """A grouped MATMUL's weights (each column's codes read in its own datatype) and the
+        per-column group scales, from the GroupParams row at group_addr."""
+        if self.cfg.pe != "serial":
+            raise ExecError(ErrorCode.BAD_DTYPE, pc, "grouped MATMUL needs the bit-serial PE (pe = serial)")
+        self._check_sram(pc, Buffer.PARAM, insn.group_addr, 1)
+        gp = unpack_records(GroupParams, self.sram[Buffer.PARAM][insn.group_addr])
+        R, C = self.cfg.rows, self.cfg.cols
+        n = self.cfg.weight_tile_rows(storage)
+        codes = unpack(self.sram[Buffer.WEIGHT][insn.w_addr : insn.w_addr + n], storage.bits, R * C).reshape(R, C)
+        weights = np.zeros((R, C), np.int64)
+        for tag in np.unique(gp["dtype"]):
+            dt = by_code(int(tag)) if tag < len(DATATYPES) else None
+            if dt is None or dt.name not in self.cfg.weight_dtypes or dt.bits > storage.bits:
+                name = dt.name if dt else f"code {int(tag)}"
+                raise ExecError(ErrorCode.BAD_DTYPE, pc, f"group datatype {name}: not one of "
+                                f"{list(self.cfg.weight_dtypes)} with at most {storage.bits} bits")
+            cols = gp["dtype"] == tag
+            weights[:, cols] = dt.decode(codes[:, cols] & ((1 << dt.bits) - 1))  # upper storage bits unused
+        return weights, gp["scale"]
 
     def _postproc(self, pc: int, insn: Instruction) -> InsnWork:
         if insn.m == 0:

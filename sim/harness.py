@@ -207,7 +207,7 @@ def run_cocotb(
     return parse_results(results)
 
 
-def testbench_results(factory: Callable[[AccelConfig], wiring.Component], config: AccelConfig, top: str,
+def cocotb_results(factory: Callable[[AccelConfig], wiring.Component], config: AccelConfig, top: str,
                       test_module: str) -> dict[str, CaseResult]:
     """Build a design for a configuration and run a cocotb testbench module on it; results by test name."""
     from sim.tb.common import config_env

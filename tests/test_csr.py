@@ -9,7 +9,7 @@ from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS
 from hw.csr import COUNTERS, REG, REGISTERS, Access, CsrBank, counter_register, csr_map, csr_markdown
 from hw.emit import to_verilog
 from hw.isa import ErrorCode
-from sim.harness import cocotb_tests, testbench_results
+from sim.harness import cocotb_results, cocotb_tests
 from sim.toolchain import lint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def test_verilog_lints_clean(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def csr_results(tiny):
-    return testbench_results(CsrBank, tiny, "csr_bank", "sim.tb.test_csr")
+    return cocotb_results(CsrBank, tiny, "csr_bank", "sim.tb.test_csr")
 
 
 @pytest.mark.parametrize("case", cocotb_tests(TB))

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hw.config import from_dict
-from sim.harness import cocotb_tests, testbench_results
+from sim.harness import cocotb_results, cocotb_tests
 from sim.tb.dma_top import DmaTop
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_dma.py"
@@ -17,7 +17,7 @@ CONFIGS = ("tiny", "default", "axi256")
 def dma_results(request, tiny, default):
     cfg = {"tiny": tiny, "default": default,
            "axi256": from_dict({**default.model_dump(), "name": "axi256", "axi_data_bits": 256})}[request.param]
-    return testbench_results(DmaTop, cfg, "dma_top", "sim.tb.test_dma")
+    return cocotb_results(DmaTop, cfg, "dma_top", "sim.tb.test_dma")
 
 
 @pytest.mark.parametrize("case", cocotb_tests(TB))

@@ -7,7 +7,7 @@ from compiler.gemm import Requant, gemm_program
 from hw.asm import assemble, disassemble
 from hw.config import from_dict
 from hw.datatypes import DATATYPES
-from hw.isa import Buffer, ErrorCode, to_bytes
+from hw.isa import ISA_VERSION, Buffer, ErrorCode, to_bytes
 from hw.program import Program, ProgramError, Segment
 from sim.golden import SCHEDULES, Golden, run_program
 
@@ -180,6 +180,6 @@ def test_program_file_round_trip_and_corruption(tiny, rng, tmp_path):
     path.write_bytes(b"PK\3\4" + bytes(raw[4:]))
     with pytest.raises(ProgramError, match="not a lowbit program"):
         Program.load(path)
-    text = prog.to_bytes().replace(b'"isa_version": "1.0"', b'"isa_version": "0.9"')
+    text = prog.to_bytes().replace(f'"isa_version": "{ISA_VERSION}"'.encode(), b'"isa_version": "0.9"')
     with pytest.raises(ProgramError, match="ISA 0.9"):
         Program.from_bytes(text)

@@ -4,15 +4,18 @@ from pathlib import Path
 
 import pytest
 
-from sim.harness import cocotb_tests, testbench_results
+from sim.harness import cocotb_results, cocotb_tests
 from sim.tb.matmul_top import MatmulTop
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
 
 
-@pytest.fixture(scope="module")
-def results(tiny):
-    return testbench_results(MatmulTop, tiny, "matmul_top", "sim.tb.test_matmul")
+@pytest.fixture(scope="module", params=["tiny", "tiny_serial"])
+def results(request):
+    """The bit-parallel array, and the bit-serial one with every datatype, grouped tiles
+    (per-column datatypes and scales) and ungrouped ones."""
+    cfg = request.getfixturevalue(request.param)
+    return cocotb_results(MatmulTop, cfg, "matmul_top", "sim.tb.test_matmul")
 
 
 @pytest.mark.parametrize("case", cocotb_tests(TB))

@@ -16,13 +16,17 @@ from hw.matmul import MatmulCmd, MatmulEngine
 class MatmulTop(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        super().__init__({
+        members = {
             "cmd": In(stream.Signature(MatmulCmd)),
             "retire": Out(1), "idle": Out(1), "row_in": Out(1),
             "in_wr": Out(scratchpad.write_port(cfg, Buffer.INPUT)),
             "w_wr": Out(scratchpad.write_port(cfg, Buffer.WEIGHT)),
             "acc_peek": Out(scratchpad.read_port(cfg, Buffer.ACC)),
-        })
+        }
+        if cfg.pe == "serial":
+            members["param_wr"] = Out(scratchpad.write_port(cfg, Buffer.PARAM))
+            members["fault"] = Out(1)
+        super().__init__(members)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -41,4 +45,9 @@ class MatmulTop(wiring.Component):
         wiring.connect(m, acc_wp, eng.acc_wr)
         wiring.connect(m, mems[Buffer.ACC].read_port(transparent_for=(acc_wp,)), eng.acc_rd)
         wiring.connect(m, mems[Buffer.ACC].read_port(), wiring.flipped(self.acc_peek))
+        if cfg.pe == "serial":
+            m.submodules.param = param = scratchpad.make_memory(cfg, Buffer.PARAM)
+            wiring.connect(m, param.write_port(), wiring.flipped(self.param_wr))
+            wiring.connect(m, param.read_port(), eng.param_rd)
+            m.d.comb += self.fault.eq(eng.fault)
         return m

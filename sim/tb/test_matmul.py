@@ -8,18 +8,31 @@ import numpy as np
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from hw.datatypes import DATATYPES
-from hw.isa import Buffer, Instruction, Opcode, WeightType
-from hw.matmul import MatmulCmd
+from hw.isa import Buffer, GroupParams, Instruction, Opcode, WeightType
+from hw.matmul import MatmulCmd, storage_dtypes
+from hw.records import pack_records
 from hw.scratchpad import depth
 from sim.arith import wrap
 from sim.golden import Golden
 from sim.tb.common import config, rng, start
 
+STORAGE_BITS = (1, 2, 4, 8)
+
 
 def random_buffers(r: np.random.Generator, gold: Golden) -> None:
-    """Any byte pattern is a legal packed weight tile, so random bytes everywhere."""
+    """Any byte pattern is a legal packed weight tile, so random bytes everywhere; on the
+    bit-serial PE, PARAM row i holds random GroupParams whose datatypes fit a tile stored in
+    STORAGE_BITS[i % 4]-bit codes, with random scales."""
     for buf in (Buffer.INPUT, Buffer.WEIGHT):
         gold.sram[buf][:] = r.integers(0, 256, gold.sram[buf].shape, dtype=np.uint8)
+    cfg = config()
+    if cfg.pe != "serial":
+        return
+    for i in range(gold.sram[Buffer.PARAM].shape[0]):
+        fits = [DATATYPES[d].code for d in cfg.weight_dtypes if DATATYPES[d].bits <= STORAGE_BITS[i % 4]]
+        scale_max = 1 << GroupParams["scale"].width
+        gold.sram[Buffer.PARAM][i] = pack_records(GroupParams, dtype=r.choice(fits, cfg.cols),
+                                                  scale=r.integers(0, scale_max, cfg.cols))
 
 
 async def write_rows(dut, port, rows: np.ndarray) -> None:
@@ -38,6 +51,8 @@ async def fill(dut, r: np.random.Generator) -> Golden:
     random_buffers(r, gold)
     await write_rows(dut, "in_wr", gold.sram[Buffer.INPUT])
     await write_rows(dut, "w_wr", gold.sram[Buffer.WEIGHT])
+    if config().pe == "serial":
+        await write_rows(dut, "param_wr", gold.sram[Buffer.PARAM])
     gold.acc[:] = await read_acc(dut)
     return gold
 
@@ -58,9 +73,14 @@ async def read_acc(dut) -> np.ndarray:
 
 def random_cmd(r: np.random.Generator, m_max: int) -> dict:
     cfg = config()
-    dt = DATATYPES[str(r.choice(cfg.weight_dtypes))]
+    dt = DATATYPES[str(r.choice(storage_dtypes(cfg)))]
     m = int(r.integers(1, m_max + 1))
-    return {
+    group = {}
+    if cfg.pe == "serial" and r.random() < 0.6:
+        rows = [i for i in range(depth(cfg, Buffer.PARAM)) if STORAGE_BITS[i % 4] <= dt.bits]
+        if rows:
+            group = {"grouped": 1, "group_addr": int(r.choice(rows))}
+    return group | {
         "dtype": WeightType(dt.code),
         "accumulate": int(r.integers(0, 2)),
         "in_addr": int(r.integers(0, depth(cfg, Buffer.INPUT) - m + 1)),
@@ -106,7 +126,7 @@ async def check(dut, n_cmds: int, m_max: int, p_valid: float) -> None:
     cmds = [random_cmd(r, m_max) for _ in range(n_cmds)]
     await run_cmds(dut, cmds, r, p_valid)
     for pc, c in enumerate(cmds):
-        gold._execute(pc, Instruction(Opcode.MATMUL, frozenset(), dict(c)))
+        gold._execute(pc, Instruction(Opcode.MATMUL, frozenset(), {"grouped": 0, "group_addr": 0, **c}))
     got = await read_acc(dut)
     bad = np.argwhere(got != gold.acc)
     assert bad.size == 0, f"{len(bad)} accumulator entries differ, first at {bad[0].tolist()}"
@@ -133,17 +153,18 @@ async def long_tiles_stream_without_gaps(dut):
     r = rng(dut)
     await start(dut)
     gold = await fill(dut, r)
-    dt = DATATYPES[cfg.weight_dtypes[0]]
+    dt = DATATYPES[storage_dtypes(cfg)[-1]]
     cmds = [{"dtype": WeightType(dt.code), "accumulate": int(i > 0), "in_addr": 0,
              "w_addr": (i % 2) * cfg.weight_tile_rows(dt), "acc_addr": 0, "m": m} for i in range(6)]
     cycles, rows_in = await run_cmds(dut, cmds, r, 1.0)
-    assert len(rows_in) == 6 * m
-    assert rows_in[-1] - rows_in[0] + 1 == 6 * m, "the array waited between tiles"
+    planes = dt.mant_bits if cfg.pe == "serial" else 1  # bit-serial: each row once per bit plane
+    assert len(rows_in) == 6 * m * planes
+    assert rows_in[-1] - rows_in[0] + 1 == 6 * m * planes, "the array waited between tiles"
     # before the first row: the first tile's weights; after the last: the array's latency
     overhead = cycles - len(rows_in)
     dut._log.info("%d rows in %d cycles (overhead %d)", len(rows_in), cycles, overhead)
     assert overhead <= 2 * cfg.rows + cfg.cols + 10, f"{overhead} cycles of overhead"
     for pc, c in enumerate(cmds):
-        gold._execute(pc, Instruction(Opcode.MATMUL, frozenset(), dict(c)))
+        gold._execute(pc, Instruction(Opcode.MATMUL, frozenset(), {"grouped": 0, "group_addr": 0, **c}))
     got = await read_acc(dut)
     assert np.array_equal(got, gold.acc)
