@@ -2,8 +2,10 @@
 and round-to-nearest quantization with per-tensor, per-channel and per-group scales.
 
 Every datatype is a table entry: ``values[code]`` is the integer that the code stands for.
-Integer types fill that table arithmetically; value-set types (FP4, FP3, ...) list it, and the
-same encode/decode/pack/quantize functions serve both.
+Integer types fill that table arithmetically; value-set types (FP4, FP3, BitMoD's ER/EA
+variants, FLINT4, ternary, binary) list it, and the same encode/decode/pack/quantize functions
+serve both. Every value is also written as ``(-1)^sign * mant * 2^exp`` (:meth:`Datatype.terms`),
+the one integer form the bit-serial PE consumes (docs/datatypes.md).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ class Datatype:
     pe_kinds: tuple[str, ...] = PE_KINDS
     description: str = ""
     _sorted: np.ndarray = field(init=False, repr=False, compare=False)
+    _terms: tuple[np.ndarray, np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.values) != 1 << self.bits:
             raise ValueError(f"{self.name}: {1 << self.bits} codes need as many values")
         object.__setattr__(self, "_sorted", np.unique(np.asarray(self.values, np.int64)))
+        object.__setattr__(self, "_terms", _decompose(np.asarray(self.values, np.int64), self.is_integer_range))
 
     @property
     def qmin(self) -> int:
@@ -53,14 +57,34 @@ class Datatype:
         return np.asarray(self.values, np.int64)[np.asarray(codes, np.int64)]
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        """Integer values -> codes; every value must be representable."""
+        """Integer values -> codes; every value must be representable. A value that two codes
+        stand for (0 and -0 of sign-magnitude types) takes the lower code."""
         values = np.asarray(values, np.int64)
-        lut = {v: c for c, v in enumerate(self.values)}
-        flat = values.ravel()
-        bad = ~np.isin(flat, self._sorted)
+        bad = ~np.isin(values, self._sorted)
         if bad.any():
-            raise ValueError(f"{self.name} cannot represent {flat[bad][:5].tolist()}")
-        return np.array([lut[v] for v in flat.tolist()], np.uint8).reshape(values.shape)
+            raise ValueError(f"{self.name} cannot represent {values[bad][:5].tolist()}")
+        table = np.asarray(self.values, np.int64)
+        first = np.unique(table, return_index=True)[1]  # lowest code of each sorted value
+        return first[np.searchsorted(self._sorted, values)].astype(np.uint8)
+
+    def terms(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Codes -> ``(sign, mant, exp)`` with ``value = (-1)^sign * mant * 2^exp``.
+
+        Integer ranges keep ``exp = 0, mant = |value|``; value sets take the smallest mant
+        (odd, or 0 for zero), so a weight costs ``mant_bits`` bit-serial cycles.
+        """
+        codes = np.asarray(codes, np.int64)
+        return tuple(t[codes] for t in self._terms)
+
+    @property
+    def mant_bits(self) -> int:
+        """Bit length of the largest mant: the bit-serial cycles one weight takes."""
+        return int(self._terms[1].max()).bit_length()
+
+    @property
+    def exp_bits(self) -> int:
+        """Bit length of the largest exp (0 when every exp is 0)."""
+        return int(self._terms[2].max()).bit_length()
 
     def round(self, x: np.ndarray) -> np.ndarray:
         """Nearest representable value (ties to even for integer ranges, as torch.round)."""
@@ -68,13 +92,26 @@ class Datatype:
         if self.is_integer_range:
             return np.clip(np.rint(x), self.qmin, self.qmax).astype(np.int64)
         mids = (self._sorted[1:] + self._sorted[:-1]) / 2
-        # a tie goes to the value of smaller magnitude
-        idx = np.where(x < 0, np.searchsorted(mids, x, "right"), np.searchsorted(mids, x, "left"))
+        idx = np.searchsorted(mids, x, "left")  # a tie goes to the lower value ...
+        # ... or, below zero, to the upper one: the value of smaller magnitude
+        idx += (x < 0) & (mids[np.minimum(idx, len(mids) - 1)] == x)
         return self._sorted[idx]
 
     @property
     def is_integer_range(self) -> bool:
         return len(self._sorted) == self.qmax - self.qmin + 1
+
+
+def _decompose(values: np.ndarray, integer_range: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each value as (sign, mant, exp); value sets strip the factors of two from mant into exp."""
+    sign = (values < 0).astype(np.int64)
+    mag = np.abs(values)
+    exp = np.zeros_like(mag)
+    if not integer_range:
+        # trailing zeros of mag: mag & -mag isolates the lowest set bit (0 stays 0)
+        low = mag & -mag
+        exp = np.where(mag > 0, np.log2(np.maximum(low, 1)).astype(np.int64), 0)
+    return sign, mag >> exp, exp
 
 
 def _int_type(bits: int, signed: bool) -> Datatype:
@@ -85,9 +122,56 @@ def _int_type(bits: int, signed: bool) -> Datatype:
     return Datatype(f"uint{bits}", bits, tuple(range(1 << bits)), ("serial",), f"unsigned {bits}-bit")
 
 
+def _minifloat(exp_bits: int, man_bits: int) -> tuple[int, ...]:
+    """Magnitudes of an ExMy float with subnormals and no inf/NaN, in code order, scaled so the
+    smallest subnormal is 1: E2M1 -> 0, 1, 2, 3, 4, 6, 8, 12 (0, 0.5, ..., 6 times 2)."""
+    out = []
+    for e in range(1 << exp_bits):
+        for m in range(1 << man_bits):
+            out.append(m if e == 0 else ((1 << man_bits) + m) << (e - 1))
+    return tuple(out)
+
+
+def _sign_magnitude(name: str, bits: int, magnitudes: tuple[int, ...], special: int | None = None,
+                    description: str = "") -> Datatype:
+    """Top code bit = sign, low bits index ``magnitudes``; the code of -0 stands for 0, or for
+    ``special``, the one value BitMoD's ER/EA variants add. Serial PE only."""
+    negatives = tuple(-m for m in magnitudes)
+    if special is not None:
+        negatives = (special, *negatives[1:])
+    return Datatype(name, bits, tuple(magnitudes) + negatives, ("serial",), description)
+
+
+FP3 = _minifloat(2, 0)
+FP4 = _minifloat(2, 1)
+FLINT4 = (*FP4[:-1], 16)  # ANT's 4-bit flint: E2M1's top value 12 becomes 16
+# BitMoD's special values (the value the -0 code is redefined to); ER = extra resolution
+# between the two largest magnitudes, EA = extra asymmetry beyond the largest magnitude.
+SPECIAL_VALUES = {
+    "fp3": {"er": 3, "ea": 6},
+    "fp4": {"er": 10, "ea": 16},
+}
+
+
+def _value_set_types() -> list[Datatype]:
+    types = [_sign_magnitude("fp3", 3, FP3, description="FP3 E2M0 (sign, 2 exponent bits)")]
+    for kind, v in SPECIAL_VALUES["fp3"].items():
+        for sign, sv in (("pos", v), ("neg", -v)):
+            types.append(_sign_magnitude(f"fp3_{kind}_{sign}", 3, FP3, sv, f"BitMoD FP3 with {sv:+d}"))
+    types.append(_sign_magnitude("fp4", 4, FP4, description="FP4 E2M1 (OCP MX FP4) times 2"))
+    for kind, v in SPECIAL_VALUES["fp4"].items():
+        for sign, sv in (("pos", v), ("neg", -v)):
+            types.append(_sign_magnitude(f"fp4_{kind}_{sign}", 4, FP4, sv, f"BitMoD FP4 with {sv:+d}"))
+    types.append(_sign_magnitude("flint4", 4, FLINT4, description="ANT's signed 4-bit flint"))
+    types.append(_sign_magnitude("ternary", 2, (0, 1), description="BitNet b1.58 ternary {-1, 0, +1}"))
+    types.append(_sign_magnitude("binary", 1, (1,), description="binary {-1, +1}"))
+    return types
+
+
 def _table() -> dict[str, Datatype]:
+    # codes are table positions: new types go last so that existing codes stay
     types = [_int_type(b, True) for b in range(1, 9)] + [_int_type(b, False) for b in range(1, 9)]
-    return {t.name: t for t in types}
+    return {t.name: t for t in types + _value_set_types()}
 
 
 DATATYPES: dict[str, Datatype] = _table()
