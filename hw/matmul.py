@@ -163,7 +163,7 @@ class MatmulEngine(wiring.Component):
 
         # ---- stage 2: activation streamer (each row once per bit plane) -----------------------
         issue = Signal()
-        plane = Signal(range(P))
+        plane = Signal(range(max(P, 2)))  # always 0 on the bit-parallel PE
         last_plane = Signal()
         last = Signal()
         m.d.comb += [issue.eq(st_valid), last_plane.eq(plane == st.planes - 1),

@@ -1,0 +1,560 @@
+"""Tiling search for one GEMM: every legal tiling, costed at once by a vectorised analytical model.
+
+A GEMM is ``out[M, N] = A[M, K] @ W[K, N]`` (int8 activations, ``bits``-bit weights packed in
+``rows x cols`` tiles as ``compiler/gemm.py`` packs them). A tiling cuts it into blocks of
+``m_tile x k_tile x n_tile`` and picks a loop order and single or double buffering; the search
+enumerates every legal tiling on a grid, costs all of them with one set of NumPy array
+expressions (JAQ's "BatchTile" idea) and keeps the cheapest. ``search_exhaustive`` walks the
+same grid one candidate at a time with a plain scalar model; both return the same optimum.
+
+**Grid.** Tile sizes are counted in units: activation rows for ``m``, array tiles for ``k``
+(``rows`` wide) and ``n`` (``cols`` wide). For a dimension of ``D`` units the grid holds, for
+every block count ``b`` that a tile size can produce, the smallest tile that produces it:
+``{ceil(D / b) : b = 1..D}`` (about ``2 sqrt(D)`` values). Every cost term below depends on a
+tile size only through its block count, or grows with the tile (buffer rows, the first block's
+loads, the last output tile's POSTPROC and STORE, costed at full size, and the idle cycles of
+short array passes, which are convex),
+so a larger tile with the same block count is never cheaper and never fits better: the grid
+loses nothing against all sizes (``grid="all"``, tested). Layers come out at hundreds to tens
+of thousands of legal candidates.
+
+**Loop orders.** k-blocks are always innermost for an output block, so the accumulators hold
+one output block until it is finished. ``weight_stationary`` walks n-blocks outside m-blocks:
+a weight block is loaded once per n-block when it spans all of K (one k-block), else again
+for every m-block. ``input_stationary`` walks m-blocks outside n-blocks: an input block that
+spans all of K stays while every weight block passes (``resident`` in compiler/gemm.py when
+``n_tile = cols``), else it is loaded again for every n-block.
+``stream`` is the n, m, k walk that reloads both operands for every block (``stream`` in
+compiler/gemm.py when ``k_tile = rows, n_tile = cols``); it never beats the stationary orders
+and is kept as the baseline. An operand is reloaded only when the walk moves to a different
+block of it.
+
+**Buffers.** With double buffering every buffer is split in ``cfg.slots`` halves (two
+accumulator regions) and the DMA fills one half while the array reads the other. Per half:
+input ``k_tile/rows * m_tile`` rows (one LOAD of ``m_tile`` rows per array k-tile, since a
+MATMUL reads consecutive rows), weight ``k_tile/rows * n_tile/cols * weight_tile_rows``,
+accumulators ``m_tile`` rows when one k-block covers K (each output tile is post-processed
+as soon as its k-tiles are done, alternating two regions) else ``m_tile * n_tile/cols``,
+output ``m_tile`` rows (POSTPROC and STORE go one ``cols``-wide output tile at a time), PARAM
+every ``cols`` output channels' row when they all fit (loaded once), else ``n_tile/cols`` rows.
+
+**Cost (cycles)**, every constant in `CostParams`:
+
+- compute: array passes of ``m`` rows, one row per cycle; two weight banks let a pass start
+  ``rows`` cycles of unpacking after the pass before the previous one has crossed the array,
+  so a pass lasts ``max(m, (m + rows + cols + 1) / 2)``; each POSTPROC waits for the array to
+  drain (``array_latency``); without double buffering the next pass also waits for POSTPROC
+  to read its ``m`` accumulator rows (one region).
+- load / store: one LOAD / STORE at a time per queue: a latency per transfer plus, per DRAM
+  row, ``max(bus beats, scratchpad rows)`` cycles (a narrow scratchpad row takes one cycle of
+  its own), plus an optional cost per AXI burst (every DRAM row is a burst: rows are narrower
+  than 4 KiB). Instruction fetch shares the read channel with the loads, so the program's
+  beats count there too. Activations are assumed stored with bus-aligned rows.
+- overlap: double-buffered ``first loads + max(compute, other loads, other stores) + drain,
+  last POSTPROC and STORE``; single-buffered ``compute + loads + stores``.
+
+The model is written twice, over arrays (`evaluate`, `search`) and over one candidate
+(`tiling_cost`, `search_exhaustive`); the two agree exactly (tested). A calibration against
+RTL cycle counters changes `CostParams` only. Not modelled yet: the bit-serial PE (one row
+per cycle is assumed), stalls from uneven loads within the walk (a resident block's reload
+is spread over the whole walk), DRAM contention between loads and stores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from hw.array import array_latency
+from hw.config import AccelConfig
+from hw.datatypes import DATATYPES
+from hw.isa import INSN_BYTES, PARAM_BYTES
+
+ORDERS = ("weight_stationary", "input_stationary", "stream")
+WS, IS, ST = range(len(ORDERS))
+GRIDS = ("blocks", "all")
+MAX_BURST_BYTES = 4096  # AXI4 bursts never cross a 4 KiB boundary
+MAX_BURST_BEATS = 256
+_NO_FIT = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One GEMM shape ``M x K x N``; ``groups`` independent copies (conv groups, attention heads).
+
+    ``b_from_activations``: the B operand is an activation tensor (attention), so it is
+    ``act_bits`` wide whatever the network's weight datatype.
+    """
+
+    name: str
+    m: int
+    k: int
+    n: int
+    groups: int = 1
+    b_from_activations: bool = False
+
+    def __post_init__(self) -> None:
+        if min(self.m, self.k, self.n, self.groups) < 1:
+            raise ValueError(f"GEMM {self.name}: dimensions must be positive, got {self.shape}")
+
+    @property
+    def shape(self) -> str:
+        return f"{self.m}x{self.k}x{self.n}" + (f" x{self.groups}" if self.groups > 1 else "")
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.k * self.n * self.groups
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.shape}"
+
+
+@dataclass(frozen=True)
+class CostParams:
+    """Every constant of the cost model; calibration against RTL counters changes these only.
+
+    Defaults are read off the RTL and the simulation DRAM (sim/dram.py): a LOAD waits the 20-cycle
+    read latency plus its command and realignment pipeline; a STORE the 10-cycle write response
+    plus its read-ahead; the DMA keeps 32 bursts in flight, so bursts cost no extra cycles.
+    Not fitted yet; one check: the ``gemm`` benchmark's kernel (256^3 INT4, resident, m_tile 64)
+    is 69407 cycles here and 69377 on the RTL.
+    """
+
+    load_latency: int = 24  # cycles per LOAD beyond its data rows
+    store_latency: int = 16  # cycles per STORE beyond its data rows
+    burst_cycles: int = 0  # extra cycles per AXI burst (one per DRAM row here)
+    pass_gap_extra: int = 0  # extra cycles over rows + cols + 1 before a weight bank is reused
+    drain_extra: int = 0  # cycles a POSTPROC waits beyond the array latency
+
+
+@dataclass(frozen=True)
+class Tiling:
+    m_tile: int
+    k_tile: int
+    n_tile: int
+    order: str
+    double_buffer: bool
+
+    def __str__(self) -> str:
+        buf = "double-buffered" if self.double_buffer else "single-buffered"
+        return f"m_tile={self.m_tile} k_tile={self.k_tile} n_tile={self.n_tile} {self.order} {buf}"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Cycles of one tiling and where they go; ``dma_bytes`` counts loads and stores."""
+
+    cycles: int
+    compute: int
+    load: int
+    store: int
+    prologue: int  # loads before the first array pass (double-buffered only)
+    epilogue: int  # drain, last POSTPROC and STORE after the last pass (double-buffered only)
+    dma_bytes: int
+    instructions: int  # LOAD, MATMUL, POSTPROC, STORE and END instructions of the schedule
+    utilization: float  # MACs / (rows * cols) / cycles
+
+    def __str__(self) -> str:
+        return (f"{self.cycles} cycles (compute {self.compute}, load {self.load}, store {self.store}), "
+                f"{self.dma_bytes} DMA bytes, utilization {self.utilization:.3f}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The best tiling of one GEMM, its cost, and what the search did to find it."""
+
+    gemm: Gemm
+    dtype_bits: int
+    tiling: Tiling
+    cost: Cost
+    candidates: int  # legal tilings costed
+    search_s: float
+
+    def __str__(self) -> str:
+        return (f"{self.gemm} ({self.dtype_bits}-bit B): {self.tiling}\n  {self.cost}\n"
+                f"  {self.candidates} candidates in {self.search_s * 1e3:.2f} ms")
+
+
+# ---- per-GEMM geometry (scalars shared by both models) ----------------------------------------
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def _row_cycles(row_bytes: int, sram_row_bytes: int, bus_bytes: int, p: CostParams) -> int:
+    """Cycles one DRAM row takes: bus beats or scratchpad rows, whichever is more, plus its bursts."""
+    bursts = _ceil(row_bytes, min(MAX_BURST_BYTES, MAX_BURST_BEATS * bus_bytes))
+    return max(_ceil(row_bytes, bus_bytes), _ceil(row_bytes, sram_row_bytes)) + p.burst_cycles * bursts
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """What the cost of a GEMM depends on besides its tiling, in units of rows and cycles."""
+
+    m: int
+    cells: int  # rows * cols: MACs per array cycle
+    kt: int  # array k-tiles
+    nt: int  # array n-tiles
+    macs: int
+    a_bytes: int
+    w_tile_bytes: int
+    p_row_bytes: int
+    out_bytes: int
+    depth: dict[str, int]
+    slot_options: tuple[int, ...]
+    w_tile_rows: int
+    params_fit: bool  # every PARAM row fits at once: load them once
+    bus_bytes: int
+    a_full: int  # cycles of one activation row of a full k-tile
+    a_last: int  # ... of the last k-tile
+    a_row: int  # ... of all k-tiles
+    w_tile: int  # cycles of one weight tile
+    p_row: int  # cycles of one PARAM row
+    o_full: int  # cycles of one output row of a full n-tile
+    o_row: int  # ... of all n-tiles
+    pass_gap: int  # a pass shorter than this leaves the array idle
+    drain: int  # cycles a POSTPROC waits for the array
+
+
+BUFFERS = ("input_buf_bytes", "weight_buf_bytes", "acc_buf_bytes", "out_buf_bytes", "param_buf_bytes")
+
+
+def _dtype_rows(cfg: AccelConfig, gemm: Gemm, dtype_bits: int) -> int:
+    """Weight-buffer rows of one packed tile, for a datatype of the config that is that wide."""
+    for name in cfg.weight_dtypes:
+        if DATATYPES[name].bits == dtype_bits:
+            return cfg.weight_tile_rows(name)
+    raise ValueError(f"GEMM {gemm}: config {cfg.name!r} runs no {dtype_bits}-bit weight datatype "
+                     f"(it runs {', '.join(cfg.weight_dtypes)})")
+
+
+def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _Geometry:
+    R, C, bus = cfg.rows, cfg.cols, cfg.axi_data_bits // 8
+    M, K, N = gemm.m, gemm.k, gemm.n
+    kt, nt = _ceil(K, R), _ceil(N, C)
+    wtr = _dtype_rows(cfg, gemm, dtype_bits)
+    depth = {f: cfg.buffer_depth(f) for f in BUFFERS}
+    p_row_bytes = C * PARAM_BYTES
+    a_full = _row_cycles(R, R, bus, p)
+    a_last = _row_cycles(K - (kt - 1) * R, R, bus, p)
+    o_full = _row_cycles(C, C, bus, p)
+    o_last = _row_cycles(N - (nt - 1) * C, C, bus, p)
+    _check_minimal(cfg, gemm, dtype_bits, wtr, depth, nt)
+    return _Geometry(
+        m=M, cells=R * C, kt=kt, nt=nt, macs=M * K * N, a_bytes=M * K, w_tile_bytes=wtr * C, p_row_bytes=p_row_bytes,
+        out_bytes=M * N, depth=depth, slot_options=tuple(sorted({cfg.slots, 1}, reverse=True)), w_tile_rows=wtr,
+        params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
+        a_full=a_full, a_last=a_last, a_row=(kt - 1) * a_full + a_last,
+        w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, p_row_bytes, bus, p),
+        o_full=o_full, o_row=(nt - 1) * o_full + o_last,
+        pass_gap=R + C + 1 + p.pass_gap_extra, drain=array_latency(cfg) + p.drain_extra,
+    )
+
+
+def _check_minimal(cfg: AccelConfig, gemm: Gemm, bits: int, wtr: int, depth: dict[str, int], nt: int) -> None:
+    """The smallest tiling (one row, one array tile, single-buffered) must fit, or say which buffer cannot."""
+    need = {"input_buf_bytes": (1, "one activation row"),
+            "weight_buf_bytes": (wtr, f"one {cfg.rows}x{cfg.cols} tile of {bits}-bit weights"),
+            "acc_buf_bytes": (1, "one accumulator row"), "out_buf_bytes": (1, "one output row"),
+            "param_buf_bytes": (1, "one PARAM row")}
+    short = [f"{f} = {getattr(cfg, f)} holds {depth[f]} rows, {what} needs {rows}"
+             for f, (rows, what) in need.items() if depth[f] < rows]
+    if short:
+        raise ValueError(f"GEMM {gemm}: no tiling fits config {cfg.name!r}: " + "; ".join(short))
+
+
+# ---- the grid ---------------------------------------------------------------------------------
+
+
+def _grid(units: int, grid: str) -> np.ndarray:
+    """Tile sizes (in units) to try for a dimension of `units` units, ascending (module docstring)."""
+    if grid == "all":
+        return np.arange(1, units + 1, dtype=np.int64)
+    return np.unique(-(-units // np.arange(1, units + 1, dtype=np.int64)))
+
+
+def _grid_scalar(units: int, grid: str) -> list[int]:
+    if grid == "all":
+        return list(range(1, units + 1))
+    return sorted({_ceil(units, b) for b in range(1, units + 1)})
+
+
+def _check_grid(grid: str) -> None:
+    if grid not in GRIDS:
+        raise ValueError(f"grid {grid!r}: choose one of {', '.join(GRIDS)}")
+
+
+# ---- the scalar model: one candidate ----------------------------------------------------------
+
+
+def _sweeps(order: int, mb: int, kb_count: int, nb_count: int) -> tuple[int, int]:
+    """How many times the walk reads all of A and all of W from DRAM."""
+    if order == WS:
+        return (1 if mb * kb_count == 1 else nb_count), (1 if kb_count == 1 else mb)
+    if order == IS:
+        return (1 if kb_count == 1 else nb_count), (1 if nb_count * kb_count == 1 else mb)
+    return nb_count, mb
+
+
+def _fits(g: _Geometry, m: int, kb: int, nb: int, slots: int) -> bool:
+    kb_count = _ceil(g.kt, kb)
+    acc_rows = m * (1 if kb_count == 1 else nb)
+    d = g.depth
+    return (kb * m <= d["input_buf_bytes"] // slots
+            and kb * nb * g.w_tile_rows <= d["weight_buf_bytes"] // slots
+            and acc_rows <= d["acc_buf_bytes"] // slots
+            and m <= d["out_buf_bytes"] // slots
+            and (g.params_fit or nb <= d["param_buf_bytes"] // slots))
+
+
+def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int, p: CostParams) -> Cost:
+    mb, kb_count, nb_count = _ceil(g.m, m), _ceil(g.kt, kb), _ceil(g.nt, nb)
+    m_last = g.m - (mb - 1) * m
+    sa, sw = _sweeps(order, mb, kb_count, nb_count)
+    if g.params_fit:
+        p_loads, p_walks = 1, 1
+    else:
+        p_loads, p_walks = nb_count, (mb if order == IS and nb_count > 1 else 1)
+    tiles = g.kt * g.nt
+    loads = sa * mb * g.kt + sw * kb_count * nb_count + p_walks * p_loads
+    insns = loads + mb * tiles + 2 * mb * g.nt + 1  # LOADs, MATMULs, POSTPROCs, STOREs, END
+    load = (p.load_latency * loads + sa * g.m * g.a_row + sw * tiles * g.w_tile + p_walks * g.nt * g.p_row
+            + _ceil(insns * INSN_BYTES, g.bus_bytes))
+    store = p.store_latency * mb * g.nt + g.m * g.o_row
+    gap = g.pass_gap
+    passes2 = tiles * ((mb - 1) * max(2 * m, m + gap) + max(2 * m_last, m_last + gap))
+    compute = (passes2 + 1) // 2 + mb * g.nt * g.drain + (0 if slots > 1 else g.m * g.nt)
+    dma_bytes = (sa * g.a_bytes + sw * tiles * g.w_tile_bytes + p_walks * g.nt * g.p_row_bytes + g.out_bytes)
+    if slots > 1:
+        a_first = kb * g.a_full - (g.a_full - g.a_last if kb == g.kt else 0)
+        prologue = (p.load_latency * (kb + 2) + (g.nt if g.params_fit else nb) * g.p_row
+                    + m * a_first + kb * nb * g.w_tile)
+        last_store = p.store_latency + m * g.o_full
+        epilogue = g.drain + m + last_store
+        cycles = prologue + max(compute, load - prologue, store - last_store) + epilogue
+    else:
+        prologue = epilogue = 0
+        cycles = load + compute + store
+    return Cost(cycles, compute, load, store, prologue, epilogue, dma_bytes, insns, g.macs / (g.cells * cycles))
+
+
+def tiling_cost(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling,
+                params: CostParams = CostParams()) -> Cost:
+    """Cost of one tiling of one GEMM instance (the scalar reference model)."""
+    g = _geometry(cfg, gemm, dtype_bits, params)
+    return _cost_scalar(g, *_units(cfg, gemm, tiling), params)
+
+
+def fits(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling) -> bool:
+    """Whether a tiling's blocks fit the scratchpads (module docstring, "Buffers")."""
+    g = _geometry(cfg, gemm, dtype_bits, CostParams())
+    m, kb, nb, _, slots = _units(cfg, gemm, tiling)
+    return _fits(g, m, kb, nb, slots)
+
+
+def _units(cfg: AccelConfig, gemm: Gemm, t: Tiling) -> tuple[int, int, int, int, int]:
+    """(m_tile, k-tiles, n-tiles, order index, slots) of a tiling, checked against the GEMM."""
+    if t.order not in ORDERS:
+        raise ValueError(f"GEMM {gemm}: loop order {t.order!r} is not one of {', '.join(ORDERS)}")
+    if t.double_buffer and cfg.slots == 1:
+        raise ValueError(f"GEMM {gemm}: config {cfg.name!r} has double_buffer = false")
+    kt, nt = _ceil(gemm.k, cfg.rows), _ceil(gemm.n, cfg.cols)
+    if not (1 <= t.m_tile <= gemm.m and t.k_tile % cfg.rows == 0 and 1 <= t.k_tile // cfg.rows <= kt
+            and t.n_tile % cfg.cols == 0 and 1 <= t.n_tile // cfg.cols <= nt):
+        raise ValueError(f"GEMM {gemm}: {t} is not a tiling of it (m_tile in 1..{gemm.m}, k_tile a multiple "
+                         f"of {cfg.rows} up to {kt * cfg.rows}, n_tile a multiple of {cfg.cols} up to {nt * cfg.cols})")
+    return t.m_tile, t.k_tile // cfg.rows, t.n_tile // cfg.cols, ORDERS.index(t.order), \
+        cfg.slots if t.double_buffer else 1
+
+
+# ---- the vectorised model: every candidate at once --------------------------------------------
+#
+# Arrays are broadcast over the axes (order, slots, m_tile, k-tiles, n-tiles); each term is built
+# at the smallest shape it depends on, and only the final cycles reach the full grid.
+
+_AXES = 5
+
+
+def _axis(values, axis: int) -> np.ndarray:
+    shape = [1] * _AXES
+    shape[axis] = -1
+    return np.asarray(values, dtype=np.int64).reshape(shape)
+
+
+def _tile_axes(g: _Geometry, grid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The grid of each dimension, less sizes that cannot fit even alone and single-buffered."""
+    d = g.depth
+    ms = _grid(g.m, grid)
+    ms = ms[ms <= min(d["input_buf_bytes"], d["out_buf_bytes"], d["acc_buf_bytes"])]
+    kbs = _grid(g.kt, grid)
+    kbs = kbs[(kbs <= d["input_buf_bytes"]) & (kbs * g.w_tile_rows <= d["weight_buf_bytes"])]
+    nbs = _grid(g.nt, grid)
+    nbs = nbs[(nbs * g.w_tile_rows <= d["weight_buf_bytes"]) & (g.params_fit | (nbs <= d["param_buf_bytes"]))]
+    return ms, kbs, nbs
+
+
+@dataclass(frozen=True)
+class _Grid:
+    ms: np.ndarray
+    kbs: np.ndarray
+    nbs: np.ndarray
+    slots: tuple[int, ...]
+    legal: np.ndarray  # (1, slots, m, k, n)
+    terms: dict[str, np.ndarray]  # Cost fields, broadcastable to the full grid
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(ORDERS), len(self.slots), len(self.ms), len(self.kbs), len(self.nbs))
+
+
+def _evaluate_grid(g: _Geometry, grid: str, p: CostParams) -> _Grid:
+    ms, kbs, nbs = _tile_axes(g, grid)
+    order, m, kb, nb = _axis(range(len(ORDERS)), 0), _axis(ms, 2), _axis(kbs, 3), _axis(nbs, 4)
+    slots = _axis(g.slot_options, 1)
+    mb, kb_count, nb_count = -(-g.m // m), -(-g.kt // kb), -(-g.nt // nb)
+    m_last = g.m - (mb - 1) * m
+    one_k = kb_count == 1
+    d = g.depth
+    legal = ((kb * m <= d["input_buf_bytes"] // slots) & (kb * nb * g.w_tile_rows <= d["weight_buf_bytes"] // slots)
+             & (np.where(one_k, m, m * nb) <= d["acc_buf_bytes"] // slots) & (m <= d["out_buf_bytes"] // slots))
+    if not g.params_fit:
+        legal = legal & (nb <= d["param_buf_bytes"] // slots)
+
+    sa = np.where(order == WS, np.where(mb * kb_count == 1, 1, nb_count),
+                  np.where(order == IS, np.where(one_k, 1, nb_count), nb_count))
+    sw = np.where(order == WS, np.where(one_k, 1, mb),
+                  np.where(order == IS, np.where(nb_count * kb_count == 1, 1, mb), mb))
+    if g.params_fit:
+        p_loads = p_walks = 1
+    else:
+        p_loads, p_walks = nb_count, np.where((order == IS) & (nb_count > 1), mb, 1)
+    tiles = g.kt * g.nt
+    loads = sa * (mb * g.kt) + sw * (kb_count * nb_count) + p_walks * p_loads
+    insns = loads + mb * tiles + 2 * mb * g.nt + 1
+    load = (p.load_latency * loads + sa * (g.m * g.a_row) + sw * (tiles * g.w_tile) + p_walks * (g.nt * g.p_row)
+            + -(-insns * INSN_BYTES // g.bus_bytes))
+    store = p.store_latency * mb * g.nt + g.m * g.o_row
+    gap = g.pass_gap
+    passes2 = tiles * ((mb - 1) * np.maximum(2 * m, m + gap) + np.maximum(2 * m_last, m_last + gap))
+    compute = (passes2 + 1) // 2 + mb * (g.nt * g.drain) + np.where(slots > 1, 0, g.m * g.nt)
+    dma_bytes = sa * g.a_bytes + sw * (tiles * g.w_tile_bytes) + p_walks * (g.nt * g.p_row_bytes) + g.out_bytes
+
+    a_first = kb * g.a_full - np.where(kb == g.kt, g.a_full - g.a_last, 0)
+    prologue = (p.load_latency * (kb + 2) + (g.nt if g.params_fit else nb) * g.p_row
+                + m * a_first + kb * nb * g.w_tile)
+    last_store = p.store_latency + m * g.o_full
+    epilogue = g.drain + m + last_store
+    per_slots = []
+    for i, s in enumerate(g.slot_options):
+        c = compute[:, i : i + 1]
+        if s > 1:
+            per_slots.append(prologue + np.maximum(np.maximum(c, load - prologue), store - last_store) + epilogue)
+        else:
+            per_slots.append(load + c + store)
+    cycles = np.concatenate(np.broadcast_arrays(*per_slots), axis=1)
+    double = slots > 1
+    terms = {"cycles": cycles, "compute": compute, "load": load, "store": store,
+             "prologue": np.where(double, prologue, 0), "epilogue": np.where(double, epilogue, 0),
+             "dma_bytes": dma_bytes, "instructions": insns}
+    return _Grid(ms, kbs, nbs, g.slot_options, legal, terms)
+
+
+def _pick(gr: _Grid) -> int:
+    """Flat index of the cheapest legal candidate: fewest cycles, then fewest DMA bytes, then grid order."""
+    cycles = np.where(gr.legal, gr.terms["cycles"], _NO_FIT).ravel()
+    ties = np.flatnonzero(cycles == cycles.min())
+    dma = np.broadcast_to(gr.terms["dma_bytes"], gr.shape).ravel()[ties]
+    return int(ties[np.argmin(dma)])
+
+
+def _entry(cfg: AccelConfig, g: _Geometry, gr: _Grid, flat: int) -> tuple[Tiling, Cost]:
+    o, s, i, j, k = np.unravel_index(flat, gr.shape)
+    tiling = Tiling(int(gr.ms[i]), int(gr.kbs[j]) * cfg.rows, int(gr.nbs[k]) * cfg.cols, ORDERS[o],
+                    gr.slots[s] > 1)
+    vals = {name: int(np.broadcast_to(a, gr.shape)[o, s, i, j, k]) for name, a in gr.terms.items()}
+    return tiling, Cost(**vals, utilization=g.macs / (g.cells * vals["cycles"]))
+
+
+def search(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
+           grid: str = "blocks") -> Choice:
+    """The cheapest legal tiling of one GEMM instance, every candidate costed at once.
+
+    Ties go to fewer DMA bytes, then to the earlier candidate in grid order (order, double
+    buffering first, then ascending m_tile, k_tile, n_tile), as in `search_exhaustive`.
+    """
+    t0 = time.perf_counter()
+    _check_grid(grid)
+    g = _geometry(cfg, gemm, dtype_bits, params)
+    gr = _evaluate_grid(g, grid, params)
+    count = len(ORDERS) * int(gr.legal.sum())
+    if count == 0:
+        raise ValueError(f"GEMM {gemm}: no tiling on the {grid!r} grid fits config {cfg.name!r}")
+    tiling, cost = _entry(cfg, g, gr, _pick(gr))
+    return Choice(gemm, dtype_bits, tiling, cost, count, time.perf_counter() - t0)
+
+
+def search_exhaustive(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
+                      grid: str = "blocks") -> Choice:
+    """The same search one candidate at a time with the scalar model: the reference for `search`."""
+    t0 = time.perf_counter()
+    _check_grid(grid)
+    g = _geometry(cfg, gemm, dtype_bits, params)
+    best: tuple[int, int] | None = None
+    found: tuple[Tiling, Cost] | None = None
+    count = 0
+    ms, kbs, nbs = _grid_scalar(g.m, grid), _grid_scalar(g.kt, grid), _grid_scalar(g.nt, grid)
+    for o, order in enumerate(ORDERS):
+        for slots in g.slot_options:
+            for m in ms:
+                for kb in kbs:
+                    for nb in nbs:
+                        if not _fits(g, m, kb, nb, slots):
+                            continue
+                        count += 1
+                        cost = _cost_scalar(g, m, kb, nb, o, slots, params)
+                        if best is None or (cost.cycles, cost.dma_bytes) < best:
+                            best = (cost.cycles, cost.dma_bytes)
+                            found = (Tiling(m, kb * cfg.rows, nb * cfg.cols, order, slots > 1), cost)
+    if found is None:
+        raise ValueError(f"GEMM {gemm}: no tiling on the {grid!r} grid fits config {cfg.name!r}")
+    return Choice(gemm, dtype_bits, found[0], found[1], count, time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Every legal tiling of one GEMM and its cost terms, as parallel arrays (for tests and calibration)."""
+
+    tilings: tuple[Tiling, ...]
+    cycles: np.ndarray
+    compute: np.ndarray
+    load: np.ndarray
+    store: np.ndarray
+    prologue: np.ndarray
+    epilogue: np.ndarray
+    dma_bytes: np.ndarray
+    instructions: np.ndarray
+    utilization: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.tilings)
+
+    def cost(self, i: int) -> Cost:
+        vals = {f.name: getattr(self, f.name)[i] for f in fields(Cost)}
+        return Cost(**{k: (float(v) if k == "utilization" else int(v)) for k, v in vals.items()})
+
+
+def evaluate(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
+             grid: str = "blocks") -> Candidates:
+    """All legal candidates of the grid with their vectorised costs, in the search's order."""
+    _check_grid(grid)
+    g = _geometry(cfg, gemm, dtype_bits, params)
+    gr = _evaluate_grid(g, grid, params)
+    legal = np.broadcast_to(gr.legal, gr.shape)
+    o, s, i, j, k = np.nonzero(legal)
+    tilings = tuple(Tiling(int(m), int(kb) * cfg.rows, int(nb) * cfg.cols, ORDERS[oi], gr.slots[si] > 1)
+                    for oi, si, m, kb, nb in zip(o, s, gr.ms[i], gr.kbs[j], gr.nbs[k]))
+    arrays = {name: np.broadcast_to(a, gr.shape)[legal] for name, a in gr.terms.items()}
+    return Candidates(tilings, **arrays, utilization=g.macs / (g.cells * arrays["cycles"]))
