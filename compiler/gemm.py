@@ -17,7 +17,7 @@ import numpy as np
 from hw.asm import assemble
 from hw.config import AccelConfig
 from hw.datatypes import Datatype, datatype, pack
-from hw.isa import INSN_BYTES, PARAM_BYTES, ChannelParams
+from hw.isa import INSN_BYTES, PARAM_BYTES, ChannelParams, GroupParams
 from hw.program import Program, Segment, TensorDesc
 from hw.records import pack_records
 
@@ -56,24 +56,70 @@ def example_operands(m: int, k: int, n: int, weight_dtype: str = "int4", seed: i
     return a, w, req
 
 
-def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int) -> np.ndarray:
-    """What the kernel computes, evaluated directly in NumPy (docs/numerics.md)."""
-    x = (np.asarray(a, np.int64) @ np.asarray(w, np.int64) + req.bias) * req.multiplier
+def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int,
+                   groups: WeightGroups | None = None) -> np.ndarray:
+    """What the kernel computes, evaluated directly in NumPy (docs/numerics.md); with groups,
+    every weight is multiplied by its group's scale first."""
+    w = np.asarray(w, np.int64)
+    if groups is not None:
+        w = w * groups.scale_rows(w.shape[0])
+    x = (np.asarray(a, np.int64) @ w + req.bias) * req.multiplier
     half = np.where(req.shift > 0, np.left_shift(1, np.maximum(req.shift - 1, 0)), 0)
     y = ((x + half) >> req.shift) + req.zero_point
     qmin, qmax = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
     return np.clip(y, max(req.zero_point, qmin) if req.relu else qmin, qmax)
 
 
-def pack_weight_tiles(w: np.ndarray, dt: Datatype, rows: int, cols: int) -> np.ndarray:
-    """K x N weight values -> packed rows x cols tiles, k-tile major within each n-tile column
+@dataclass(frozen=True)
+class WeightGroups:
+    """Per-group datatypes and scales of a K x N weight matrix (the bit-serial PE's grouped
+    MATMUL): group g covers rows [g*size, (g+1)*size) of K; ``tags[g, n]`` names column n's
+    datatype in that group and ``scales[g, n]`` its unsigned integer scale."""
+
+    size: int
+    tags: np.ndarray  # (groups, N) datatype names
+    scales: np.ndarray  # (groups, N) integers in GroupParams.scale's range
+
+    def codes(self, w: np.ndarray) -> np.ndarray:
+        """Each weight value as a code of its column-group's datatype."""
+        codes = np.zeros(w.shape, np.int64)
+        for name in np.unique(self.tags):
+            dt = datatype(str(name))
+            sel = np.repeat(self.tags == name, self.size, axis=0)[: w.shape[0]]
+            codes[sel] = dt.encode(w[sel])
+        return codes
+
+    def scale_rows(self, k: int) -> np.ndarray:
+        """The K x N scale that multiplies each weight."""
+        return np.repeat(np.asarray(self.scales, np.int64), self.size, axis=0)[:k]
+
+
+def pack_code_tiles(codes: np.ndarray, bits: int, rows: int, cols: int) -> np.ndarray:
+    """K x N codes -> packed rows x cols tiles, k-tile major within each n-tile column
     order (tile (i, j) at index j * k_tiles + i), each tile zero-padded and row-major."""
-    k, n = w.shape
+    k, n = codes.shape
     kt, nt = -(-k // rows), -(-n // cols)
     padded = np.zeros((kt * rows, nt * cols), np.int64)
-    padded[:k, :n] = w
+    padded[:k, :n] = codes
     tiles = padded.reshape(kt, rows, nt, cols).transpose(2, 0, 1, 3)  # (nt, kt, rows, cols)
-    return np.concatenate([pack(dt.encode(t), dt.bits) for t in tiles.reshape(-1, rows, cols)])
+    return np.concatenate([pack(t, bits) for t in tiles.reshape(-1, rows, cols)])
+
+
+def pack_weight_tiles(w: np.ndarray, dt: Datatype, rows: int, cols: int) -> np.ndarray:
+    """K x N weight values of one datatype -> packed tiles (see pack_code_tiles)."""
+    return pack_code_tiles(dt.encode(w), dt.bits, rows, cols)
+
+
+def pack_group_params(groups: WeightGroups, storage: Datatype, cols: int) -> np.ndarray:
+    """GroupParams rows, one per (group, n-tile) at index g * n_tiles + j; padding columns get
+    the storage datatype and scale 0."""
+    g, n = groups.tags.shape
+    nt = -(-n // cols)
+    codes = np.full((g, nt * cols), storage.code, np.int64)
+    codes[:, :n] = np.vectorize(lambda t: datatype(str(t)).code)(groups.tags)
+    scales = np.zeros((g, nt * cols), np.int64)
+    scales[:, :n] = groups.scales
+    return pack_records(GroupParams, dtype=codes.ravel(), scale=scales.ravel())
 
 
 def pack_params(req: Requant, n: int, cols: int) -> np.ndarray:
@@ -99,6 +145,7 @@ def gemm_program(
     req: Requant,
     m_tile: int | None = None,
     kernel: str = "auto",
+    groups: WeightGroups | None = None,
 ) -> Program:
     """Assemble the tiled GEMM for one configuration, with its DRAM image.
 
@@ -107,6 +154,9 @@ def gemm_program(
     rows with all of K in one buffer half while it walks every n-tile, loading one weight
     column (all k-tiles) per output tile, so each input byte is read from DRAM once.
     ``auto`` takes ``resident`` when its input block is at least 2 x rows deep.
+    With ``groups`` (bit-serial PE) every MATMUL is grouped: ``weight_dtype`` is the storage
+    width and each tile's GroupParams row (after the ChannelParams rows in PARAM) gives each
+    column's datatype and scale.
     """
     cfg = config
     dt = datatype(weight_dtype)
@@ -119,8 +169,17 @@ def gemm_program(
         raise ValueError(f"A is {m}x{k} but W is {k2}x{n}: inner dimensions differ")
     R, C, S = cfg.rows, cfg.cols, cfg.slots
     kt, nt = -(-k // R), -(-n // C)
-    if nt > cfg.buffer_depth("param_buf_bytes"):
-        raise ValueError(f"N = {n} needs {nt} PARAM rows; param_buf_bytes holds "
+    k_groups = 0
+    if groups is not None:
+        if cfg.pe != "serial":
+            raise ValueError(f"grouped weights need the bit-serial PE; config {cfg.name!r} has pe = {cfg.pe!r}")
+        if groups.size % R or groups.tags.shape != (-(-k // groups.size), n):
+            raise ValueError(f"groups of {groups.size} along K = {k}: the size must be a multiple of rows = {R} "
+                             f"and tags/scales must be ({-(-k // groups.size)}, {n}), got {groups.tags.shape}")
+        k_groups = groups.tags.shape[0]
+    param_rows = nt * (1 + k_groups)
+    if param_rows > cfg.buffer_depth("param_buf_bytes"):
+        raise ValueError(f"N = {n} needs {param_rows} PARAM rows; param_buf_bytes holds "
                          f"{cfg.buffer_depth('param_buf_bytes')}")
     w_rows = cfg.weight_tile_rows(dt)
     in_slot = cfg.buffer_depth("input_buf_bytes") // S
@@ -144,8 +203,19 @@ def gemm_program(
     mtiles = -(-m // mt)
 
     n_outs = nt * mtiles
-    w_blob = pack_weight_tiles(w, dt, R, C)
-    p_blob = pack_params(req, n, C)
+    if groups is None:
+        w_blob = pack_weight_tiles(w, dt, R, C)
+        p_blob = pack_params(req, n, C)
+    else:
+        w_blob = pack_code_tiles(groups.codes(np.asarray(w, np.int64)), dt.bits, R, C)
+        p_blob = np.concatenate([pack_params(req, n, C), pack_group_params(groups, dt, C)])
+
+    def grouped(ki: int, j: int) -> str:
+        """The MATMUL fields that name tile (ki, j)'s GroupParams row."""
+        if groups is None:
+            return ""
+        return f" grouped=1 group_addr={nt + (ki * R // groups.size) * nt + j}"
+
     tile_bytes = w_rows * C
     # DRAM layout: text at 0, then A, W tiles, params, output (text size known after emitting)
     lines: list[str] = []
@@ -175,8 +245,8 @@ def gemm_program(
     param_load = (f"load buffer=param sram_addr=0 dram_addr={{p}} rows=1 row_bytes={p_blob.size} "
                   f"dram_stride={p_blob.size}")
     if kernel == "stream":
-        groups = [(j, mi, ki) for j in range(nt) for mi in range(mtiles) for ki in range(kt)]
-        for t, (j, mi, ki) in enumerate(groups):
+        passes = [(j, mi, ki) for j in range(nt) for mi in range(mtiles) for ki in range(kt)]
+        for t, (j, mi, ki) in enumerate(passes):
             slot = t % S
             m0, k0 = mi * mt, ki * R
             rows = min(mt, m - m0)
@@ -189,9 +259,9 @@ def gemm_program(
                 deps[0].append("pop_next")
             deps[-1].append("push_next")
             lines += [with_deps(text, d) for text, d in zip(loads, deps)]
-            frees = ["push_prev"] if t + S < len(groups) else []
+            frees = ["push_prev"] if t + S < len(passes) else []
             emit(with_deps(f"matmul dtype={dt.name} accumulate={int(ki > 0)} in_addr={slot * mt} "
-                           f"w_addr={slot * w_rows} acc_addr=0 m={rows}", ["pop_prev"] + frees))
+                           f"w_addr={slot * w_rows} acc_addr=0 m={rows}{grouped(ki, j)}", ["pop_prev"] + frees))
             if ki == kt - 1:
                 finish_tile(j * mtiles + mi, j, m0, rows, 0)
     else:
@@ -217,7 +287,7 @@ def gemm_program(
             for ki in range(kt):
                 d = (["pop_prev"] if ki == 0 else []) + (["push_prev"] if ki == kt - 1 and t + S < n_groups else [])
                 emit(with_deps(f"matmul dtype={dt.name} accumulate={int(ki > 0)} in_addr={a_slot + ki * mt} "
-                               f"w_addr={w_at + ki * w_rows} acc_addr={acc} m={rows}", d))
+                               f"w_addr={w_at + ki * w_rows} acc_addr={acc} m={rows}{grouped(ki, j)}", d))
             finish_tile(t, j, m0, rows, acc)
     emit("end")
 

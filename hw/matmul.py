@@ -140,6 +140,7 @@ class MatmulEngine(wiring.Component):
         wr_slot = Signal(range(8))
         wr_dtype = Signal.like(ld.dtype.as_value())
         wr_bank = Signal()
+        codes = [Signal(8, name=f"code{j}") for j in range(C)]  # column j's code, zero-extended
         m.d.sync += [wr.eq(issue_w), wr_row.eq(ld_row), wr_slot.eq(w_slot), wr_dtype.eq(ld.dtype.as_value()),
                      wr_bank.eq(ld_bank)]
         for name in storage_dtypes(cfg):
@@ -149,11 +150,12 @@ class MatmulEngine(wiring.Component):
                      else self.w_rd.data)
             with m.If(wr_dtype == DATATYPES[name].code):
                 for j in range(C):
-                    code = chunk[j * b:(j + 1) * b]
-                    if self.serial:
-                        self._decode_term(m, array.w_data[j], code, b, col_dtype[j])
-                    else:
-                        m.d.comb += array.w_data[j].eq(code.as_signed())
+                    m.d.comb += codes[j].eq(chunk[j * b:(j + 1) * b])
+                    if not self.serial:
+                        m.d.comb += array.w_data[j].eq(chunk[j * b:(j + 1) * b].as_signed())
+        if self.serial:
+            for j in range(C):
+                self._decode_term(m, array.w_data[j], codes[j], col_dtype[j])
         m.d.comb += [array.w_we.eq(wr), array.w_row.eq(wr_row), array.w_bank.eq(wr_bank)]
 
         # hand the loaded tile to the stream stage's waiting slot
@@ -275,15 +277,22 @@ class MatmulEngine(wiring.Component):
             m.d.sync += [self._col_scale[j].eq(gp[j].scale) for j in range(C)]
             m.d.comb += self.fault.eq(Cat(*bad).any())
 
-    def _decode_term(self, m: Module, target, code, storage_bits: int, tag) -> None:
-        """A column's code -> its (sign, mant, exp) term in the column's datatype (the code's
-        upper storage bits are unused for narrower datatypes)."""
+    def _decode_term(self, m: Module, target, code, tag) -> None:
+        """A column's code -> its (sign, mant, exp) term in the column's datatype. Integer ranges
+        decode arithmetically (two's complement or unsigned), value sets through a table of
+        ``Datatype.terms``; codes use the low bits of their storage."""
         for name in self.cfg.weight_dtypes:
             dt = DATATYPES[name]
-            if dt.bits > storage_bits:
-                continue
+            raw = code[:dt.bits]
             with m.If(tag == dt.code):
-                with m.Switch(code[:dt.bits]):
-                    for c, (sg, mt, ex) in enumerate(serial_terms(dt)):
-                        with m.Case(c):
-                            m.d.comb += [target.sign.eq(sg), target.mant.eq(mt), target.exp.eq(ex)]
+                if dt.values == tuple(range(1 << dt.bits)):  # unsigned
+                    m.d.comb += [target.sign.eq(0), target.mant.eq(raw), target.exp.eq(0)]
+                elif dt.values == tuple(c - (1 << dt.bits) if c >> (dt.bits - 1) else c
+                                        for c in range(1 << dt.bits)):  # two's complement
+                    v = raw.as_signed()
+                    m.d.comb += [target.sign.eq(v < 0), target.mant.eq(Mux(v < 0, -v, v)), target.exp.eq(0)]
+                else:
+                    with m.Switch(raw):
+                        for c, (sg, mt, ex) in enumerate(serial_terms(dt)):
+                            with m.Case(c):
+                                m.d.comb += [target.sign.eq(sg), target.mant.eq(mt), target.exp.eq(ex)]

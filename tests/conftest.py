@@ -32,4 +32,4 @@ def tiny_serial(tiny):
 
     serial_types = [n for n, d in DATATYPES.items() if "serial" in d.pe_kinds]
     return from_dict({**tiny.model_dump(), "name": "tiny_serial", "rows": 8, "pe": "serial",
-                      "weight_dtypes": serial_types})
+                      "weight_dtypes": serial_types, "param_buf_bytes": 1024})

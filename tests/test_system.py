@@ -4,7 +4,7 @@ under random AXI back-pressure, both DRAM models, and every error code."""
 import numpy as np
 import pytest
 
-from compiler.gemm import Requant, gemm_program
+from compiler.gemm import Requant, WeightGroups, gemm_program, reference_gemm
 from hw.asm import assemble
 from hw.datatypes import DATATYPES
 from hw.isa import INSN_BYTES, ErrorCode, Opcode, Queue, encode
@@ -66,6 +66,54 @@ def test_memory_models_give_the_same_bytes(tiny, rng, tmp_path):
 def test_default_config_gemm(default, rng, tmp_path):
     """The default 16x16 array on its 128-bit bus, through the HDL-side DRAM."""
     check(run_rtl(random_gemm(default, rng, 50, 70, 40, "int4", True), "sim_dram", work_dir=tmp_path))
+
+
+def mixed_groups(cfg, rng, k, n, size):
+    """Per-group datatypes covering every datatype of the config, random values of each group's
+    datatype, random 8-bit scales."""
+    g = -(-k // size)
+    types = list(cfg.weight_dtypes)
+    tags = np.array((types * (g * n // len(types) + 1))[: g * n])
+    rng.shuffle(tags)
+    tags = tags.reshape(g, n)
+    w = np.zeros((k, n), np.int64)
+    for gi in range(g):
+        rows = slice(gi * size, min((gi + 1) * size, k))
+        for j in range(n):
+            w[rows, j] = rng.choice(DATATYPES[tags[gi, j]].values, rows.stop - rows.start)
+    return w, WeightGroups(size, tags, rng.integers(1, 256, (g, n)))
+
+
+@pytest.mark.parametrize("m, k, n, size, kernel", [(21, 150, 10, 32, "stream"), (19, 150, 7, 128, "resident")])
+def test_grouped_mixed_datatype_gemm(tiny_serial, rng, tmp_path, m, k, n, size, kernel):
+    """The bit-serial array with a datatype and a scale per (group, column), every datatype of
+    the table present, under AXI back-pressure: bit exact against the golden model."""
+    w, groups = mixed_groups(tiny_serial, rng, k, n, size)
+    if size == 32:
+        assert set(groups.tags.ravel()) == set(tiny_serial.weight_dtypes)
+    a = rng.integers(-128, 128, (m, k))
+    acc = a @ (w * groups.scale_rows(k))
+    shift = int(np.floor(np.log2(((1 << 24) - 1) * (acc.std() + 1) / 60)))
+    mult = int(np.rint(60 / (acc.std() + 1) * 2.0**shift))
+    req = Requant(bias=rng.integers(-1000, 1000, n), multiplier=np.full(n, mult), shift=np.full(n, shift),
+                  zero_point=3, relu=bool(size == 32))
+    prog = gemm_program(tiny_serial, a, w, "int8", req, kernel=kernel, groups=groups)
+    run = run_rtl(prog, "axi_ram", pause=0.2, work_dir=tmp_path)
+    check(run)
+    assert np.array_equal(run.output(), reference_gemm(a, w, req, tiny_serial.act_bits, groups))
+
+
+def test_grouped_tile_with_a_datatype_wider_than_its_storage(tiny_serial, rng, tmp_path):
+    """A GroupParams row naming a datatype wider than the tile's storage ends the run with
+    BAD_DTYPE at that MATMUL, as in the golden model."""
+    tags = np.full((2, 4), "int4")
+    tags[1, 2] = "int5"
+    groups = WeightGroups(8, tags, np.ones((2, 4), int))
+    prog = gemm_program(tiny_serial, rng.integers(-128, 128, (5, 16)), rng.integers(-8, 8, (16, 4)), "int4",
+                        Requant(np.zeros(4, int), np.ones(4, int), np.zeros(4, int)), groups=groups)
+    run = run_rtl(prog, "sim_dram", work_dir=tmp_path, max_cycles=100_000)
+    assert run.golden.status is ErrorCode.BAD_DTYPE
+    assert run.error is ErrorCode.BAD_DTYPE and run.result["error_pc"] == run.golden.pc
 
 
 LOAD_IN = "load buffer=input sram_addr=0 dram_addr=0x1000 rows=1 row_bytes=4 dram_stride=4"
