@@ -32,8 +32,12 @@ def check(run) -> None:
     bad = np.argwhere(got != want)
     assert bad.size == 0, f"{len(bad)} output bytes differ from the golden model, first at {bad[0].tolist()}"
     assert len(np.unique(want)) > 10  # the outputs really span the INT8 range
-    c = run.result["counters"]
-    assert c["array_busy"] == run.golden.macs // (run.program.config.rows * run.program.config.cols)
+    c, cfg = run.result["counters"], run.program.config
+    rows_in = run.golden.macs // (cfg.rows * cfg.cols)
+    if cfg.pe == "serial":  # each activation row enters once per bit plane of its tile
+        assert rows_in <= c["array_busy"] <= rows_in * max(DATATYPES[d].mant_bits for d in cfg.weight_dtypes)
+    else:
+        assert c["array_busy"] == rows_in
     assert c["insns"] == len(run.program.insns)
 
 
@@ -84,7 +88,7 @@ def mixed_groups(cfg, rng, k, n, size):
     return w, WeightGroups(size, tags, rng.integers(1, 256, (g, n)))
 
 
-@pytest.mark.parametrize("m, k, n, size, kernel", [(21, 150, 10, 32, "stream"), (19, 150, 7, 128, "resident")])
+@pytest.mark.parametrize("m, k, n, size, kernel", [(21, 150, 10, 32, "stream"), (19, 150, 7, 128, "auto")])
 def test_grouped_mixed_datatype_gemm(tiny_serial, rng, tmp_path, m, k, n, size, kernel):
     """The bit-serial array with a datatype and a scale per (group, column), every datatype of
     the table present, under AXI back-pressure: bit exact against the golden model."""
@@ -106,10 +110,10 @@ def test_grouped_mixed_datatype_gemm(tiny_serial, rng, tmp_path, m, k, n, size, 
 def test_grouped_tile_with_a_datatype_wider_than_its_storage(tiny_serial, rng, tmp_path):
     """A GroupParams row naming a datatype wider than the tile's storage ends the run with
     BAD_DTYPE at that MATMUL, as in the golden model."""
-    tags = np.full((2, 4), "int4")
-    tags[1, 2] = "int5"
+    tags = np.full((2, 4), "int4", dtype=object)
+    tags[1, 2] = "uint8"
     groups = WeightGroups(8, tags, np.ones((2, 4), int))
-    prog = gemm_program(tiny_serial, rng.integers(-128, 128, (5, 16)), rng.integers(-8, 8, (16, 4)), "int4",
+    prog = gemm_program(tiny_serial, rng.integers(-128, 128, (5, 16)), rng.integers(0, 8, (16, 4)), "int4",
                         Requant(np.zeros(4, int), np.ones(4, int), np.zeros(4, int)), groups=groups)
     run = run_rtl(prog, "sim_dram", work_dir=tmp_path, max_cycles=100_000)
     assert run.golden.status is ErrorCode.BAD_DTYPE
