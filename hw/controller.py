@@ -384,7 +384,9 @@ class Controller(wiring.Component):
         waiting_pc = pc
         for q in Queue:  # the lowest pc waiting at a queue head
             e, _ = head(q)
-            waiting_pc = Mux(queues[q].r_rdy & (e.pc < waiting_pc), e.pc, waiting_pc)
+            lowest = Signal(PC_BITS, name=f"waiting_pc_{q.name.lower()}")
+            m.d.comb += lowest.eq(Mux(queues[q].r_rdy & (e.pc < waiting_pc), e.pc, waiting_pc))
+            waiting_pc = lowest
         with m.If(running & (idle_cycles == WATCHDOG_CYCLES)):
             fail(ErrorCode.DEADLOCK, waiting_pc)
         fetch_drained = ~fetched.r_rdy & (owed == 0)

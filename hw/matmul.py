@@ -270,7 +270,9 @@ class MatmulEngine(wiring.Component):
         for j in range(C):
             ok, pl = planes_of(gp[j].dtype.as_value(), storage, f"col{j}")
             bad.append(~ok)
-            widest = Mux(pl > widest, pl, widest)
+            running_max = Signal(range(planes(cfg) + 1), name=f"widest{j}")  # a signal per step: no tree blow-up
+            m.d.comb += running_max.eq(Mux(pl > widest, pl, widest))
+            widest = running_max
         with m.If(got):
             m.d.sync += [ld_ready.eq(1), asked.eq(0), ld_planes.eq(widest)]
             m.d.sync += [col_dtype[j].eq(gp[j].dtype.as_value()) for j in range(C)]
