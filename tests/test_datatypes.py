@@ -123,3 +123,117 @@ def test_value_set_types_round_to_nearest():
 def test_choose_params_asymmetric_contains_zero():
     scale, zp = choose_params(np.array([2.0, 5.0]), DATATYPES["uint8"], symmetric=False)
     assert zp == 0 and np.isclose(scale, 5 / 255)
+
+
+# ---- the value-set types and the unified (sign, mant, exp) form ------------------------------
+
+# Value sets as published: BitMoD's quantizer (abdelfattah-lab/BitMoD-HPCA-25,
+# bitmod_quant/quant_utils/quant_weight.py) and ANT's flint_value() (clevercool/ANT-Quantization,
+# ant_quantization/antquant/quant_modules.py), which gives FLINT4 = {0, +-1/4, ..., +-4} times 4.
+FP3_SET = [-4, -2, -1, 0, 1, 2, 4]
+FP4_SET = [-12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12]
+PUBLISHED = {
+    "fp3": FP3_SET,
+    "fp3_er_pos": [-4, -2, -1, 0, 1, 2, 3, 4],
+    "fp3_er_neg": [-4, -3, -2, -1, 0, 1, 2, 4],
+    "fp3_ea_pos": [-4, -2, -1, 0, 1, 2, 4, 6],
+    "fp3_ea_neg": [-6, -4, -2, -1, 0, 1, 2, 4],
+    "fp4": FP4_SET,
+    "fp4_er_pos": [-12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 10, 12],
+    "fp4_er_neg": [-12, -10, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12],
+    "fp4_ea_pos": [-12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12, 16],
+    "fp4_ea_neg": [-16, -12, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 12],
+    "flint4": [-16, -8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6, 8, 16],
+    "ternary": [-1, 0, 1],
+    "binary": [-1, 1],
+}
+# (bits, mant_bits, exp_bits) as docs/datatypes.md tabulates them
+WIDTHS = {
+    "int2": (2, 2, 0), "int3": (3, 3, 0), "int4": (4, 4, 0), "int8": (8, 8, 0),
+    "uint2": (2, 2, 0), "uint4": (4, 4, 0), "uint8": (8, 8, 0),
+    "fp3": (3, 1, 2), "fp3_er_pos": (3, 2, 2), "fp3_er_neg": (3, 2, 2), "fp3_ea_pos": (3, 2, 2),
+    "fp3_ea_neg": (3, 2, 2), "fp4": (4, 2, 2), "fp4_er_pos": (4, 3, 2), "fp4_er_neg": (4, 3, 2),
+    "fp4_ea_pos": (4, 2, 3), "fp4_ea_neg": (4, 2, 3), "flint4": (4, 2, 3),
+    "ternary": (2, 1, 0), "binary": (1, 1, 0),
+}
+
+
+@pytest.mark.parametrize("name", PUBLISHED)
+def test_value_sets_match_the_published_ones(name):
+    dt = DATATYPES[name]
+    assert sorted(set(dt.values)) == PUBLISHED[name]
+    assert len(dt.values) == 1 << dt.bits
+    assert dt.pe_kinds == ("serial",)
+
+
+def test_special_value_takes_the_code_of_minus_zero():
+    assert DATATYPES["fp4"].decode(8) == 0 and DATATYPES["fp3"].decode(4) == 0
+    assert [DATATYPES[f"fp3_{v}"].decode(4) for v in ("er_pos", "er_neg", "ea_pos", "ea_neg")] == [3, -3, 6, -6]
+    assert [DATATYPES[f"fp4_{v}"].decode(8) for v in ("er_pos", "er_neg", "ea_pos", "ea_neg")] == [10, -10, 16, -16]
+    # E2M1 in code order, as the OCP MX FP4 table (0, 0.5, 1, 1.5, 2, 3, 4, 6) times 2
+    assert DATATYPES["fp4"].values[:8] == (0, 1, 2, 3, 4, 6, 8, 12)
+
+
+def test_table_codes_stay_and_fit_the_isa_field():
+    names = list(DATATYPES)
+    assert names[:16] == [f"int{b}" for b in range(1, 9)] + [f"uint{b}" for b in range(1, 9)]
+    assert len(names) <= 32  # WeightType is a 5-bit field
+    assert {n for n, dt in DATATYPES.items() if "parallel" in dt.pe_kinds} == {"int2", "int4", "int8"}
+
+
+@pytest.mark.parametrize("name", list(DATATYPES))
+def test_encode_decode_pack_round_trip(rng, name):
+    dt = DATATYPES[name]
+    codes = np.arange(1 << dt.bits)
+    values = dt.decode(codes)
+    canon = dt.encode(values)
+    assert np.array_equal(dt.decode(canon), values)
+    assert np.all(canon <= codes)  # a value two codes stand for (0, -0) takes the lower code
+    assert np.array_equal(np.sort(dt.encode(dt._sorted)), np.unique(canon))  # one code per value
+    stream = rng.choice(canon, 8 * 16)
+    assert np.array_equal(unpack(pack(stream, dt.bits), dt.bits), stream)
+
+
+@pytest.mark.parametrize("name", list(DATATYPES))
+def test_terms_reconstruct_values_with_smallest_mant(name):
+    dt = DATATYPES[name]
+    codes = np.arange(1 << dt.bits)
+    sign, mant, exp = dt.terms(codes)
+    assert np.array_equal((1 - 2 * sign) * mant * (1 << exp), dt.decode(codes))
+    assert set(np.unique(sign)) <= {0, 1} and mant.min() >= 0 and exp.min() >= 0
+    for v, m, e in zip(dt.decode(codes).tolist(), mant.tolist(), exp.tolist()):
+        if dt.is_integer_range:
+            assert (m, e) == (abs(v), 0)
+        else:
+            smallest = min((abs(v) >> k, k) for k in range(8) if abs(v) % (1 << k) == 0)
+            assert (m, e) == (smallest if v else (0, 0))
+    assert dt.mant_bits == int(mant.max()).bit_length()
+    assert dt.exp_bits == int(exp.max()).bit_length()
+    assert np.array_equal(dt.terms(codes.reshape(2, -1))[1], mant.reshape(2, -1))  # any shape
+
+
+@pytest.mark.parametrize("name", WIDTHS)
+def test_mant_and_exp_bits(name):
+    dt = DATATYPES[name]
+    assert (dt.bits, dt.mant_bits, dt.exp_bits) == WIDTHS[name]
+
+
+@pytest.mark.parametrize("name", [n for n in DATATYPES if not DATATYPES[n].is_integer_range])
+def test_table_value_sets_round_to_nearest(name):
+    dt = DATATYPES[name]
+    vals = dt._sorted
+    x = np.arange((vals[0] - 2) * 64, (vals[-1] + 2) * 64 + 1) / 64  # exact, ties included
+    dist = np.abs(x[:, None] - vals[None, :])
+    # nearest value; of two equally near, the one of smaller magnitude (binary at 0: the first)
+    nearest = np.where(dist == dist.min(axis=1, keepdims=True), np.abs(vals)[None, :], np.inf)
+    assert np.array_equal(dt.round(x), vals[np.argmin(nearest, axis=1)])
+
+
+@pytest.mark.parametrize("name", [n for n in PUBLISHED])
+def test_config_keeps_value_set_types_off_the_parallel_pe(default, name):
+    from hw.config import ConfigError, from_dict
+
+    with pytest.raises(ConfigError, match=f"{name} cannot run on pe = 'parallel'"):
+        from_dict({**default.model_dump(), "weight_dtypes": [name]})
+    cfg = from_dict({**default.model_dump(), "pe": "serial", "weight_dtypes": ["int4", name]})
+    assert name in cfg.weight_dtypes
