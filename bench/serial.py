@@ -58,7 +58,7 @@ def run(config: str = "serial", m: int = 128, k: int = 256, n: int = 128) -> dic
     for name in RUNS:
         a, w, storage, groups, req = operands(cfg, name, m, k, n)
         if groups is not None:  # keep the outputs spread over INT8 with the group scales
-            acc = a @ (w * groups.scale_rows(k))
+            acc = a @ groups.effective(w)
             shift = int(np.floor(np.log2(((1 << 24) - 1) * (acc.std() + 1) / 60)))
             req = type(req)(req.bias, np.full(n, int(np.rint(60 / (acc.std() + 1) * 2.0**shift))),
                             np.full(n, shift), req.zero_point, req.relu)

@@ -59,10 +59,10 @@ def example_operands(m: int, k: int, n: int, weight_dtype: str = "int4", seed: i
 def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int,
                    groups: WeightGroups | None = None) -> np.ndarray:
     """What the kernel computes, evaluated directly in NumPy (docs/numerics.md); with groups,
-    every weight is multiplied by its group's scale first."""
+    every weight is first (value - zero point) * scale of its group."""
     w = np.asarray(w, np.int64)
     if groups is not None:
-        w = w * groups.scale_rows(w.shape[0])
+        w = groups.effective(w)
     x = (np.asarray(a, np.int64) @ w + req.bias) * req.multiplier
     half = np.where(req.shift > 0, np.left_shift(1, np.maximum(req.shift - 1, 0)), 0)
     y = ((x + half) >> req.shift) + req.zero_point
@@ -72,13 +72,16 @@ def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int,
 
 @dataclass(frozen=True)
 class WeightGroups:
-    """Per-group datatypes and scales of a K x N weight matrix (the bit-serial PE's grouped
-    MATMUL): group g covers rows [g*size, (g+1)*size) of K; ``tags[g, n]`` names column n's
-    datatype in that group and ``scales[g, n]`` its unsigned integer scale."""
+    """Per-group datatypes, scales and zero points of a K x N weight matrix (the bit-serial PE's
+    grouped MATMUL): group g covers rows [g*size, (g+1)*size) of K; ``tags[g, n]`` names column
+    n's datatype in that group, ``scales[g, n]`` its unsigned integer scale and
+    ``zero_points[g, n]`` the value subtracted from its weights. The weight matrix holds the
+    datatypes' values; the effective weight is ``(value - zero_point) * scale``."""
 
     size: int
     tags: np.ndarray  # (groups, N) datatype names
     scales: np.ndarray  # (groups, N) integers in GroupParams.scale's range
+    zero_points: np.ndarray | None = None  # (groups, N) subtracted from the values (asymmetric uintN)
 
     def codes(self, w: np.ndarray) -> np.ndarray:
         """Each weight value as a code of its column-group's datatype."""
@@ -92,6 +95,16 @@ class WeightGroups:
     def scale_rows(self, k: int) -> np.ndarray:
         """The K x N scale that multiplies each weight."""
         return np.repeat(np.asarray(self.scales, np.int64), self.size, axis=0)[:k]
+
+    def zero_point_rows(self, k: int) -> np.ndarray:
+        """The K x N zero point subtracted from each weight value."""
+        zp = np.zeros(self.tags.shape, np.int64) if self.zero_points is None else self.zero_points
+        return np.repeat(np.asarray(zp, np.int64), self.size, axis=0)[:k]
+
+    def effective(self, w: np.ndarray) -> np.ndarray:
+        """The integer weights the hardware multiplies by: (value - zero point) * scale."""
+        k = w.shape[0]
+        return (np.asarray(w, np.int64) - self.zero_point_rows(k)) * self.scale_rows(k)
 
 
 def pack_code_tiles(codes: np.ndarray, bits: int, rows: int, cols: int) -> np.ndarray:
@@ -119,7 +132,10 @@ def pack_group_params(groups: WeightGroups, storage: Datatype, cols: int) -> np.
     codes[:, :n] = np.vectorize(lambda t: datatype(str(t)).code)(groups.tags)
     scales = np.zeros((g, nt * cols), np.int64)
     scales[:, :n] = groups.scales
-    return pack_records(GroupParams, dtype=codes.ravel(), scale=scales.ravel())
+    zps = np.zeros((g, nt * cols), np.int64)
+    if groups.zero_points is not None:
+        zps[:, :n] = groups.zero_points
+    return pack_records(GroupParams, dtype=codes.ravel(), scale=scales.ravel(), zero_point=zps.ravel())
 
 
 def pack_params(req: Requant, n: int, cols: int) -> np.ndarray:

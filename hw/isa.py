@@ -182,13 +182,14 @@ ChannelParams = data.StructLayout(
 PARAM_BYTES = ChannelParams.size // 8
 
 # Per-column group parameters of a grouped MATMUL, one entry per array column in a PARAM row
-# (the same row size as ChannelParams): the datatype the column's codes are read in and the
-# group's unsigned fixed-point scale (docs/numerics.md).
+# (the same row size as ChannelParams): the datatype the column's codes are read in, the
+# group's unsigned fixed-point scale and its zero point (docs/numerics.md).
 GroupParams = data.StructLayout(
     {
         "dtype": WeightType,
         "scale": unsigned(16),
-        RESERVED: unsigned(ChannelParams.size - 16 - Shape.cast(WeightType).width),
+        "zero_point": unsigned(8),  # subtracted from every value of the group (asymmetric uintN)
+        RESERVED: unsigned(ChannelParams.size - 24 - Shape.cast(WeightType).width),
     }
 )
 assert GroupParams.size == ChannelParams.size

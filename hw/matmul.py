@@ -80,7 +80,9 @@ class MatmulEngine(wiring.Component):
 
         Tile = data.StructLayout({"bank": 1, "in_addr": in_aw, "acc_addr": acc_aw, "m": 16, "accumulate": 1,
                                   "planes": range(P + 1)})
-        Meta = data.StructLayout({"valid": 1, "acc_row": acc_aw, "accumulate": 1, "last": 1, "bank": 1})
+        rowsum_bits = ACT_BITS + R.bit_length()
+        Meta = data.StructLayout({"valid": 1, "acc_row": acc_aw, "accumulate": 1, "last": 1, "bank": 1,
+                                  "first_plane": 1, "rowsum": signed(rowsum_bits)})
 
         # ---- stage 1: weight loader -------------------------------------------------------
         ld = Signal(MatmulCmd)
@@ -112,6 +114,8 @@ class MatmulEngine(wiring.Component):
         # per-column datatype (code) and scale of the tile being loaded, and of each bank
         col_dtype = [Signal(range(32), name=f"col_dtype{j}") for j in range(C)]
         bank_scale = [[Signal(scale_w, name=f"scale{b}_{j}", init=1) for j in range(C)] for b in range(2)]
+        zp_w = GroupParams["zero_point"].width
+        bank_zp = [[Signal(zp_w, name=f"zp{b}_{j}") for j in range(C)] for b in range(2)]
         if self.serial:
             self._group_params(m, ld, ld_busy, ld_ready, ld_planes, col_dtype)
 
@@ -133,6 +137,8 @@ class MatmulEngine(wiring.Component):
             for b in range(2):
                 with m.If(ld_bank == b):
                     m.d.sync += [bank_scale[b][j].eq(self._col_scale[j] if self.serial else 1) for j in range(C)]
+                    if self.serial:
+                        m.d.sync += [bank_zp[b][j].eq(self._col_zp[j]) for j in range(C)]
 
         # one cycle later the buffer row is there: decode the slot into PE row `wr_row`
         wr = Signal()
@@ -207,9 +213,13 @@ class MatmulEngine(wiring.Component):
         # ---- stage 3: accumulator update (with the group scale on the serial PE) -------------
         meta = [Signal(Meta, name=f"meta{d}") for d in range(L + 2)]
         m.d.comb += [meta[0].valid.eq(issue), meta[0].acc_row.eq(st.acc_addr), meta[0].bank.eq(st.bank),
-                     meta[0].accumulate.eq(st.accumulate | (plane != 0)), meta[0].last.eq(last)]
+                     meta[0].accumulate.eq(st.accumulate | (plane != 0)), meta[0].last.eq(last),
+                     meta[0].first_plane.eq(plane == 0)]
         for d in range(1, L + 2):
             m.d.sync += meta[d].eq(meta[d - 1])
+        if self.serial:  # the activation row's sum, for the zero point, once the row is read
+            rowsum = sum(array.a[i] for i in range(R))
+            m.d.sync += meta[2].rowsum.eq(rowsum)
         # meta[L] is the cycle before the result row (meta[L+1]) leaves the array
         rd, upd = meta[L], meta[L + 1]
         m.d.comb += [self.acc_rd.addr.eq(rd.acc_row), self.acc_rd.en.eq(rd.valid)]
@@ -217,8 +227,10 @@ class MatmulEngine(wiring.Component):
         new = data.View(self.acc_row, self.acc_wr.data)
         for j in range(C):
             psum = array.psum[j]
-            if self.serial:
-                psum = psum * Mux(upd.bank, bank_scale[1][j], bank_scale[0][j])
+            if self.serial:  # dequant: (psum - zero_point * rowsum, once per row) * scale
+                zp = Mux(upd.bank, bank_zp[1][j], bank_zp[0][j])
+                psum = (psum - Mux(upd.first_plane, zp * upd.rowsum, 0)) * Mux(upd.bank, bank_scale[1][j],
+                                                                              bank_scale[0][j])
             m.d.comb += new[j].eq(psum + Mux(upd.accumulate, old[j], 0))
         m.d.comb += [self.acc_wr.addr.eq(upd.acc_row), self.acc_wr.en.eq(upd.valid),
                      self.retire.eq(upd.valid & upd.last)]
@@ -238,6 +250,7 @@ class MatmulEngine(wiring.Component):
         cfg, C = self.cfg, self.cfg.cols
         scale_w = GroupParams["scale"].width
         self._col_scale = [Signal(scale_w, name=f"col_scale{j}") for j in range(C)]
+        self._col_zp = [Signal(GroupParams["zero_point"].width, name=f"col_zp{j}") for j in range(C)]
 
         def planes_of(tag, storage, name: str):
             ok, pl = Signal(name=f"{name}_ok"), Signal(range(planes(cfg) + 1), name=f"{name}_planes")
@@ -254,6 +267,7 @@ class MatmulEngine(wiring.Component):
             m.d.sync += ld_planes.eq(cmd_planes)
             m.d.sync += [col_dtype[j].eq(p.dtype.as_value()) for j in range(C)]
             m.d.sync += [self._col_scale[j].eq(1) for j in range(C)]
+            m.d.sync += [self._col_zp[j].eq(0) for j in range(C)]
 
         asked = Signal()
         m.d.comb += [self.param_rd.addr.eq(ld.group_addr), self.param_rd.en.eq(ld_busy & ~ld_ready & ~asked)]
@@ -277,6 +291,7 @@ class MatmulEngine(wiring.Component):
             m.d.sync += [ld_ready.eq(1), asked.eq(0), ld_planes.eq(widest)]
             m.d.sync += [col_dtype[j].eq(gp[j].dtype.as_value()) for j in range(C)]
             m.d.sync += [self._col_scale[j].eq(gp[j].scale) for j in range(C)]
+            m.d.sync += [self._col_zp[j].eq(gp[j].zero_point) for j in range(C)]
             m.d.comb += self.fault.eq(Cat(*bad).any())
 
     def _decode_term(self, m: Module, target, code, tag) -> None:

@@ -292,8 +292,8 @@ class Golden:
         return InsnWork(pc, insn.opcode, macs=insn.m * self.cfg.rows * self.cfg.cols, sram_rows=insn.m)
 
     def _group_tile(self, pc: int, storage: Datatype, insn: Instruction) -> tuple[np.ndarray, np.ndarray]:
-        """A grouped MATMUL's weights (each column's codes read in its own datatype) and the
-        per-column group scales, from the GroupParams row at group_addr."""
+        """A grouped MATMUL's weights (each column's codes read in its own datatype, minus the
+        column's zero point) and the per-column group scales, from the GroupParams row at group_addr."""
         if self.cfg.pe != "serial":
             raise ExecError(ErrorCode.BAD_DTYPE, pc, "grouped MATMUL needs the bit-serial PE (pe = serial)")
         self._check_sram(pc, Buffer.PARAM, insn.group_addr, 1)
@@ -310,7 +310,7 @@ class Golden:
                                 f"{list(self.cfg.weight_dtypes)} with at most {storage.bits} bits")
             cols = gp["dtype"] == tag
             weights[:, cols] = dt.decode(codes[:, cols] & ((1 << dt.bits) - 1))  # upper storage bits unused
-        return weights, gp["scale"]
+        return weights - gp["zero_point"], gp["scale"]
 
     def _postproc(self, pc: int, insn: Instruction) -> InsnWork:
         if insn.m == 0:

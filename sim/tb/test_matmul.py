@@ -22,7 +22,7 @@ STORAGE_BITS = (1, 2, 4, 8)
 def random_buffers(r: np.random.Generator, gold: Golden) -> None:
     """Any byte pattern is a legal packed weight tile, so random bytes everywhere; on the
     bit-serial PE, PARAM row i holds random GroupParams whose datatypes fit a tile stored in
-    STORAGE_BITS[i % 4]-bit codes, with random scales."""
+    STORAGE_BITS[i % 4]-bit codes, with random scales and zero points."""
     for buf in (Buffer.INPUT, Buffer.WEIGHT):
         gold.sram[buf][:] = r.integers(0, 256, gold.sram[buf].shape, dtype=np.uint8)
     cfg = config()
@@ -31,8 +31,9 @@ def random_buffers(r: np.random.Generator, gold: Golden) -> None:
     for i in range(gold.sram[Buffer.PARAM].shape[0]):
         fits = [DATATYPES[d].code for d in cfg.weight_dtypes if DATATYPES[d].bits <= STORAGE_BITS[i % 4]]
         scale_max = 1 << GroupParams["scale"].width
-        gold.sram[Buffer.PARAM][i] = pack_records(GroupParams, dtype=r.choice(fits, cfg.cols),
-                                                  scale=r.integers(0, scale_max, cfg.cols))
+        gold.sram[Buffer.PARAM][i] = pack_records(
+            GroupParams, dtype=r.choice(fits, cfg.cols), scale=r.integers(0, scale_max, cfg.cols),
+            zero_point=r.integers(0, 1 << GroupParams["zero_point"].width, cfg.cols))
 
 
 async def write_rows(dut, port, rows: np.ndarray) -> None:
