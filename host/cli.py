@@ -17,12 +17,27 @@ from hw.program import ProgramError
 console = Console(stderr=True)
 
 
+def flat_rows(rows: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested figures as dotted keys (``runs.int4.cycles``); a list of records is summarized,
+    its entries are in the JSON file."""
+    out = []
+    for k, v in rows.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += flat_rows(v, f"{key}.")
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            out.append((key, f"{len(v)} entries (see the JSON file)"))
+        else:
+            out.append((key, json.dumps(v) if isinstance(v, list) else str(v)))
+    return out
+
+
 def print_table(title: str, rows: dict, columns: tuple[str, str]) -> None:
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
-    for k, v in rows.items():
-        t.add_row(k, json.dumps(v) if isinstance(v, dict | list) else str(v))
+    for k, v in flat_rows(rows):
+        t.add_row(k, v)
     Console().print(t)
 
 

@@ -86,3 +86,12 @@ def test_help_lists_every_command():
     res = lowbit("--help")
     for cmd in ("gen", "config", "isa", "disasm", "bench", "demo"):
         assert cmd in res.stdout
+
+
+def test_bench_tables_flatten_nested_figures():
+    from host.cli import flat_rows
+
+    rows = flat_rows({"config": "serial", "runs": {"int4": {"cycles": 10, "bit_exact": True}},
+                      "layers": [{"name": "a"}, {"name": "b"}], "shape": [2, 3]})
+    assert rows == [("config", "serial"), ("runs.int4.cycles", "10"), ("runs.int4.bit_exact", "True"),
+                    ("layers", "2 entries (see the JSON file)"), ("shape", "[2, 3]")]
