@@ -83,8 +83,8 @@ class Accelerator(wiring.Component):
         wiring.connect(m, ctrl.mm, mm.cmd)
         wiring.connect(m, ctrl.pp, pp.cmd)
         m.d.comb += [
-            ctrl.load_done.eq(load.done), ctrl.load_busy.eq(load.busy),
-            ctrl.store_done.eq(store.done), ctrl.store_busy.eq(store.busy),
+            ctrl.load_done.eq(load.done), ctrl.load_busy.eq(load.busy), ctrl.load_error.eq(load.bus_error),
+            ctrl.store_done.eq(store.done), ctrl.store_busy.eq(store.busy), ctrl.store_error.eq(store.bus_error),
             ctrl.mm_retire.eq(mm.retire), ctrl.mm_idle.eq(mm.idle), pp.mm_retire.eq(mm.retire),
             ctrl.pp_done.eq(pp.done), ctrl.pp_reading.eq(pp.reading),
             ctrl.pp_acc_lo.eq(pp.acc_lo), ctrl.pp_acc_hi.eq(pp.acc_hi),

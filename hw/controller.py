@@ -106,8 +106,8 @@ class Controller(wiring.Component):
             # instruction fetch
             "fetch_axi": Out(axi4_read(cfg)),
             # engines
-            "load": Out(stream.Signature(MemCmd)), "load_done": In(1), "load_busy": In(1),
-            "store": Out(stream.Signature(MemCmd)), "store_done": In(1), "store_busy": In(1),
+            "load": Out(stream.Signature(MemCmd)), "load_done": In(1), "load_busy": In(1), "load_error": In(1),
+            "store": Out(stream.Signature(MemCmd)), "store_done": In(1), "store_busy": In(1), "store_error": In(1),
             "mm": Out(stream.Signature(MatmulCmd)), "mm_retire": In(1), "mm_idle": In(1), "mm_fault": In(1),
             "pp": Out(stream.Signature(PostprocCmd)), "pp_done": In(1),
             "pp_reading": In(1), "pp_acc_lo": In(scratchpad.addr_bits(cfg, Buffer.ACC) + 1),
@@ -180,6 +180,8 @@ class Controller(wiring.Component):
 
         # ---- decode ---------------------------------------------------------------------------
         pc = Signal(PC_BITS)  # index of the instruction at the FIFO head
+        with m.If(fetcher.bus_error):  # ERROR_PC: the first instruction not yet decoded
+            fail(ErrorCode.BUS_ERROR, pc)
         ended = Signal()
         overrun = Signal()
         word = fetched.r_data
@@ -285,14 +287,15 @@ class Controller(wiring.Component):
         dispatching = running & ~halting
 
         # ---- load and store queues ------------------------------------------------------------
-        for q, port, done, engine_busy, allowed in (
-            (Queue.LOAD, self.load, self.load_done, self.load_busy, LOADABLE),
-            (Queue.STORE, self.store, self.store_done, self.store_busy, STORABLE),
+        for q, port, done, engine_busy, allowed, bus_error in (
+            (Queue.LOAD, self.load, self.load_done, self.load_busy, LOADABLE, self.load_error),
+            (Queue.STORE, self.store, self.store_done, self.store_busy, STORABLE, self.store_error),
         ):
             qf = queues[q]
             e, h = head(q)
             v = _view(Opcode.LOAD, e.word)  # LOAD and STORE share one layout
             flags = Signal(Deps, name=f"{q.name.lower()}_flags")
+            in_flight_pc = Signal(PC_BITS, name=f"{q.name.lower()}_pc")
             tokens = token_ready(q, h.deps)
             is_sync = h.opcode.as_value() == Opcode.SYNC.value
             fault, code = self._check_transfer(m, v, allowed, q.name.lower())
@@ -310,7 +313,9 @@ class Controller(wiring.Component):
                     with m.If(port.ready):
                         m.d.comb += qf.r_en.eq(1)
                         take_tokens(q, h.deps, promise=True)
-                        m.d.sync += flags.eq(h.deps)
+                        m.d.sync += [flags.eq(h.deps), in_flight_pc.eq(e.pc)]
+            with m.If(bus_error):  # the transfer still completes; the run then halts
+                fail(ErrorCode.BUS_ERROR, in_flight_pc)
             with m.If(done):
                 deliver(q, flags)
 

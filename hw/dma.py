@@ -23,7 +23,17 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hw.axi import BOUNDARY_BYTES, BURST_INCR, LEN_BITS, MAX_BURST_BEATS, axi4_read, axi4_write, beat_bytes, size_code
+from hw.axi import (
+    BOUNDARY_BYTES,
+    BURST_INCR,
+    LEN_BITS,
+    MAX_BURST_BEATS,
+    RESP_OKAY,
+    axi4_read,
+    axi4_write,
+    beat_bytes,
+    size_code,
+)
 from hw.config import AccelConfig
 from hw.isa import LAYOUTS, Opcode
 
@@ -172,6 +182,7 @@ class DmaRead(wiring.Component):
             "axi": Out(axi4_read(cfg)),
             "rows": Out(stream.Signature(dma_row(row_bytes))),
             "busy": Out(1),
+            "bus_error": Out(1),  # an R beat came back with SLVERR or DECERR
         })
 
     def _desc_layout(self) -> data.StructLayout:
@@ -207,6 +218,7 @@ class DmaRead(wiring.Component):
         m.d.comb += [descs.w_en.eq(take & burst.first), new_desc.row.eq(burst.row), new_desc.nwords.eq(nwords)]
 
         last_beat = axi.rvalid & axi.rready & axi.rlast
+        m.d.comb += self.bus_error.eq(axi.rvalid & axi.rready & (axi.rresp != RESP_OKAY))
         m.d.sync += outstanding.eq(outstanding + take - last_beat)
 
         # ---- R: realign each DRAM row into words of W bytes (row byte q*W .. q*W+W-1), zero past its end
@@ -303,6 +315,7 @@ class DmaWrite(wiring.Component):
             "axi": Out(axi4_write(cfg)),
             "done": Out(1),
             "busy": Out(1),
+            "bus_error": Out(1),  # a B response came back with SLVERR or DECERR
         })
 
     def elaborate(self, platform) -> Module:
@@ -336,6 +349,7 @@ class DmaWrite(wiring.Component):
         ]
 
         # ---- B: the command is done when its last burst's response arrives
+        m.d.comb += self.bus_error.eq(axi.bvalid & axi.bready & (axi.bresp != RESP_OKAY))
         m.d.comb += [axi.bready.eq(resps.r_rdy), resps.r_en.eq(axi.bvalid),
                      self.done.eq(axi.bvalid & resps.r_rdy & resps.r_data[0])]
 

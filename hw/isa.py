@@ -65,6 +65,7 @@ class ErrorCode(enum.Enum, shape=4):
     BAD_DEPS = 8
     PROGRAM_OVERRUN = 9
     DEADLOCK = 10
+    BUS_ERROR = 11
 
 
 ERROR_MEANINGS: dict[ErrorCode, str] = {
@@ -79,6 +80,7 @@ ERROR_MEANINGS: dict[ErrorCode, str] = {
     ErrorCode.BAD_DEPS: "a dependency flag towards a queue that does not exist (e.g. LOAD pop_prev)",
     ErrorCode.PROGRAM_OVERRUN: "the program ran past its length without END",
     ErrorCode.DEADLOCK: "no queue can make progress (waiting on tokens nobody will push)",
+    ErrorCode.BUS_ERROR: "the memory answered a fetch, LOAD or STORE with SLVERR or DECERR (hardware only)",
 }
 
 

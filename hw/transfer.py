@@ -37,7 +37,8 @@ def rows_per_dram_row(cmd, row_bytes: int):
 class LoadEngine(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1)}
+        members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
+                   "bus_error": Out(1)}
         for buf in LOADABLE:
             members[f"axi_{buf.name.lower()}"] = Out(axi4_read(cfg))
             members[f"{buf.name.lower()}_wr"] = In(scratchpad.write_port(cfg, buf))
@@ -61,6 +62,8 @@ class LoadEngine(wiring.Component):
             mine = cmd.buffer == buf
             dma_cmd(m, reader.cmd.payload, cmd)
             m.d.comb += reader.cmd.valid.eq(active & ~sent & mine)
+            with m.If(reader.bus_error):
+                m.d.comb += self.bus_error.eq(1)
             with m.If(reader.cmd.valid & reader.cmd.ready):
                 m.d.sync += sent.eq(1)
             # every arriving row is written at once: the scratchpad never stalls the DMA
@@ -80,7 +83,7 @@ class StoreEngine(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
-                   "axi": Out(axi4_write(cfg))}
+                   "bus_error": Out(1), "axi": Out(axi4_write(cfg))}
         for buf in STORABLE:
             members[f"{buf.name.lower()}_rd"] = In(scratchpad.read_port(cfg, buf))
         super().__init__(members)
@@ -138,6 +141,8 @@ class StoreEngine(wiring.Component):
                          writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
             with m.If(writer.cmd.valid & writer.cmd.ready):
                 m.d.sync += sent.eq(1)
+            with m.If(writer.bus_error):
+                m.d.comb += self.bus_error.eq(1)
             with m.If(writer.done & mine):
                 m.d.comb += self.done.eq(1)
                 m.d.sync += active.eq(0)

@@ -113,9 +113,12 @@ class RtlRun:
 def run_rtl(program: Program, memory: str = "sim_dram", pause: float = 0.0,
             dram: simdram.SimDramConfig | None = None, seed: int | None = None,
             max_cycles: int = 10_000_000, waves: bool = False, work_dir: Path | None = None,
-            insn_count: int | None = None) -> RtlRun:
+            insn_count: int | None = None, fault_range: tuple[int, int] | None = None) -> RtlRun:
     """Run a program on the RTL (building the model if needed) and on the golden model.
-    ``insn_count`` overrides the program length written to PROG_LEN (to test fetch faults)."""
+    ``insn_count`` overrides the program length written to PROG_LEN (to test fetch faults);
+    ``fault_range`` (AxiRam only) makes the memory answer SLVERR for bytes [lo, hi)."""
+    if fault_range and memory != "axi_ram":
+        raise ValueError("fault_range needs memory='axi_ram'")
     if memory not in MEMORIES:
         raise ValueError(f"memory {memory!r}: choose one of {', '.join(MEMORIES)}")
     cfg = program.config
@@ -128,6 +131,8 @@ def run_rtl(program: Program, memory: str = "sim_dram", pause: float = 0.0,
     env = {"LOWBIT_PROGRAM": str(prog_path), "LOWBIT_RESULT": str(res_path), "LOWBIT_MEMORY": memory,
            "LOWBIT_PAUSE": str(pause), "LOWBIT_MAX_CYCLES": str(max_cycles),
            "LOWBIT_PROG_LEN": str(len(program.insns) if insn_count is None else insn_count)}
+    if fault_range:
+        env["LOWBIT_FAULT_RANGE"] = f"{fault_range[0]}:{fault_range[1]}"
     cases = run_cocotb(model, "sim.tb.test_system", seed=seed, extra_env=env, waves=waves, test_dir=work)
     if not res_path.exists():
         raise RuntimeError(f"RTL run wrote no result: {cases[0].message if cases else 'no test ran'}; "

@@ -164,6 +164,20 @@ def test_bad_program_halts_with_its_error_code(tiny, tmp_path, name):
     assert run.result["status"] & 0b111 == 0b110  # not busy, done, error
 
 
+@pytest.mark.parametrize("text, pc", [
+    (f"{LOAD_IN}\n{LOAD_IN.replace('0x1000', '0x8000')}\nend", 1),
+    ("store buffer=output sram_addr=0 dram_addr=0x8010 rows=2 row_bytes=4 dram_stride=8\nend", 0),
+])
+def test_bus_error_response_halts_with_bus_error(tiny, tmp_path, text, pc):
+    """A SLVERR from memory on a LOAD or STORE is not dropped: the run ends with BUS_ERROR at
+    that instruction (the golden model's memory never fails, so it ends well)."""
+    prog = Program(tiny, tuple(assemble(text)), 0, (Segment("d", 0x1000, bytes(range(256))),))
+    run = run_rtl(prog, "axi_ram", work_dir=tmp_path, max_cycles=100_000, fault_range=(0x8000, 0x9000))
+    assert run.golden.ok
+    assert run.result["finished"]
+    assert run.error is ErrorCode.BUS_ERROR and run.result["error_pc"] == pc
+
+
 def test_program_past_the_end_of_dram_is_a_dram_range_error(tiny, tmp_path):
     """PROG_LEN reaches past DRAM: the first instruction outside is a DRAM_RANGE fault."""
     text_addr = tiny.dram_bytes - 2 * INSN_BYTES

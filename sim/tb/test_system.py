@@ -4,7 +4,8 @@ The DRAM is either cocotbext-axi's AxiRam on the accelerator's AXI master (every
 Python, with optional random stalls on all five channels) or the HDL-side simulation DRAM
 (``sim/hdl/sim_dram.sv``, preloaded and read back through its backdoor, so Python is idle
 while the program runs). Either way the CSRs are driven by cocotbext-axi's AxiLiteMaster,
-the clock is a GPI clock, and Python waits for the interrupt. The run's status, counters,
+the clock is a GPI clock, and Python waits for the interrupt. With LOWBIT_FAULT_RANGE the
+AxiRam answers SLVERR inside that address range. The run's status, counters,
 wall time and the bytes of the program's output tensors go to a JSON file that the caller
 (``sim.system.run_rtl``) checks against the golden model.
 """
@@ -48,8 +49,21 @@ class Memory:
                 for ch in (self.ram.write_if.aw_channel, self.ram.write_if.w_channel, self.ram.write_if.b_channel,
                            self.ram.read_if.ar_channel, self.ram.read_if.r_channel):
                     ch.set_pause_generator(pause_generator(r, pause))
+            fault = os.environ.get("LOWBIT_FAULT_RANGE")
+            if fault:  # answer SLVERR for any beat in [lo, hi): cocotbext-axi turns an exception into it
+                lo, hi = (int(x, 0) for x in fault.split(":"))
+                for port, method in ((self.ram.read_if, "_read"), (self.ram.write_if, "_write")):
+                    setattr(port, method, self._faulty(getattr(port, method), lo, hi))
         elif kind != "sim_dram":
             raise ValueError(f"unknown memory model {kind!r}")
+
+    @staticmethod
+    def _faulty(access, lo: int, hi: int):
+        async def wrapped(address, *args):
+            if lo <= address < hi:
+                raise OSError(f"bus error at {address:#x}")
+            return await access(address, *args)
+        return wrapped
 
     async def write(self, addr: int, blob: bytes) -> None:
         if self.kind == "axi_ram":
