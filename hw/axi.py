@@ -52,10 +52,14 @@ def axi4_write(cfg: AccelConfig) -> wiring.Signature:
     return wiring.Signature(_write_members(cfg.axi_addr_bits, cfg.axi_data_bits))
 
 
+def axi4_members(addr_bits: int, data_bits: int) -> dict:
+    """All five channels' members, master view (also what a slave model's ports derive from)."""
+    return _read_members(addr_bits, data_bits) | _write_members(addr_bits, data_bits)
+
+
 def axi4(cfg: AccelConfig) -> wiring.Signature:
     """The whole AXI4 master: all five channels."""
-    return wiring.Signature(_read_members(cfg.axi_addr_bits, cfg.axi_data_bits)
-                            | _write_members(cfg.axi_addr_bits, cfg.axi_data_bits))
+    return wiring.Signature(axi4_members(cfg.axi_addr_bits, cfg.axi_data_bits))
 
 
 def axil(addr_bits: int = CSR_ADDR_BITS, data_bits: int = AXIL_DATA_BITS) -> wiring.Signature:

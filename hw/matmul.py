@@ -111,12 +111,11 @@ class MatmulEngine(wiring.Component):
             m.d.sync += [ld.eq(self.cmd.payload), ld_busy.eq(1), ld_row.eq(0), ld_bank.eq(next_bank),
                          next_bank.eq(~next_bank), ld_ready.eq(~self.cmd.payload.grouped if self.serial else 1)]
 
-        # per-column datatype (code) and scale of the tile being loaded, and of each bank
-        col_dtype = [Signal(range(32), name=f"col_dtype{j}") for j in range(C)]
-        bank_scale = [[Signal(scale_w, name=f"scale{b}_{j}", init=1) for j in range(C)] for b in range(2)]
-        zp_w = GroupParams["zero_point"].width
-        bank_zp = [[Signal(zp_w, name=f"zp{b}_{j}") for j in range(C)] for b in range(2)]
-        if self.serial:
+        if self.serial:  # per-column datatype, scale and zero point: of the tile being loaded, of each bank
+            col_dtype = [Signal(range(32), name=f"col_dtype{j}") for j in range(C)]
+            bank_scale = [[Signal(scale_w, name=f"scale{b}_{j}", init=1) for j in range(C)] for b in range(2)]
+            zp_w = GroupParams["zero_point"].width
+            bank_zp = [[Signal(zp_w, name=f"zp{b}_{j}") for j in range(C)] for b in range(2)]
             self._group_params(m, ld, ld_busy, ld_ready, ld_planes, col_dtype)
 
         # PE row i of a b-bit tile is slot i % (8 // b) of weight-buffer row w_addr + i // (8 // b)
@@ -133,11 +132,11 @@ class MatmulEngine(wiring.Component):
         m.d.comb += [self.w_rd.addr.eq(w_addr), self.w_rd.en.eq(issue_w)]
         with m.If(issue_w):
             m.d.sync += [ld_loading.eq(1), ld_row.eq(ld_row + 1)]
-        with m.If(issue_w & (ld_row == 0)):  # the bank is free: its scales go with its weights
-            for b in range(2):
-                with m.If(ld_bank == b):
-                    m.d.sync += [bank_scale[b][j].eq(self._col_scale[j] if self.serial else 1) for j in range(C)]
-                    if self.serial:
+        if self.serial:
+            with m.If(issue_w & (ld_row == 0)):  # the bank is free: its scales go with its weights
+                for b in range(2):
+                    with m.If(ld_bank == b):
+                        m.d.sync += [bank_scale[b][j].eq(self._col_scale[j]) for j in range(C)]
                         m.d.sync += [bank_zp[b][j].eq(self._col_zp[j]) for j in range(C)]
 
         # one cycle later the buffer row is there: decode the slot into PE row `wr_row`

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+from amaranth import Shape
+from amaranth.lib import wiring
 from pydantic import BaseModel, ConfigDict, Field
 
-from hw.axi import ID_BITS
+from hw.axi import ID_BITS, axi4_members
 from hw.config import AccelConfig
 
 SIM_DRAM_SV = Path(__file__).resolve().parent / "hdl" / "sim_dram.sv"
@@ -76,18 +78,14 @@ def verilog_parameters(cfg: AccelConfig, dram: SimDramConfig) -> dict[str, int]:
 
 
 def ports(params: dict[str, int]) -> list[tuple[str, str, int]]:
-    """sim_dram's ports as (name, direction, width) for the given parameters."""
-    d, a, i = params["DATA_BITS"], params["ADDR_BITS"], params.get("ID_BITS", 1)
-    ins = {"clk": 1, "rst": 1,
-           "s_axi_awid": i, "s_axi_awaddr": a, "s_axi_awlen": 8, "s_axi_awsize": 3, "s_axi_awburst": 2,
-           "s_axi_awvalid": 1, "s_axi_wdata": d, "s_axi_wstrb": d // 8, "s_axi_wlast": 1, "s_axi_wvalid": 1,
-           "s_axi_bready": 1,
-           "s_axi_arid": i, "s_axi_araddr": a, "s_axi_arlen": 8, "s_axi_arsize": 3, "s_axi_arburst": 2,
-           "s_axi_arvalid": 1, "s_axi_rready": 1}
-    outs = {"s_axi_awready": 1, "s_axi_wready": 1, "s_axi_bid": i, "s_axi_bresp": 2, "s_axi_bvalid": 1,
-            "s_axi_arready": 1, "s_axi_rid": i, "s_axi_rdata": d, "s_axi_rresp": 2, "s_axi_rlast": 1,
-            "s_axi_rvalid": 1, "rd_beats": 32, "wr_beats": 32}
-    return [(n, "input", w) for n, w in ins.items()] + [(n, "output", w) for n, w in outs.items()]
+    """sim_dram's ports as (name, direction, width): the AXI4 members of hw/axi.py seen from
+    the slave side with an ``s_axi_`` prefix, plus clock, reset and the beat counters."""
+    if params.get("ID_BITS", ID_BITS) != ID_BITS:
+        raise ValueError(f"sim_dram ports follow hw/axi.py's ID_BITS = {ID_BITS}")
+    members = axi4_members(params["ADDR_BITS"], params["DATA_BITS"])
+    axi = [(f"s_axi_{name}", "input" if m.flow == wiring.Flow.Out else "output", Shape.cast(m.shape).width)
+           for name, m in members.items()]
+    return [("clk", "input", 1), ("rst", "input", 1), *axi, ("rd_beats", "output", 32), ("wr_beats", "output", 32)]
 
 
 def wrapper_verilog(top: str, params: dict[str, int]) -> str:

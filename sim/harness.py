@@ -78,7 +78,8 @@ def hw_sources() -> list[Path]:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """Hold an exclusive lock on a build folder (parallel test processes share the cache)."""
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -88,7 +89,8 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _key(parts: dict) -> str:
+def cache_key(parts: dict) -> str:
+    """Short stable hash of what a build depends on; names its folder under build/sim."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -104,7 +106,7 @@ def build_amaranth(
     ``ports_only``: see :func:`build_verilog`."""
     factory_src = Path(inspect.getsourcefile(factory) or HW_DIR)
     sources = hw_sources() + ([factory_src] if factory_src.is_file() and HW_DIR not in factory_src.parents else [])
-    key = _key({"top": top, "factory": f"{factory.__module__}.{factory.__qualname__}",
+    key = cache_key({"top": top, "factory": f"{factory.__module__}.{factory.__qualname__}",
                 "config": config.hash, "hw": source_hash(sources), "waves": waves, "ports_only": ports_only,
                 "verilator": verilator_version(), "harness": HARNESS_VERSION})
     return _build(top, key, waves, lambda d: _emit(factory(config), top, d), ports_only)
@@ -118,7 +120,7 @@ def build_verilog(files: list[Path], top: str, waves: bool = False, ports_only: 
     ``ports_only`` only the top module's own signals (and whatever the sources mark public
     themselves) are visible: the build for long whole-program runs."""
     files = [Path(f).resolve() for f in files]
-    key = _key({"top": top, "files": source_hash(files), "waves": waves, "ports_only": ports_only,
+    key = cache_key({"top": top, "files": source_hash(files), "waves": waves, "ports_only": ports_only,
                 "verilator": verilator_version(), "harness": HARNESS_VERSION})
     return _build(top, key, waves, lambda d: files, ports_only)
 
@@ -134,7 +136,7 @@ def _build(top: str, key: str, waves: bool, sources: Callable[[Path], list[Path]
 
     build_dir = BUILD_ROOT / f"{top}-{key}"
     stamp = build_dir / "built.json"
-    with _locked(build_dir):
+    with locked(build_dir):
         if stamp.exists() and (build_dir / top).exists():
             return Model(build_dir, top, waves, key, cached=True)
         files = sources(build_dir)

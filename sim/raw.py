@@ -17,7 +17,7 @@ from hw.config import AccelConfig
 from hw.csr import COUNTER_BASE, COUNTERS, REG
 from hw.program import Program
 from sim import dram as simdram
-from sim.harness import BUILD_ROOT, _key, _locked, source_hash
+from sim.harness import BUILD_ROOT, cache_key, locked, source_hash
 from sim.system import SYSTEM_TOP, build_system
 from sim.toolchain import LINT_WAIVERS, ToolchainError, toolchain_env, verilator_root
 
@@ -42,10 +42,10 @@ def build_raw(cfg: AccelConfig, dram: simdram.SimDramConfig | None = None) -> Pa
     dram = dram or simdram.SimDramConfig()
     system = build_system(cfg, dram)  # the same generated sources
     sources = [Path(s) for s in json.loads((system.build_dir / "built.json").read_text())["sources"]]
-    key = _key({"sources": source_hash(sources + [MAIN_CPP, LINT_WAIVERS]), "harness": "raw-1"})
+    key = cache_key({"sources": source_hash(sources + [MAIN_CPP, LINT_WAIVERS]), "harness": "raw-1"})
     out = BUILD_ROOT / f"raw-{key}"
     binary = out / BINARY
-    with _locked(out):
+    with locked(out):
         if binary.exists():
             return binary
         (out / "csr_map.h").write_text(csr_header(cfg))

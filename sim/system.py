@@ -24,7 +24,7 @@ from hw.program import Program
 from hw.top import TOP_NAME
 from sim import dram as simdram
 from sim.golden import Golden, RunResult
-from sim.harness import BUILD_ROOT, Model, _key, build_amaranth, build_verilog, hw_sources, run_cocotb, source_hash
+from sim.harness import BUILD_ROOT, Model, build_amaranth, build_verilog, cache_key, hw_sources, run_cocotb, source_hash
 
 SYSTEM_TOP = "lowbit_system"
 MEMORIES = ("sim_dram", "axi_ram")
@@ -59,7 +59,7 @@ def system_verilog(cfg: AccelConfig, dram: simdram.SimDramConfig) -> str:
 def build_system(cfg: AccelConfig, dram: simdram.SimDramConfig | None = None, waves: bool = False) -> Model:
     """The ``sim_dram`` model: generated Verilog of lowbit_top + wrapper + sim_dram.sv."""
     dram = dram or simdram.SimDramConfig()
-    key = _key({"cfg": cfg.hash, "dram": dram.model_dump(), "hw": source_hash(hw_sources())})
+    key = cache_key({"cfg": cfg.hash, "dram": dram.model_dump(), "hw": source_hash(hw_sources())})
     src = BUILD_ROOT / f"src-{SYSTEM_TOP}-{key}"
     src.mkdir(parents=True, exist_ok=True)
     top_v, sys_v = src / f"{TOP_NAME}.v", src / f"{SYSTEM_TOP}.v"
