@@ -1,0 +1,283 @@
+"""Code generation: one lowered GEMM and its chosen tiling -> instructions with dependency tokens.
+
+The schedule is the one compiler/tiling.py costs: blocks of ``m_tile x k_tile x n_tile`` walked
+in the tiling's loop order, k-blocks innermost for an output block; an operand block is loaded
+only when the walk moves to a different block of it, into the other buffer half when double
+buffered. Token protocol (the only ordering between the load, compute and store queues):
+
+- a *group* is a step of the walk that loads something; its last LOAD pushes a token to compute,
+  whose first MATMUL of the step pops it;
+- group ``g >= slots`` first waits for compute to have finished group ``g - slots`` (the last
+  step that read the buffer halves it overwrites), pushed by that group's last MATMUL;
+- each output tile: POSTPROC into output half ``u % slots`` (waiting for the STORE of tile
+  ``u - slots``), then its STOREs; a GEMM with raw int32 output stores accumulator rows instead,
+  and the first MATMUL into an accumulator region waits for the STOREs of its previous user.
+
+Every push has exactly one matching pop, so a layer leaves no token behind and ``barrier`` can
+order the next layer's loads after this layer's last store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hw.config import AccelConfig
+from hw.datatypes import datatype
+from hw.isa import Buffer, Opcode, Queue, WeightType, encode
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One strided DRAM access of a LOAD or STORE: ``rows`` rows of ``row_bytes`` every ``stride``."""
+
+    dram_addr: int
+    rows: int
+    row_bytes: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class GemmJob:
+    """A GEMM lowered for the array: where its operands are and how to reach them.
+
+    Tiles of the packed weights sit at ``w_addr``, tile (k-tile i, n-tile j) at index
+    ``j * kt + i``; ``p_addr`` holds ``nt`` ChannelParams rows, then, grouped, ``GroupParams`` rows
+    (group g, n-tile j) at ``nt + g * nt + j``. ``a_loads(m0, rows, i)`` gives the transfers that
+    bring activation rows ``m0 .. m0 + rows`` of k-tile ``i`` into consecutive scratchpad rows
+    (im2col for a convolution); ``stores(m0, rows, j)`` those that write n-tile ``j`` of them.
+    """
+
+    name: str
+    m: int
+    kt: int
+    n: int
+    dtype: str  # MATMUL datatype (the storage width when grouped)
+    w_addr: int
+    p_addr: int
+    param_rows: int
+    a_loads: Callable[[int, int, int], list[Transfer]]
+    stores: Callable[[int, int, int], list[Transfer]]
+    relu: bool = False
+    zero_point: int = 0
+    int32_out: bool = False
+    group_of_ktile: tuple[int, ...] | None = None  # grouped MATMUL: each k-tile's quantization group
+
+
+@dataclass
+class _Insn:
+    opcode: Opcode
+    fields: dict
+    deps: set = field(default_factory=set)
+
+
+class Emitter:
+    """Instructions of one stage, with their dependency flags still editable."""
+
+    def __init__(self) -> None:
+        self.insns: list[_Insn] = []
+
+    def add(self, opcode: Opcode, **fields) -> _Insn:
+        insn = _Insn(opcode, fields)
+        self.insns.append(insn)
+        return insn
+
+    def transfer(self, opcode: Opcode, buf: Buffer, sram: int, t: Transfer) -> _Insn:
+        return self.add(opcode, buffer=buf, sram_addr=sram, dram_addr=t.dram_addr, rows=t.rows,
+                        row_bytes=t.row_bytes, dram_stride=t.stride)
+
+    def words(self) -> list[int]:
+        return [encode(i.opcode, frozenset(i.deps), **i.fields) for i in self.insns]
+
+    def barrier(self) -> None:
+        """Everything before (its last STORE included) completes before any later LOAD starts."""
+        stores = [i for i in self.insns if i.opcode is Opcode.STORE]
+        if not stores:
+            return
+        stores[-1].deps.add("push_prev")
+        self.add(Opcode.SYNC, queue=Queue.COMPUTE).deps |= {"pop_next", "push_prev"}
+        self.add(Opcode.SYNC, queue=Queue.LOAD).deps.add("pop_next")
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class _Step:
+    mi: int
+    ni: int
+    ki: int
+    load_a: bool
+    load_w: bool
+    load_p: bool
+
+
+def _walk(order: str, mb: int, nbc: int, kbc: int, params_fit: bool) -> list[_Step]:
+    if order == "input_stationary":
+        keys = [(mi, ni, ki) for mi in range(mb) for ni in range(nbc) for ki in range(kbc)]
+    else:
+        keys = [(mi, ni, ki) for ni in range(nbc) for mi in range(mb) for ki in range(kbc)]
+    steps, prev = [], None
+    for mi, ni, ki in keys:
+        fresh = prev is None or order == "stream"
+        load_a = fresh or (prev[0], prev[2]) != (mi, ki)
+        load_w = fresh or (prev[1], prev[2]) != (ni, ki)
+        load_p = prev is None if params_fit else (prev is None or prev[1] != ni)
+        steps.append(_Step(mi, ni, ki, load_a, load_w, load_p))
+        prev = (mi, ni, ki)
+    return steps
+
+
+def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: int, n_tile: int,
+              order: str, double_buffer: bool) -> None:
+    """Append the instructions of `job` under one tiling (see the module docstring)."""
+    R, C = cfg.rows, cfg.cols
+    S = cfg.slots if double_buffer else 1
+    nt = _ceil(job.n, C)
+    kb, nb = k_tile // R, n_tile // C
+    mb, kbc, nbc = _ceil(job.m, m_tile), _ceil(job.kt, kb), _ceil(nt, nb)
+    half = {b: cfg.buffer_depth(f) // S for b, f in (
+        ("in", "input_buf_bytes"), ("w", "weight_buf_bytes"), ("acc", "acc_buf_bytes"),
+        ("out", "out_buf_bytes"), ("p", "param_buf_bytes"))}
+    params_fit = job.param_rows <= cfg.buffer_depth("param_buf_bytes")
+    if job.group_of_ktile is not None and not params_fit:
+        raise ValueError(f"{job.name}: {job.param_rows} PARAM rows of group parameters do not fit "
+                         f"param_buf_bytes = {cfg.param_buf_bytes}")
+    dt = datatype(job.dtype)
+    wtr = cfg.weight_tile_rows(dt)
+    tile_bytes = wtr * C
+    steps = _walk(order, mb, nbc, kbc, params_fit)
+    groups = [s for s in steps if s.load_a or s.load_w or s.load_p]
+    n_groups = len(groups)
+    # raw-output accumulator units: each output tile, or each output block when K is split
+    n_units = mb * nt if kbc == 1 else mb * nbc
+    n_outs = mb * nt
+    count = {"a": 0, "w": 0, "p": 0, "g": 0, "u": 0, "unit": 0}
+    base = {"a": 0, "w": 0, "p": 0}
+    unit_of_block: dict[tuple[int, int], int] = {}
+    pending_free: _Insn | None = None  # last MATMUL of the previous step
+
+    for si, s in enumerate(steps):
+        m0 = s.mi * m_tile
+        rows = min(m_tile, job.m - m0)
+        kis = range(s.ki * kb, min(job.kt, (s.ki + 1) * kb))
+        njs = range(s.ni * nb, min(nt, (s.ni + 1) * nb))
+        # ---- loads ----
+        loads: list[_Insn] = []
+        if s.load_p:
+            if params_fit:
+                loads.append(em.transfer(Opcode.LOAD, Buffer.PARAM, 0, _whole(job.p_addr, job.param_rows, cfg)))
+            else:
+                base["p"] = (count["p"] % S) * half["p"]
+                count["p"] += 1
+                p_bytes = cfg.buffer_row_bytes("param_buf_bytes")
+                loads.append(em.transfer(Opcode.LOAD, Buffer.PARAM, base["p"], Transfer(
+                    job.p_addr + njs[0] * p_bytes, 1, len(njs) * p_bytes, len(njs) * p_bytes)))
+        if s.load_a:
+            base["a"] = (count["a"] % S) * half["in"]
+            count["a"] += 1
+            for ii, i in enumerate(kis):
+                at = base["a"] + ii * m_tile
+                for t in job.a_loads(m0, rows, i):
+                    loads.append(em.transfer(Opcode.LOAD, Buffer.INPUT, at, t))
+                    at += t.rows
+        if s.load_w:
+            base["w"] = (count["w"] % S) * half["w"]
+            count["w"] += 1
+            if len(kis) == job.kt:  # whole columns: the block's tiles are contiguous
+                loads.append(em.transfer(Opcode.LOAD, Buffer.WEIGHT, base["w"], Transfer(
+                    job.w_addr + njs[0] * job.kt * tile_bytes, len(njs) * job.kt, tile_bytes, tile_bytes)))
+            else:
+                for jj, j in enumerate(njs):
+                    loads.append(em.transfer(Opcode.LOAD, Buffer.WEIGHT, base["w"] + jj * len(kis) * wtr, Transfer(
+                        job.w_addr + (j * job.kt + kis[0]) * tile_bytes, len(kis), tile_bytes, tile_bytes)))
+        if loads:
+            g = count["g"]
+            count["g"] += 1
+            if g >= S:
+                loads[0].deps.add("pop_next")
+            loads[-1].deps.add("push_next")
+            if pending_free is not None and g - 1 + S < n_groups:
+                pending_free.deps.add("push_prev")  # for group g + S - 1, whose halves it frees
+        # ---- compute ----
+        start = len(em.insns)
+        first_of_step = True
+        last_mm: _Insn | None = None
+        for jj, j in enumerate(njs):
+            if kbc == 1:
+                unit = count["unit"]
+                count["unit"] += 1
+                acc = (unit % S) * half["acc"]
+                new_unit = True
+            else:
+                key = (s.mi, s.ni)
+                new_unit = key not in unit_of_block
+                if new_unit:
+                    unit_of_block[key] = count["unit"]
+                    count["unit"] += 1
+                unit = unit_of_block[key]
+                acc = (unit % S) * half["acc"] + jj * m_tile
+                new_unit = new_unit and jj == 0
+            for ii, i in enumerate(kis):
+                mm = em.add(Opcode.MATMUL, dtype=WeightType[job.dtype.upper()], accumulate=int(s.ki > 0 or ii > 0),
+                            in_addr=base["a"] + ii * m_tile, w_addr=base["w"] + (jj * len(kis) + ii) * wtr,
+                            acc_addr=acc, m=rows, grouped=int(job.group_of_ktile is not None),
+                            group_addr=(nt + job.group_of_ktile[i] * nt + j) if job.group_of_ktile else 0)
+                if first_of_step and loads:
+                    mm.deps.add("pop_prev")
+                if job.int32_out and new_unit and ii == 0 and s.ki == 0 and unit >= S:
+                    mm.deps.add("pop_next")  # the region's previous accumulators are stored
+                first_of_step = False
+                last_mm = mm
+            if s.ki == kbc - 1:
+                last_of_unit = kbc == 1 or jj == len(njs) - 1
+                _finish_tile(em, cfg, job, m0, rows, j, acc, count, S, half, n_outs, params_fit,
+                             base["p"] + jj, last_mm, unit, n_units, last_of_unit)
+        # its last compute instruction (a POSTPROC may read the PARAM half) frees the step's halves
+        pending_free = [i for i in em.insns[start:] if i.opcode in (Opcode.MATMUL, Opcode.POSTPROC)][-1]
+
+
+def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int, j: int, acc: int, count: dict,
+                 S: int, half: dict, n_outs: int, params_fit: bool, p_row: int, last_mm: _Insn, unit: int,
+                 n_units: int, last_of_unit: bool) -> None:
+    transfers = job.stores(m0, rows, j)
+    if job.int32_out:
+        last_mm.deps.add("push_next")
+        at = acc
+        stores = []
+        for t in transfers:
+            stores.append(em.transfer(Opcode.STORE, Buffer.ACC, at, t))
+            at += t.rows
+        stores[0].deps.add("pop_prev")
+        if last_of_unit and unit + S < n_units:
+            stores[-1].deps.add("push_prev")
+        return
+    u = count["u"]
+    count["u"] += 1
+    oslot = (u % S) * half["out"]
+    pp = em.add(Opcode.POSTPROC, acc_addr=acc, out_addr=oslot, param_addr=j if params_fit else p_row, m=rows,
+                relu=int(job.relu), zero_point=job.zero_point)
+    pp.deps.add("push_next")
+    if u >= S:
+        pp.deps.add("pop_next")
+    at = oslot
+    stores = []
+    for t in transfers:
+        stores.append(em.transfer(Opcode.STORE, Buffer.OUTPUT, at, t))
+        at += t.rows
+    stores[0].deps.add("pop_prev")
+    if u + S < n_outs:
+        stores[-1].deps.add("push_prev")
+
+
+def _whole(addr: int, rows: int, cfg: AccelConfig) -> Transfer:
+    """All `rows` PARAM rows at `addr` as one LOAD."""
+    p_bytes = cfg.buffer_row_bytes("param_buf_bytes")
+    return Transfer(addr, 1, rows * p_bytes, rows * p_bytes)
+
+
+def pack_tiles_bytes(tiles: np.ndarray) -> bytes:
+    return np.ascontiguousarray(tiles, np.uint8).tobytes()

@@ -1,0 +1,158 @@
+"""Built-in example models (a small CNN, an MLP, one transformer encoder block) with seeded
+weights, example inputs and calibration data, and their quantized ``torch.export`` programs:
+the compiler's test inputs, from torchao's PT2E X86 flow or from lowbit's own quantizer."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+    X86InductorQuantizer,
+    get_default_x86_inductor_quantization_config,
+)
+
+from compiler.quantizer import drop_unused_attributes, quantize_model
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Example:
+    """A float model, one input tuple for tracing, and seeded calibration batches."""
+
+    name: str
+    model: nn.Module
+    example_inputs: tuple[torch.Tensor, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
+
+    def calibration(self, n: int = 8, seed: int = SEED + 1) -> list[tuple[torch.Tensor, ...]]:
+        """``n`` input tuples of seeded standard-normal data."""
+        gen = torch.Generator().manual_seed(seed)
+        return [tuple(torch.randn(s, generator=gen) for s in self.input_shapes) for _ in range(n)]
+
+
+class SmallCNN(nn.Module):
+    """conv3x3+relu, depthwise conv3x3+relu, 1x1 conv, residual add+relu, max pool, avg pool, linear."""
+
+    def __init__(self, in_channels: int = 3, channels: int = 8, size: int = 16, classes: int = 10):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.depthwise = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
+        self.pointwise = nn.Conv2d(channels, channels, 1)
+        self.fc = nn.Linear(channels * (size // 4) ** 2, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(x))
+        y = self.pointwise(F.relu(self.depthwise(x)))
+        x = F.relu(x + y)
+        x = F.avg_pool2d(F.max_pool2d(x, 2), 2)
+        return self.fc(torch.flatten(x, 1))
+
+
+class MLP(nn.Module):
+    """Linear layers with ReLU between them."""
+
+    def __init__(self, sizes: tuple[int, ...] = (64, 128, 128, 10)):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class EncoderBlock(nn.Module):
+    """One post-LN transformer encoder block written with nn.Linear and plain tensor ops, so that
+    export gives aten.linear, matmul, softmax, layer_norm and gelu nodes (no fused attention)."""
+
+    def __init__(self, d_model: int = 64, heads: int = 4, ffn: int = 128):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v = nn.Linear(d_model, d_model), nn.Linear(d_model, d_model), nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.ffn1, self.ffn2 = nn.Linear(d_model, ffn), nn.Linear(ffn, d_model)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        return x.reshape(b, s, self.heads, d // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, d = x.shape
+        q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        att = torch.softmax(torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(d // self.heads), dim=-1)
+        ctx = torch.matmul(att, v).transpose(1, 2).reshape(b, s, d)
+        x = self.norm1(x + self.out(ctx))
+        return self.norm2(x + self.ffn2(F.gelu(self.ffn1(x))))
+
+
+def _build(name: str, model: nn.Module, *shapes: tuple[int, ...]) -> Example:
+    gen = torch.Generator().manual_seed(SEED)
+    inputs = tuple(torch.randn(s, generator=gen) for s in shapes)
+    return Example(name, model.eval(), inputs, shapes)
+
+
+def cnn(in_channels: int = 3) -> Example:
+    torch.manual_seed(SEED)
+    return _build("cnn", SmallCNN(in_channels), (1, in_channels, 16, 16))
+
+
+def mlp() -> Example:
+    torch.manual_seed(SEED)
+    return _build("mlp", MLP(), (1, 64))
+
+
+def transformer_block() -> Example:
+    torch.manual_seed(SEED)
+    return _build("transformer-block", EncoderBlock(), (1, 16, 64))
+
+
+EXAMPLES: dict[str, Callable[[], Example]] = {
+    "cnn": cnn,
+    "mlp": mlp,
+    "transformer-block": transformer_block,
+}
+
+
+def example(name: str) -> Example:
+    try:
+        return EXAMPLES[name]()
+    except KeyError:
+        raise ValueError(f"no example named {name!r}; known: {', '.join(EXAMPLES)}") from None
+
+
+def quantize_pt2e(model: nn.Module, example_inputs: tuple,
+                  calibration: Iterable[tuple]) -> torch.export.ExportedProgram:
+    """torchao's PT2E flow with the X86 Inductor quantizer's default (static, uint8 activations,
+    per-channel int8 weights) configuration, re-exported."""
+    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    graph = torch.export.export(model.eval(), example_inputs).module()
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for batch in calibration:
+            prepared(*batch)
+    converted = convert_pt2e(prepared)
+    drop_unused_attributes(converted)  # the float weights that convert_pt2e folded into int8 ones
+    return torch.export.export(converted, example_inputs)
+
+
+def example_program(name: str, quantizer: str = "pt2e", weights: str = "int4", group_size: int | None = None,
+                    calibration_batches: int = 8) -> tuple[torch.export.ExportedProgram, tuple]:
+    """A quantized example: ``quantizer`` is "pt2e" (torchao X86, int8 weights; ``weights`` and
+    ``group_size`` unused) or "lowbit" (compiler.quantizer, low-bit weights)."""
+    ex = example(name)
+    calib = ex.calibration(calibration_batches)
+    if quantizer == "pt2e":
+        return quantize_pt2e(ex.model, ex.example_inputs, calib), ex.example_inputs
+    if quantizer == "lowbit":
+        return quantize_model(ex.model, ex.example_inputs, calib, weights, group_size), ex.example_inputs
+    raise ValueError(f"unknown quantizer {quantizer!r}; known: pt2e, lowbit")

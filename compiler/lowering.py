@@ -1,0 +1,345 @@
+"""Lowering of quantized GEMM ops (``qgemm``: linear or conv2d on int8 activations) to the array.
+
+- ``place``: an op goes to the accelerator when the configuration can run it exactly, else to
+  the host with the reason (``Op.reason``), never silently.
+- ``requant``: the fixed-point post-processing parameters of an int8-output GEMM
+  (docs/numerics.md): the integer bias with the input zero point folded in, and per-channel
+  multiplier and shift for ``s_x * s_w / s_y``.
+- ``lower_qgemm``: one op -> ``GemmJob``s (compiler/codegen.py). Linear is one GEMM; a
+  convolution is a GEMM over im2col rows whose LOADs read the padded NHWC input directly
+  (compiler/layout.py), one k-tile per kernel position and ``rows`` input channels; grouped
+  and depthwise convolutions go in blocks of groups whose outputs fill the array's columns,
+  with block-diagonal weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from compiler.codegen import GemmJob, Transfer
+from compiler.gemm import Requant, WeightGroups, pack_code_tiles, pack_group_params, pack_params
+from compiler.ir import Graph, Op, QWeight
+from compiler.layout import TensorLayout
+from hw.config import AccelConfig
+from hw.datatypes import DATATYPES, by_code, datatype
+from hw.isa import ChannelParams, GroupParams
+from hw.records import field_range
+
+
+class CompileError(ValueError):
+    """A model or configuration the compiler cannot turn into a program; names the layer."""
+
+
+MULT_MAX = field_range(ChannelParams["multiplier"].shape)[1]
+SHIFT_MAX = field_range(ChannelParams["shift"].shape)[1]
+BIAS_MIN, BIAS_MAX = field_range(ChannelParams["bias"].shape)
+GROUP_SCALE_MAX = field_range(GroupParams["scale"].shape)[1]
+GROUP_ZP_MAX = field_range(GroupParams["zero_point"].shape)[1]
+
+
+@dataclass(frozen=True)
+class Requantization:
+    bias: np.ndarray  # int64 per output channel, input zero point folded in
+    multiplier: np.ndarray
+    shift: np.ndarray
+
+
+def fixed_point(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Real multipliers -> (multiplier, shift) with m ~= multiplier / 2**shift, the largest shift
+    whose multiplier fits its field (relative error below 2**-23 for m >= 2**-40)."""
+    m = np.asarray(m, np.float64)
+    if np.any(m <= 0) or np.any(m * 2.0**0 > MULT_MAX):
+        raise ValueError(f"requantization multipliers {m.min():.3g}..{m.max():.3g} out of range")
+    shift = np.clip(np.floor(np.log2(MULT_MAX / m)), 0, SHIFT_MAX).astype(np.int64)
+    mult = np.rint(m * np.exp2(shift)).astype(np.int64)
+    over = mult > MULT_MAX
+    shift = np.where(over, shift - 1, shift)
+    mult = np.where(over, np.rint(m * np.exp2(shift)).astype(np.int64), mult)
+    return mult, shift
+
+
+def colsum(weight: QWeight) -> np.ndarray:
+    """Per output channel, the sum of its integer weights."""
+    return weight.integer().reshape(weight.shape[0], -1).sum(axis=1)
+
+
+def requant(op: Op) -> Requantization:
+    """The post-processing parameters of an int8-output qgemm."""
+    a = op.attrs
+    w: QWeight = a["weight"]
+    acc_scale = a["x_q"].scale * w.channel_scales
+    bias = np.zeros(w.shape[0]) if a["bias"] is None else a["bias"]
+    b = np.rint(bias / acc_scale).astype(np.int64) - a["x_q"].zero_point * colsum(w)
+    mult, shift = fixed_point(acc_scale / a["out_q"].scale)
+    return Requantization(b, mult, shift)
+
+
+# ---- placement -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeightPlan:
+    """How a qgemm's weights go to the array: one datatype, or grouped (serial PE) in a storage width."""
+
+    dtype: str
+    grouped: bool
+
+
+def weight_plan(op: Op, cfg: AccelConfig) -> WeightPlan | str:
+    """The weight plan, or the reason the configuration cannot run these weights."""
+    w: QWeight = op.attrs["weight"]
+    plain = w.plain_dtype
+    if plain is not None and plain in cfg.weight_dtypes and 8 % DATATYPES[plain].bits == 0:
+        return WeightPlan(plain, False)
+    names = sorted({by_code(int(c)).name for c in np.unique(w.dtype_codes)})
+    if cfg.pe != "serial":
+        return f"{'/'.join(names)} {w.describe()} weights need the bit-serial PE; config {cfg.name!r} runs " \
+               f"{', '.join(cfg.weight_dtypes)} per channel"
+    missing = [n for n in names if n not in cfg.weight_dtypes]
+    if missing:
+        return f"config {cfg.name!r} has no {', '.join(missing)} weights"
+    bits = max(DATATYPES[n].bits for n in names)
+    storage = [n for n in cfg.weight_dtypes if DATATYPES[n].is_integer_range and DATATYPES[n].signed
+               and DATATYPES[n].bits >= bits and 8 % DATATYPES[n].bits == 0]
+    if not storage:
+        return f"config {cfg.name!r} has no integer storage width for {bits}-bit codes"
+    storage.sort(key=lambda n: DATATYPES[n].bits)
+    groups = w.dtype_codes.shape[1]
+    conv_groups = op.attrs.get("groups", 1)
+    if groups > 1 and w.group_size % cfg.rows:
+        return f"quantization groups of {w.group_size} input channels: a multiple of rows = {cfg.rows} is needed"
+    if conv_groups > 1 and (groups > 1 or np.any(w.zero_points)):
+        return "a grouped convolution with per-group weight scales or zero points"
+    if np.any(w.group_scales > GROUP_SCALE_MAX) or np.any(w.group_scales < 0):
+        return f"group scales beyond {GROUP_SCALE_MAX}"
+    if np.any(w.zero_points < 0) or np.any(w.zero_points > GROUP_ZP_MAX):
+        return f"weight zero points outside 0..{GROUP_ZP_MAX}"
+    return WeightPlan(storage[0], True)
+
+
+def why_host(op: Op, cfg: AccelConfig) -> str | None:
+    """Why a qgemm cannot run on the accelerator of `cfg`, or None when it can."""
+    plan = weight_plan(op, cfg)
+    if isinstance(plan, str):
+        return plan
+    if op.attrs["out_q"] is not None:
+        try:
+            r = requant(op)
+        except ValueError as exc:
+            return str(exc)
+        if r.bias.min() < BIAS_MIN or r.bias.max() > BIAS_MAX:
+            return "the integer bias does not fit ChannelParams.bias"
+    return None
+
+
+def place(graph: Graph, cfg: AccelConfig) -> Graph:
+    """Decide where every qgemm runs; host ops stay on the host."""
+    ops = []
+    for op in graph.ops:
+        if op.kind == "qgemm":
+            reason = why_host(op, cfg)
+            op = replace(op, placement="host" if reason else "accel", reason=reason or "")
+        ops.append(op)
+    return graph.with_ops(ops)
+
+
+# ---- layouts ---------------------------------------------------------------------------------------
+
+
+def plan_layouts(graph: Graph, accel_ops: list[Op]) -> dict[str, TensorLayout]:
+    """The DRAM layout of every value an accelerator op reads or writes (addresses still 0)."""
+    layouts: dict[str, TensorLayout] = {}
+    pads: dict[str, tuple[int, int]] = {}
+    convs = set()
+    for op in accel_ops:
+        if op.attrs["kind"] == "conv2d":
+            x = op.inputs[0]
+            convs |= {x, op.output}
+            ph, pw = pads.get(x, (0, 0))
+            pads[x] = (max(ph, op.attrs["padding"][0]), max(pw, op.attrs["padding"][1]))
+    for op in accel_ops:
+        for name in (*op.inputs, *op.outputs):
+            v = graph.values[name]
+            q = v.q
+            if name in convs:
+                layouts[name] = TensorLayout(name, v.shape, v.dtype, "nhwc", pads.get(name, (0, 0)),
+                                             q.zero_point if q else 0)
+            else:
+                layouts[name] = TensorLayout(name, v.shape, v.dtype, "rows")
+    return layouts
+
+
+# ---- GEMM jobs ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoweredJob:
+    """A GemmJob with its constant data still to be placed in DRAM."""
+
+    job: GemmJob
+    w_blob: bytes
+    p_blob: bytes
+    gemm_k: int  # K as the tiling search sees it (k-tiles x rows)
+
+
+def _params(op: Op, n: int, cols: int, out0: int, plan: WeightPlan, hw_codes_groups) -> bytes:
+    if op.attrs["out_q"] is not None:
+        r = requant(op)
+        sl = slice(out0, out0 + n)
+        rq = Requant(bias=r.bias[sl], multiplier=r.multiplier[sl], shift=r.shift[sl])
+    else:
+        rq = Requant(bias=np.zeros(n, np.int64), multiplier=np.zeros(n, np.int64), shift=np.zeros(n, np.int64))
+    blob = pack_params(rq, n, cols)
+    if plan.grouped:
+        blob = np.concatenate([blob, pack_group_params(hw_codes_groups, datatype(plan.dtype), cols)])
+    return blob.tobytes()
+
+
+def _groups_for(w: QWeight, out0: int, n: int) -> WeightGroups:
+    sl = slice(out0, out0 + n)
+    tags = np.vectorize(lambda c: by_code(int(c)).name)(w.dtype_codes[sl].T)
+    return WeightGroups(size=w.group_size, tags=tags, scales=w.group_scales[sl].T,
+                        zero_points=w.zero_points[sl].T)
+
+
+def _pack_weights(mat: np.ndarray, codes: np.ndarray | None, plan: WeightPlan, cfg: AccelConfig) -> bytes:
+    """K_hw x N integer weights (or, grouped, their codes) -> packed tiles, tile (i, j) at j * kt + i."""
+    dt = datatype(plan.dtype)
+    c = codes if plan.grouped else dt.encode(mat)
+    return pack_code_tiles(c, dt.bits, cfg.rows, cfg.cols).tobytes()
+
+
+def lower_qgemm(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout]) -> list[LoweredJob]:
+    plan = weight_plan(op, cfg)
+    assert not isinstance(plan, str), plan
+    if op.attrs["kind"] == "linear":
+        return [_lower_linear(op, graph, cfg, layouts, plan)]
+    return _lower_conv(op, graph, cfg, layouts, plan)
+
+
+def _lower_linear(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout],
+                  plan: WeightPlan) -> LoweredJob:
+    R, C = cfg.rows, cfg.cols
+    w: QWeight = op.attrs["weight"]
+    xl, ol = layouts[op.inputs[0]], layouts[op.output]
+    if xl.kind != "rows" or ol.kind != "rows":
+        raise CompileError(f"{op.source}: linear on a channels-last tensor is not supported")
+    n, k = w.shape
+    m = int(np.prod(xl.shape[:-1]))
+    kt = -(-k // R)
+    mat = w.integer().T if not plan.grouped else None
+    codes = w.codes.T.astype(np.int64) if plan.grouped else None
+    eb = ol.elem_bytes
+
+    def a_loads(m0: int, rows: int, i: int) -> list[Transfer]:
+        k0 = i * R
+        return [Transfer(xl.addr + m0 * k + k0, rows, min(R, k - k0), k)]
+
+    def stores(m0: int, rows: int, j: int) -> list[Transfer]:
+        n0 = j * C
+        return [Transfer(ol.addr + (m0 * n + n0) * eb, rows, min(C, n - n0) * eb, n * eb)]
+
+    groups = _groups_for(w, 0, n) if plan.grouped else None
+    gk = tuple((i * R) // w.group_size for i in range(kt)) if plan.grouped else None
+    job = GemmJob(name=op.name, m=m, kt=kt, n=n, dtype=plan.dtype, w_addr=0, p_addr=0,
+                  param_rows=-(-n // C) * (1 + (w.dtype_codes.shape[1] if plan.grouped else 0)),
+                  a_loads=a_loads, stores=stores, relu=bool(op.attrs["relu"]),
+                  zero_point=op.attrs["out_q"].zero_point if op.attrs["out_q"] else 0,
+                  int32_out=op.attrs["out_q"] is None, group_of_ktile=gk)
+    return LoweredJob(job, _pack_weights(mat, codes, plan, cfg), _params(op, n, C, 0, plan, groups), kt * R)
+
+
+def _conv_geometry(op: Op, xl: TensorLayout) -> tuple[int, int, int, int, int, int]:
+    n, cin, h, w = xl.shape
+    cout, _, kh, kw = op.attrs["weight"].shape
+    (sh, sw), (ph, pw), (dh, dw) = op.attrs["stride"], op.attrs["padding"], op.attrs["dilation"]
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return n, ho, wo, kh, kw, cout
+
+
+def _runs(m0: int, rows: int, ho: int, wo: int) -> list[tuple[int, int, int, int, int]]:
+    """Output pixels m0 .. m0+rows as runs within one output row: (n, oy, x0, count, offset)."""
+    out, m, off = [], m0, 0
+    while off < rows:
+        n, rem = divmod(m, ho * wo)
+        oy, ox = divmod(rem, wo)
+        cnt = min(wo - ox, rows - off)
+        out.append((n, oy, ox, cnt, off))
+        m += cnt
+        off += cnt
+    return out
+
+
+def _lower_conv(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout],
+                plan: WeightPlan) -> list[LoweredJob]:
+    R, C = cfg.rows, cfg.cols
+    w: QWeight = op.attrs["weight"]
+    xl, ol = layouts[op.inputs[0]], layouts[op.output]
+    nb_, ho, wo, kh, kw, cout = _conv_geometry(op, xl)
+    cin = xl.shape[1]
+    g = op.attrs["groups"]
+    cin_g, cout_g = cin // g, cout // g
+    (sh, sw), (ph, pw), (dh, dw) = op.attrs["stride"], op.attrs["padding"], op.attrs["dilation"]
+    w_int = w.integer()
+    w_codes = w.codes.astype(np.int64)
+    per_block = max(1, C // cout_g) if g > 1 else 1
+    jobs = []
+    for g0 in range(0, g, per_block):
+        g1 = min(g, g0 + per_block)
+        in0, in1 = g0 * cin_g, g1 * cin_g
+        out0, out1 = g0 * cout_g, g1 * cout_g
+        ci_tiles = -(-(in1 - in0) // R)
+        ktiles = [(dy, dx, in0 + t * R, min(R, in1 - in0 - t * R))
+                  for dy in range(kh) for dx in range(kw) for t in range(ci_tiles)]
+        kt = len(ktiles)
+        nblk = out1 - out0
+        mat = np.zeros((kt * R, nblk), np.int64)
+        codes = np.zeros((kt * R, nblk), np.int64)
+        for i, (dy, dx, c0, cw) in enumerate(ktiles):
+            for r in range(cw):
+                c = c0 + r
+                for col in range(nblk):
+                    co = out0 + col
+                    grp = co // cout_g
+                    if grp * cin_g <= c < (grp + 1) * cin_g:
+                        mat[i * R + r, col] = w_int[co, c - grp * cin_g, dy, dx]
+                        codes[i * R + r, col] = w_codes[co, c - grp * cin_g, dy, dx]
+        job = _conv_job(op, cfg, plan, w, xl, ol, ktiles, (ho, wo), (sh, sw), (ph, pw), (dh, dw), out0, nblk,
+                        nb_ * ho * wo, cin, cout)
+        groups = _groups_for(w, out0, nblk) if plan.grouped else None
+        jobs.append(LoweredJob(job, _pack_weights(mat, codes, plan, cfg), _params(op, nblk, C, out0, plan, groups),
+                               kt * R))
+    return jobs
+
+
+def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilation, out0, nblk, m, cin, cout):
+    R, C = cfg.rows, cfg.cols
+    ho, wo = out_hw
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oph, opw = ol.pad if ol.kind == "nhwc" else (0, 0)
+    xeb, eb = xl.elem_bytes, ol.elem_bytes
+
+    def a_loads(m0: int, rows: int, i: int) -> list[Transfer]:
+        dy, dx, c0, cw = ktiles[i]
+        out = []
+        for n, oy, x0, cnt, _ in _runs(m0, rows, ho, wo):
+            y = oy * sh + dy * dh - ph + xl.pad[0]
+            x = x0 * sw + dx * dw - pw + xl.pad[1]
+            out.append(Transfer(xl.pixel_addr(n, y, x) + c0 * xeb, cnt, cw * xeb, sw * cin * xeb))
+        return out
+
+    def stores(m0: int, rows: int, j: int) -> list[Transfer]:
+        n0 = out0 + j * C
+        cnt_c = min(C, nblk - j * C)
+        return [Transfer(ol.pixel_addr(n, oy + oph, x0 + opw) + n0 * eb, cnt, cnt_c * eb, cout * eb)
+                for n, oy, x0, cnt, _ in _runs(m0, rows, ho, wo)]
+
+    gk = tuple(c0 // w.group_size for _, _, c0, _ in ktiles) if plan.grouped else None
+    groups = w.dtype_codes.shape[1] if plan.grouped else 0
+    return GemmJob(name=op.name, m=m, kt=len(ktiles), n=nblk, dtype=plan.dtype, w_addr=0, p_addr=0,
+                   param_rows=-(-nblk // C) * (1 + groups), a_loads=a_loads, stores=stores,
+                   relu=bool(op.attrs["relu"]), zero_point=op.attrs["out_q"].zero_point if op.attrs["out_q"] else 0,
+                   int32_out=op.attrs["out_q"] is None, group_of_ktile=gk)

@@ -1,0 +1,202 @@
+"""The compiler, end to end: quantized torch.export program -> graph IR -> placement -> lowering
+-> tiling search -> code -> one program file (``.lbp``).
+
+A program runs in *stages*: a run of consecutive accelerator ops is one instruction stream
+ending in END (layers separated by barriers, activations staying in DRAM between them); each
+host op is a stage of its own, which the runtime evaluates in NumPy on tensors it reads from
+and writes to DRAM (host/runtime.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compiler.codegen import Emitter, emit_gemm
+from compiler.frontend import import_program, load_exported
+from compiler.ir import Graph, Op
+from compiler.layout import TensorLayout
+from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
+from compiler.serialize import graph_to_json
+from compiler.tiling import Choice, Gemm, search
+from hw.config import AccelConfig
+from hw.datatypes import datatype
+from hw.isa import INSN_BYTES, Opcode
+from hw.program import Program, Segment, TensorDesc
+
+ALIGN = 64
+PROGRAM_KIND = "model"
+
+
+def _align(x: int) -> int:
+    return -(-x // ALIGN) * ALIGN
+
+
+@dataclass
+class _Dram:
+    """A bump allocator over the DRAM image, collecting initial contents."""
+
+    size: int
+    top: int = 0
+    segments: list[Segment] = field(default_factory=list)
+
+    def alloc(self, nbytes: int, what: str) -> int:
+        addr = self.top
+        self.top = _align(addr + max(nbytes, 1))
+        if self.top > self.size:
+            raise CompileError(f"{what}: the program needs more than dram_bytes = {self.size} bytes of DRAM")
+        return addr
+
+    def place(self, name: str, data: bytes) -> int:
+        addr = self.alloc(len(data), name)
+        self.segments.append(Segment(name, addr, data))
+        return addr
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One line of the compile report."""
+
+    layer: str
+    source: str
+    kind: str
+    placement: str
+    shape: str = ""
+    weights: str = ""
+    tiling: str = ""
+    cycles: int | None = None
+    dma_bytes: int | None = None
+    utilization: float | None = None
+    candidates: int | None = None
+    reason: str = ""
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _stages(graph: Graph) -> list[list[Op]]:
+    """Maximal runs of accelerator ops, and each host op alone."""
+    stages: list[list[Op]] = []
+    for op in graph.ops:
+        if op.placement == "accel" and stages and stages[-1][0].placement == "accel":
+            stages[-1].append(op)
+        else:
+            stages.append([op])
+    return stages
+
+
+def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op) -> Choice:
+    gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n)
+    try:
+        return search(cfg, gemm, datatype(lj.job.dtype).bits)
+    except ValueError as exc:
+        raise CompileError(f"layer {op.name} ({op.source}): {exc}") from None
+
+
+def compile_graph(graph: Graph, cfg: AccelConfig) -> Program:
+    """A graph IR -> program for `cfg` (placement decided here)."""
+    graph = place(graph, cfg).check()
+    dram = _Dram(cfg.dram_bytes)
+    stages = _stages(graph)
+    accel_ops = [op for op in graph.ops if op.placement == "accel"]
+    layouts = plan_layouts(graph, accel_ops)
+    for name, lay in list(layouts.items()):
+        addr = dram.alloc(lay.nbytes, f"tensor {name}")
+        layouts[name] = lay = replace(lay, addr=addr)
+        if lay.kind == "nhwc" and lay.fill and any(lay.pad):
+            dram.segments.append(Segment(f"border:{name}", addr, np.full(lay.nbytes, lay.fill, np.int8).tobytes()))
+    words: list[int] = []
+    stage_meta: list[dict] = []
+    report: list[LayerReport] = []
+    for ops in stages:
+        if ops[0].placement == "host":
+            op = ops[0]
+            stage_meta.append({"kind": "host", "op": op.name})
+            report.append(LayerReport(op.name, op.source, _kind(op), "host", _shape_of(graph, op),
+                                      _weights(op), reason=op.reason))
+            continue
+        em = Emitter()
+        for op in ops:
+            for index, lj in enumerate(lower_qgemm(op, graph, cfg, layouts)):
+                job = replace(lj.job, w_addr=dram.place(f"w:{op.name}:{index}", lj.w_blob),
+                              p_addr=dram.place(f"p:{op.name}:{index}", lj.p_blob))
+                choice = _choose(cfg, lj, index, op)
+                t = choice.tiling
+                if em.insns:
+                    em.barrier()
+                emit_gemm(em, cfg, job, t.m_tile, t.k_tile, t.n_tile, t.order, t.double_buffer)
+                report.append(LayerReport(
+                    op.name + (f"[{index}]" if index else ""), op.source, _kind(op), "accel",
+                    f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op), str(t), choice.cost.cycles,
+                    choice.cost.dma_bytes, round(choice.cost.utilization, 4), choice.candidates))
+        em.add(Opcode.END)
+        reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
+        writes = sorted({o for op in ops for o in op.outputs})
+        stage_meta.append({"kind": "accel", "ops": [op.name for op in ops], "insn_start": len(words),
+                           "insn_count": len(em.insns), "reads": reads, "writes": writes})
+        words += em.words()
+    text_addr = dram.alloc(len(words) * INSN_BYTES, "instructions")
+    written = {o for op in graph.ops if op.placement == "host" for o in op.outputs}
+    tensors = tuple(TensorDesc(name, "input" if name in written else "output", lay.addr, lay.buffer_shape, lay.dtype,
+                               {"layout": lay.to_json()}) for name, lay in layouts.items())
+    meta = {
+        "kind": PROGRAM_KIND,
+        "graph": graph_to_json(graph, keep_weights=False),
+        "stages": stage_meta,
+        "layouts": {n: lay.to_json() for n, lay in layouts.items()},
+        "report": [r.to_json() for r in report],
+    }
+    return Program(config=cfg, insns=tuple(words), text_addr=text_addr, segments=tuple(dram.segments),
+                   tensors=tensors, meta=meta)
+
+
+def _kind(op: Op) -> str:
+    return op.attrs.get("kind", op.kind) if op.kind == "qgemm" else op.kind
+
+
+def _weights(op: Op) -> str:
+    w = op.attrs.get("weight")
+    return w.describe() if hasattr(w, "describe") else ""
+
+
+def _shape_of(graph: Graph, op: Op) -> str:
+    return "x".join(map(str, graph.values[op.output].shape))
+
+
+def compile_model(model: torch.export.ExportedProgram | str | Path, cfg: AccelConfig) -> tuple[Program, Graph]:
+    """A quantized ExportedProgram (or a saved ``.pt2``) -> (program, placed graph IR)."""
+    if isinstance(model, str | Path):
+        model = load_exported(model)
+    graph = import_program(model)
+    program = compile_graph(graph, cfg)
+    return program, place(graph, cfg)
+
+
+def report_markdown(program: Program) -> str:
+    """The compile report as a Markdown table."""
+    rows = program.meta.get("report", [])
+    head = ["layer", "kind", "placement", "shape", "weights", "tiling", "cycles", "dma_bytes", "utilization", "note"]
+    out = [f"# Compile report: {len(rows)} layers on config `{program.config.name}`", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        out.append("| " + " | ".join(str(x) if x is not None else "" for x in (
+            r["layer"], r["kind"], r["placement"], r["shape"], r["weights"], r["tiling"], r["cycles"],
+            r["dma_bytes"], r["utilization"], r["reason"])) + " |")
+    accel = [r for r in rows if r["placement"] == "accel"]
+    host = [r for r in rows if r["placement"] == "host"]
+    total = sum(r["cycles"] for r in accel)
+    out += ["", f"Accelerator: {len(accel)} GEMMs, {total} estimated cycles "
+            f"({total / program.config.clock_mhz:.1f} us at {program.config.clock_mhz:g} MHz), "
+            f"{sum(r['dma_bytes'] for r in accel)} DMA bytes. Host: {len(host)} ops "
+            f"({', '.join(sorted({r['kind'] for r in host}))}).", ""]
+    return "\n".join(out)
+
+
+def timed_compile(model, cfg: AccelConfig) -> tuple[Program, float]:
+    t0 = time.perf_counter()
+    program, _ = compile_model(model, cfg)
+    return program, time.perf_counter() - t0

@@ -1,0 +1,211 @@
+"""lowbit's own post-training quantizer: static per-tensor INT8 activations through torchao's
+PT2E flow, and weight-only low-bit weights (any datatype of hw/datatypes.py or a mixture of
+compiler/weight_quant.py, per output channel or per group of input channels) in the
+accelerator's form, carried in the exported program by ``lowbit::dequantize_weight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch.fx import GraphModule, Node
+from torchao.quantization.pt2e.observer import HistogramObserver, PerChannelMinMaxObserver
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e.quantizer import (
+    QuantizationAnnotation,
+    QuantizationSpec,
+    Quantizer,
+    SharedQuantizationSpec,
+)
+
+import compiler.torch_ops  # noqa: F401  (registers lowbit::dequantize_weight)
+from compiler.torch_ops import LowbitWeight
+from compiler.weight_quant import quantize_groups, resolve_candidates
+from hw.datatypes import datatype
+from hw.isa import GroupParams
+from hw.records import field_range
+
+ACT_DTYPE = datatype("int8")  # the array's activation operand
+GROUP_SCALE_MAX = field_range(GroupParams["scale"].shape)[1]
+# Group scales are integers on a 255-step grid under the channel's largest group (not the full u16
+# field): the array multiplies each weight by its group scale before accumulating, and 8 bits keep
+# int8 x (value x scale) sums of a few thousand terms inside a 32-bit accumulator.
+GROUP_SCALE_STEPS = min(255, GROUP_SCALE_MAX)
+
+aten = torch.ops.aten
+LAYERS = (aten.conv2d.default, aten.linear.default)
+RELUS = (aten.relu.default, aten.relu_.default)
+MATMULS = (aten.matmul.default, aten.bmm.default)
+ADDS = (aten.add.Tensor,)
+# ops whose output keeps the input's int8 quantization (a max or mean of int8 values, a reshape)
+SHARED = (aten.max_pool2d.default, aten.avg_pool2d.default, aten.adaptive_avg_pool2d.default,
+          aten.flatten.using_ints)
+
+
+# ---- weights ----------------------------------------------------------------------------
+
+
+def quantize_weight(w: np.ndarray, weights: str, group_size: int | None = None) -> LowbitWeight:
+    """A float conv ([Cout, Cin/groups, kh, kw]) or linear ([N, K]) weight -> low-bit codes with
+    per-group datatypes and integer group scales (GROUP_SCALE_STEPS) under a float32 per-channel scale."""
+    w = np.asarray(w, np.float64)
+    n, channels = w.shape[:2]
+    positions = int(np.prod(w.shape[2:], dtype=np.int64))
+    size = channels if group_size is None else min(group_size, channels)
+    # K rows run (input channel, kernel position), so a group of K rows is `size` whole channels
+    gq = quantize_groups(w.reshape(n, -1).T, size * positions, weights, pad=True)
+    codes = gq.codes[: channels * positions].T.reshape(w.shape)
+    scale = gq.scale.T  # [N, G] float64
+    if scale.shape[1] == 1:
+        group_scales = np.ones(scale.shape, np.int32)
+        channel_scales = scale[:, 0].astype(np.float32)
+    else:
+        channel_scales = (scale.max(axis=1) / GROUP_SCALE_STEPS).astype(np.float32)
+        channel_scales = np.maximum(channel_scales, np.finfo(np.float32).tiny)  # all-zero channels
+        ratio = scale / channel_scales.astype(np.float64)[:, None]
+        group_scales = np.clip(np.rint(ratio), 1, GROUP_SCALE_STEPS).astype(np.int32)
+    return LowbitWeight(codes=codes.astype(np.uint8), dtype_codes=gq.dtype_codes.T.astype(np.int32),
+                        zero_points=gq.zero_point.T.astype(np.int32), group_scales=group_scales,
+                        channel_scales=channel_scales, group_size=size)
+
+
+# ---- activations: the PT2E quantizer ----------------------------------------------------
+
+
+ACT_SPEC = QuantizationSpec(dtype=torch.int8, quant_min=ACT_DTYPE.qmin, quant_max=ACT_DTYPE.qmax,
+                            qscheme=torch.per_tensor_affine,
+                            observer_or_fake_quant_ctr=HistogramObserver.with_args(eps=2**-12))
+# per-channel symmetric int8: a placeholder that quantize_model replaces with the low-bit weights
+WEIGHT_SPEC = QuantizationSpec(dtype=torch.int8, quant_min=-ACT_DTYPE.qmax, quant_max=ACT_DTYPE.qmax,
+                               qscheme=torch.per_channel_symmetric, ch_axis=0,
+                               observer_or_fake_quant_ctr=PerChannelMinMaxObserver.with_args(eps=2**-12))
+
+
+def _is_float_tensor(node: object) -> bool:
+    val = node.meta.get("val") if isinstance(node, Node) else None
+    return isinstance(val, torch.Tensor) and val.is_floating_point()
+
+
+class LowbitQuantizer(Quantizer):
+    """Static per-tensor INT8 activations on conv2d/linear (with a following ReLU fused),
+    add (+ReLU) and matmul; pools and flatten share their input's quantization."""
+
+    def annotate(self, model: GraphModule) -> GraphModule:
+        act = ACT_SPEC
+        for node in model.graph.nodes:
+            if node.op != "call_function":
+                continue
+            if node.target in LAYERS:
+                self._mark(node, {node.args[0]: act, node.args[1]: WEIGHT_SPEC}, act, fuse_relu=True)
+            elif node.target in ADDS + MATMULS and _is_float_tensor(node):
+                inputs = {a: act for a in node.args[:2] if _is_float_tensor(a)}
+                self._mark(node, inputs, act, fuse_relu=node.target in ADDS)
+            elif node.target in SHARED and _is_float_tensor(node.args[0]):
+                src = node.args[0]
+                self._mark(node, {src: act}, SharedQuantizationSpec((src, node)), fuse_relu=False)
+        return model
+
+    @staticmethod
+    def _mark(node: Node, inputs: dict, output: object, fuse_relu: bool) -> None:
+        """Quantize node's inputs; quantize its output, or that of the ReLU it alone feeds."""
+        if "quantization_annotation" in node.meta:
+            return
+        users = list(node.users)
+        relu = users[0] if fuse_relu and len(users) == 1 and users[0].target in RELUS else None
+        node.meta["quantization_annotation"] = QuantizationAnnotation(
+            input_qspec_map=inputs, output_qspec=None if relu else output, _annotated=True)
+        if relu is not None:
+            relu.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=output, _annotated=True)
+
+    def validate(self, model: GraphModule) -> None:
+        pass
+
+
+# ---- the flow ---------------------------------------------------------------------------
+
+
+def _check_args(weights: str, group_size: int | None) -> None:
+    if not isinstance(weights, str):
+        raise ValueError(f"weights must be a datatype or mixture name, got {weights!r}")
+    resolve_candidates(weights)  # a ValueError naming the known datatypes
+    if group_size is not None and (isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1):
+        raise ValueError(f"group_size must be a positive integer or None (per output channel), got {group_size!r}")
+
+
+def _fetch(gm: torch.nn.Module, target: str) -> torch.Tensor:
+    obj = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _layer_weights(gm: GraphModule) -> dict[str, tuple[str, torch.Tensor]]:
+    """Each conv2d/linear node's name -> (weight attribute, float weight)."""
+    out = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and node.target in LAYERS:
+            w = node.args[1]
+            if not (isinstance(w, Node) and w.op == "get_attr"):
+                raise ValueError(f"{node.name} ({node.target}): weight {w} is computed, not a parameter; "
+                                 "the accelerator needs constant weights")
+            out[node.name] = (w.target, _fetch(gm, w.target).detach())
+    if not out:
+        raise ValueError("the model has no conv2d or linear layer to quantize")
+    return out
+
+
+def _attach_weights(gm: GraphModule, layers: dict[str, tuple[str, torch.Tensor]],
+                    lowbit: dict[str, LowbitWeight]) -> None:
+    """Replace each layer's int8 placeholder weight with lowbit::dequantize_weight on new buffers."""
+    done: dict[str, Node] = {}
+    nodes = {n.name: n for n in gm.graph.nodes}
+    for name, (target, _) in layers.items():
+        node = nodes.get(name)
+        if node is None:
+            raise RuntimeError(f"layer {name} ({target}) is missing after convert_pt2e")
+        base = target.replace(".", "_") + "_lowbit"
+        with gm.graph.inserting_before(node):
+            if target not in done:
+                args = []
+                for field, t in zip(("codes", "dtype_codes", "zero_points", "group_scales", "channel_scales"),
+                                    lowbit[target].tensors()):
+                    gm.register_buffer(f"{base}_{field}", t)
+                    args.append(gm.graph.get_attr(f"{base}_{field}"))
+                done[target] = gm.graph.call_function(torch.ops.lowbit.dequantize_weight.default,
+                                                      (*args, lowbit[target].group_size))
+            node.replace_input_with(node.args[1], done[target])
+    gm.graph.eliminate_dead_code()
+    drop_unused_attributes(gm)
+    gm.recompile()
+
+
+def drop_unused_attributes(gm: GraphModule) -> None:
+    """Delete parameters and buffers no get_attr reads (the float and int8 weights replaced)."""
+    used = {n.target for n in gm.graph.nodes if n.op == "get_attr"}
+    for name, _ in [*gm.named_parameters(), *gm.named_buffers()]:
+        if name not in used:
+            owner, _, leaf = name.rpartition(".")
+            delattr(gm.get_submodule(owner) if owner else gm, leaf)
+
+
+def quantize_model(model: torch.nn.Module, example_inputs: tuple, calibration: Iterable[tuple],
+                   weights: str = "int4", group_size: int | None = None) -> torch.export.ExportedProgram:
+    """Export ``model`` with static INT8 activations calibrated on ``calibration`` and low-bit
+    ``weights`` (a datatype or mixture name) per output channel or per ``group_size`` input channels."""
+    _check_args(weights, group_size)
+    gm = torch.export.export(model.eval(), tuple(example_inputs)).module()
+    layers = _layer_weights(gm)
+    lowbit = {target: quantize_weight(w.numpy(), weights, group_size) for target, w in layers.values()}
+    prepared = prepare_pt2e(gm, LowbitQuantizer())
+    batches = 0
+    with torch.no_grad():
+        for batch in calibration:
+            prepared(*batch)
+            batches += 1
+    if not batches:
+        raise ValueError("calibration gave no input batches; the INT8 activation scales need at least one")
+    converted = convert_pt2e(prepared)
+    _attach_weights(converted, layers, lowbit)
+    return torch.export.export(converted, tuple(example_inputs))
