@@ -152,7 +152,7 @@ def avg_pool2d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_incl
         raise NotImplementedError("avg_pool2d with ceil_mode=True")
     x = _f32(x)
     win = _windows(x, kernel_size, stride, padding, 1, 0.0)
-    total = win.sum(axis=(4, 5), dtype=np.float64)
+    total = _window_sum(win)
     if divisor_override:
         count = divisor_override
     elif count_include_pad or not any(_pair(padding)):
@@ -160,7 +160,16 @@ def avg_pool2d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_incl
     else:
         ones = _windows(np.ones_like(x), kernel_size, stride, padding, 1, 0.0)
         count = ones.sum(axis=(4, 5))
-    return (total / count).astype(F32)
+    return (total / F32(count) if np.isscalar(count) else total / count.astype(F32)).astype(F32)
+
+
+def _window_sum(win: np.ndarray) -> np.ndarray:
+    """Window sums in float32, row by row as PyTorch's CPU kernel adds them (same rounding)."""
+    total = np.zeros(win.shape[:-2], F32)
+    for i in range(win.shape[-2]):
+        for j in range(win.shape[-1]):
+            total = total + win[..., i, j]
+    return total
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -172,7 +181,8 @@ def adaptive_avg_pool2d(x, output_size):
         h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
         for j in range(ow):
             w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
-            out[..., i, j] = x[..., h0:h1, w0:w1].mean(axis=(-2, -1), dtype=np.float64)
+            cell = x[..., h0:h1, w0:w1]
+            out[..., i, j] = _window_sum(cell) / F32((h1 - h0) * (w1 - w0))
     return out
 
 

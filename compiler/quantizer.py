@@ -35,6 +35,7 @@ GROUP_SCALE_MAX = field_range(GroupParams["scale"].shape)[1]
 GROUP_SCALE_STEPS = min(255, GROUP_SCALE_MAX)
 
 aten = torch.ops.aten
+QD = torch.ops.quantized_decomposed
 LAYERS = (aten.conv2d.default, aten.linear.default)
 RELUS = (aten.relu.default, aten.relu_.default)
 MATMULS = (aten.matmul.default, aten.bmm.default)
@@ -176,9 +177,26 @@ def _attach_weights(gm: GraphModule, layers: dict[str, tuple[str, torch.Tensor]]
                 done[target] = gm.graph.call_function(torch.ops.lowbit.dequantize_weight.default,
                                                       (*args, lowbit[target].group_size))
             node.replace_input_with(node.args[1], done[target])
+            _snap_bias(gm, node, base, lowbit[target])
     gm.graph.eliminate_dead_code()
     drop_unused_attributes(gm)
     gm.recompile()
+
+
+def _snap_bias(gm: GraphModule, node: Node, base: str, weight: LowbitWeight) -> None:
+    """Put a layer's bias on its accumulator grid (input scale x channel scale), as an int32 bias
+    of integer inference is: the accelerator adds it to the accumulators exactly."""
+    bias = node.args[2] if len(node.args) > 2 else None
+    x = node.args[0]
+    if not (isinstance(bias, Node) and bias.op == "get_attr" and isinstance(x, Node)
+            and x.target in (QD.dequantize_per_tensor.default,)):
+        return
+    step = float(x.args[1]) * np.asarray(weight.channel_scales, np.float64)
+    b = _fetch(gm, bias.target).detach().numpy().astype(np.float64)
+    snapped = torch.from_numpy((np.rint(b / step) * step).astype(np.float32))
+    gm.register_buffer(f"{base}_bias_{node.name}", snapped)
+    with gm.graph.inserting_before(node):
+        node.replace_input_with(bias, gm.graph.get_attr(f"{base}_bias_{node.name}"))
 
 
 def drop_unused_attributes(gm: GraphModule) -> None:
