@@ -291,28 +291,41 @@ def _lower_conv(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, Tenso
         g1 = min(g, g0 + per_block)
         in0, in1 = g0 * cin_g, g1 * cin_g
         out0, out1 = g0 * cout_g, g1 * cout_g
-        ci_tiles = -(-(in1 - in0) // R)
-        ktiles = [(dy, dx, in0 + t * R, min(R, in1 - in0 - t * R))
-                  for dy in range(kh) for dx in range(kw) for t in range(ci_tiles)]
+        ktiles = _conv_ktiles(kh, kw, in0, in1, cin, R, dw == 1 and in1 - in0 == cin
+                              and not (plan.grouped and w.dtype_codes.shape[1] > 1))
         kt = len(ktiles)
         nblk = out1 - out0
         mat = np.zeros((kt * R, nblk), np.int64)
         codes = np.zeros((kt * R, nblk), np.int64)
-        for i, (dy, dx, c0, cw) in enumerate(ktiles):
-            for r in range(cw):
-                c = c0 + r
-                for col in range(nblk):
-                    co = out0 + col
-                    grp = co // cout_g
-                    if grp * cin_g <= c < (grp + 1) * cin_g:
-                        mat[i * R + r, col] = w_int[co, c - grp * cin_g, dy, dx]
-                        codes[i * R + r, col] = w_codes[co, c - grp * cin_g, dy, dx]
+        cols = np.arange(nblk)
+        grp = (out0 + cols) // cout_g
+        for i, (dy, entries) in enumerate(ktiles):
+            for r, (dx, c) in enumerate(entries):
+                own = (grp * cin_g <= c) & (c < (grp + 1) * cin_g)  # block-diagonal for grouped convs
+                local = np.clip(c - grp * cin_g, 0, cin_g - 1)
+                mat[i * R + r] = np.where(own, w_int[out0 + cols, local, dy, dx], 0)
+                codes[i * R + r] = np.where(own, w_codes[out0 + cols, local, dy, dx], 0)
         job = _conv_job(op, cfg, plan, w, xl, ol, ktiles, (ho, wo), (sh, sw), (ph, pw), (dh, dw), out0, nblk,
                         nb_ * ho * wo, cin, cout)
         groups = _groups_for(w, out0, nblk) if plan.grouped else None
         jobs.append(LoweredJob(job, _pack_weights(mat, codes, plan, cfg), _params(op, nblk, C, out0, plan, groups),
                                kt * R))
     return jobs
+
+
+def _conv_ktiles(kh: int, kw: int, in0: int, in1: int, cin: int, rows: int,
+                 whole_rows: bool) -> list[tuple[int, list[tuple[int, int]]]]:
+    """The k-tiles of a convolution block: (kernel row dy, the (dx, channel) of each array row).
+
+    With ``whole_rows`` (all channels, no horizontal dilation) a kernel row's ``kw x cin`` inputs
+    are contiguous bytes of the NHWC window, so they are cut into k-tiles of ``rows`` regardless
+    of where one kernel position ends (a 3-channel 3x3 conv takes 3 k-tiles, not 9); otherwise
+    each kernel position's channels are cut separately."""
+    if whole_rows:
+        row = [(dx, c) for dx in range(kw) for c in range(cin)]
+        return [(dy, row[s : s + rows]) for dy in range(kh) for s in range(0, len(row), rows)]
+    return [(dy, [(dx, c) for c in range(c0, min(in1, c0 + rows))])
+            for dy in range(kh) for dx in range(kw) for c0 in range(in0, in1, rows)]
 
 
 def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilation, out0, nblk, m, cin, cout):
@@ -323,7 +336,9 @@ def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilatio
     xeb, eb = xl.elem_bytes, ol.elem_bytes
 
     def a_loads(m0: int, rows: int, i: int) -> list[Transfer]:
-        dy, dx, c0, cw = ktiles[i]
+        dy, entries = ktiles[i]
+        dx, c0 = entries[0]
+        cw = len(entries)
         out = []
         for n, oy, x0, cnt, _ in _runs(m0, rows, ho, wo):
             y = oy * sh + dy * dh - ph + xl.pad[0]
@@ -337,7 +352,7 @@ def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilatio
         return [Transfer(ol.pixel_addr(n, oy + oph, x0 + opw) + n0 * eb, cnt, cnt_c * eb, cout * eb)
                 for n, oy, x0, cnt, _ in _runs(m0, rows, ho, wo)]
 
-    gk = tuple(c0 // w.group_size for _, _, c0, _ in ktiles) if plan.grouped else None
+    gk = tuple(entries[0][1] // w.group_size for _, entries in ktiles) if plan.grouped else None
     groups = w.dtype_codes.shape[1] if plan.grouped else 0
     return GemmJob(name=op.name, m=m, kt=len(ktiles), n=nblk, dtype=plan.dtype, w_addr=0, p_addr=0,
                    param_rows=-(-nblk // C) * (1 + groups), a_loads=a_loads, stores=stores,

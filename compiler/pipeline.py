@@ -22,7 +22,7 @@ from compiler.ir import Graph, Op
 from compiler.layout import TensorLayout
 from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
 from compiler.serialize import graph_to_json
-from compiler.tiling import Choice, Gemm, search
+from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
 from hw.config import AccelConfig
 from hw.datatypes import datatype
 from hw.isa import INSN_BYTES, Opcode
@@ -89,16 +89,28 @@ def _stages(graph: Graph) -> list[list[Op]]:
     return stages
 
 
-def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op) -> Choice:
+def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling | None) -> Choice:
+    """The tiling search's choice for one GEMM job, or the pinned tiling with its cost."""
     gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n)
+    depth = cfg.buffer_depth("param_buf_bytes")
+    if lj.job.group_of_ktile is not None and lj.job.param_rows > depth:
+        raise CompileError(f"layer {op.name} ({op.source}): no tiling fits config {cfg.name!r}: its per-group "
+                           f"weights need {lj.job.param_rows} PARAM rows at once, param_buf_bytes = "
+                           f"{cfg.param_buf_bytes} holds {depth}")
+    bits = datatype(lj.job.dtype).bits
     try:
-        return search(cfg, gemm, datatype(lj.job.dtype).bits)
+        if pinned is None:
+            return search(cfg, gemm, bits)
+        if not fits(cfg, gemm, bits, pinned):
+            raise ValueError(f"the pinned tiling {pinned} does not fit its buffers")
+        return Choice(gemm, bits, pinned, tiling_cost(cfg, gemm, bits, pinned), 1, 0.0)
     except ValueError as exc:
         raise CompileError(f"layer {op.name} ({op.source}): {exc}") from None
 
 
-def compile_graph(graph: Graph, cfg: AccelConfig) -> Program:
-    """A graph IR -> program for `cfg` (placement decided here)."""
+def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | None = None) -> Program:
+    """A graph IR -> program for `cfg` (placement decided here); ``tilings`` pins the tiling of
+    layers by op name instead of searching."""
     graph = place(graph, cfg).check()
     dram = _Dram(cfg.dram_bytes)
     stages = _stages(graph)
@@ -124,14 +136,14 @@ def compile_graph(graph: Graph, cfg: AccelConfig) -> Program:
             for index, lj in enumerate(lower_qgemm(op, graph, cfg, layouts)):
                 job = replace(lj.job, w_addr=dram.place(f"w:{op.name}:{index}", lj.w_blob),
                               p_addr=dram.place(f"p:{op.name}:{index}", lj.p_blob))
-                choice = _choose(cfg, lj, index, op)
+                choice = _choose(cfg, lj, index, op, (tilings or {}).get(op.name))
                 t = choice.tiling
                 if em.insns:
                     em.barrier()
                 emit_gemm(em, cfg, job, t.m_tile, t.k_tile, t.n_tile, t.order, t.double_buffer)
                 report.append(LayerReport(
                     op.name + (f"[{index}]" if index else ""), op.source, _kind(op), "accel",
-                    f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op), str(t), choice.cost.cycles,
+                    f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op), _tiling_text(t), choice.cost.cycles,
                     choice.cost.dma_bytes, round(choice.cost.utilization, 4), choice.candidates))
         em.add(Opcode.END)
         reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
@@ -152,6 +164,12 @@ def compile_graph(graph: Graph, cfg: AccelConfig) -> Program:
     }
     return Program(config=cfg, insns=tuple(words), text_addr=text_addr, segments=tuple(dram.segments),
                    tensors=tensors, meta=meta)
+
+
+def _tiling_text(t: Tiling) -> str:
+    """A tiling in a report cell: tile sizes, loop order, buffering."""
+    order = {"weight_stationary": "WS", "input_stationary": "IS", "stream": "stream"}[t.order]
+    return f"{t.m_tile}x{t.k_tile}x{t.n_tile} {order}{' x2' if t.double_buffer else ''}"
 
 
 def _kind(op: Op) -> str:

@@ -10,9 +10,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from compiler.frontend import FrontendError
+from compiler.lowering import CompileError
 from hw.config import ConfigError, load_config, preset_names
 from hw.isa import IsaError
 from hw.program import ProgramError
+from sim.golden import ExecError
 
 console = Console(stderr=True)
 
@@ -95,11 +98,69 @@ def cmd_disasm(args: argparse.Namespace) -> int:
             f"{len(prog.insns)} instructions at {prog.text_addr:#x}\n")
     text += "".join(f"# tensor {t.name} ({t.role}) {t.dtype}{list(t.shape)} at {t.dram_addr:#x}\n"
                     for t in prog.tensors)
-    text += disassemble(list(prog.insns), with_addresses=args.pc)
+    stages = prog.meta.get("stages")
+    if not stages:
+        text += disassemble(list(prog.insns), with_addresses=args.pc)
+    ops = {o["name"]: o for o in prog.meta.get("graph", {}).get("ops", [])}
+    for k, st in enumerate(stages or []):
+        if st["kind"] == "host":
+            o = ops.get(st["op"], {})
+            text += (f"# stage {k}: host {o.get('kind')} %{', %'.join(o.get('inputs', []))} -> "
+                     f"%{', %'.join(o.get('outputs', []))}  ({o.get('source')})\n")
+            continue
+        first, n = st["insn_start"], st["insn_count"]
+        text += f"# stage {k}: accelerator {', '.join(st['ops'])}: instructions {first}..{first + n - 1}\n"
+        lines = disassemble(list(prog.insns[first : first + n]), with_addresses=False).splitlines()
+        text += "".join((f"{first + i:6d}: " if args.pc else "") + line + "\n" for i, line in enumerate(lines))
     if args.out:
         Path(args.out).write_text(text)
     else:
         print(text, end="")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from compiler.examples import EXAMPLES, example_program
+    from compiler.pipeline import compile_model, report_markdown
+
+    cfg = load_config(args.config)
+    with console.status(f"compiling {args.model} for {cfg.name}"):
+        if args.model in EXAMPLES:
+            model, _ = example_program(args.model, quantizer=args.quantizer, weights=args.weights,
+                                       group_size=args.group_size)
+        elif Path(args.model).suffix == ".pt2" or Path(args.model).exists():
+            model = args.model
+        else:
+            raise FileNotFoundError(f"{args.model}: neither a .pt2 file nor a built-in example "
+                                    f"({', '.join(EXAMPLES)})")
+        program, _ = compile_model(model, cfg)
+    program.save(args.out)
+    report = report_markdown(program)
+    if args.report:
+        if str(args.report).endswith(".json"):
+            Path(args.report).write_text(json.dumps(program.meta["report"], indent=1))
+        else:
+            Path(args.report).write_text(report)
+    rows = program.meta["report"]
+    summary = {"program": str(args.out), "config": cfg.name, "instructions": len(program.insns),
+               "stages": len(program.meta["stages"]),
+               "accelerator_layers": sum(r["placement"] == "accel" for r in rows),
+               "host_ops": sum(r["placement"] == "host" for r in rows),
+               "estimated_cycles": sum(r["cycles"] or 0 for r in rows)}
+    if args.json:
+        print(json.dumps({**summary, "layers": rows}, indent=2))
+        return 0
+    t = Table(title=f"{args.model} on {cfg.name}")
+    for c in ("layer", "kind", "where", "shape", "weights", "tiling", "cycles", "util", "note"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["layer"], r["kind"], r["placement"], r["shape"], r["weights"], r["tiling"],
+                  str(r["cycles"] or ""), f"{r['utilization']:.3f}" if r["utilization"] is not None else "",
+                  r["reason"])
+    Console().print(t)
+    print(report.strip().splitlines()[-1])
+    print(f"wrote {args.out} ({len(program.insns)} instructions, {summary['stages']} stages)"
+          + (f" and {args.report}" if args.report else ""))
     return 0
 
 
@@ -159,6 +220,21 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--pc", action="store_true", help="annotate each line with its instruction index")
     d.set_defaults(func=cmd_disasm)
 
+    k = sub.add_parser("compile", help="compile a quantized model (.pt2 or built-in example) to a .lbp program")
+    k.add_argument("model", help="a torch.export .pt2 file of a quantized model, or an example: cnn, mlp, "
+                   "transformer-block")
+    k.add_argument("--config", default="default", help="preset name or TOML path (default: default)")
+    k.add_argument("-o", "--out", required=True, help="program file to write (.lbp)")
+    k.add_argument("--report", help="write the per-layer report here (Markdown, or JSON if it ends in .json)")
+    k.add_argument("--quantizer", choices=("pt2e", "lowbit"), default="pt2e",
+                   help="examples only: torchao PT2E (X86InductorQuantizer) or lowbit's weight quantizer")
+    k.add_argument("--weights", default="int4", help="examples with --quantizer lowbit: datatype or mixture "
+                   "(default: int4)")
+    k.add_argument("--group-size", type=int, help="examples with --quantizer lowbit: input channels per "
+                   "weight group (default: per channel)")
+    k.add_argument("--json", action="store_true", help="print the summary and per-layer report as JSON")
+    k.set_defaults(func=cmd_compile)
+
     b = sub.add_parser("bench", help="list benchmarks, or run one and write bench/results/NAME.json")
     b.add_argument("name", nargs="?")
     b.add_argument("--json", action="store_true")
@@ -176,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ProgramError, IsaError, KeyError, FileNotFoundError) as exc:
+    except (ConfigError, ProgramError, IsaError, KeyError, FileNotFoundError, CompileError, FrontendError,
+            ExecError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"lowbit {args.command}: error: {msg}", file=sys.stderr)
         return 2
