@@ -44,8 +44,8 @@ class GemmJob:
     """A GEMM lowered for the array: where its operands are and how to reach them.
 
     Tiles of the packed weights sit at ``w_addr``, tile (k-tile i, n-tile j) at index
-    ``j * kt + i``; ``p_addr`` holds ``nt`` ChannelParams rows, then, grouped, ``GroupParams`` rows
-    (group g, n-tile j) at ``nt + g * nt + j``. ``a_loads(m0, rows, i)`` gives the transfers that
+    ``j * kt + i``; ``p_addr`` holds ``param_rows / nt`` PARAM rows per n-tile: its ChannelParams
+    row, then, grouped, one GroupParams row per quantization group g. ``a_loads(m0, rows, i)`` gives the transfers that
     bring activation rows ``m0 .. m0 + rows`` of k-tile ``i`` into consecutive scratchpad rows
     (im2col for a convolution); ``stores(m0, rows, j)`` those that write n-tile ``j`` of them.
     """
@@ -143,9 +143,7 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
         ("in", "input_buf_bytes"), ("w", "weight_buf_bytes"), ("acc", "acc_buf_bytes"),
         ("out", "out_buf_bytes"), ("p", "param_buf_bytes"))}
     params_fit = job.param_rows <= cfg.buffer_depth("param_buf_bytes")
-    if job.group_of_ktile is not None and not params_fit:
-        raise ValueError(f"{job.name}: {job.param_rows} PARAM rows of group parameters do not fit "
-                         f"param_buf_bytes = {cfg.param_buf_bytes}")
+    prt = job.param_rows // nt  # PARAM rows of one n-tile
     dt = datatype(job.dtype)
     wtr = cfg.weight_tile_rows(dt)
     tile_bytes = wtr * C
@@ -160,7 +158,7 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
     unit_of_block: dict[tuple[int, int], int] = {}
     pending_free: _Insn | None = None  # last MATMUL of the previous step
 
-    for si, s in enumerate(steps):
+    for s in steps:
         m0 = s.mi * m_tile
         rows = min(m_tile, job.m - m0)
         kis = range(s.ki * kb, min(job.kt, (s.ki + 1) * kb))
@@ -175,7 +173,7 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
                 count["p"] += 1
                 p_bytes = cfg.buffer_row_bytes("param_buf_bytes")
                 loads.append(em.transfer(Opcode.LOAD, Buffer.PARAM, base["p"], Transfer(
-                    job.p_addr + njs[0] * p_bytes, 1, len(njs) * p_bytes, len(njs) * p_bytes)))
+                    job.p_addr + njs[0] * prt * p_bytes, 1, len(njs) * prt * p_bytes, len(njs) * prt * p_bytes)))
         if s.load_a:
             base["a"] = (count["a"] % S) * half["in"]
             count["a"] += 1
@@ -207,6 +205,7 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
         first_of_step = True
         last_mm: _Insn | None = None
         for jj, j in enumerate(njs):
+            p_row = j * prt if params_fit else base["p"] + jj * prt  # the n-tile's ChannelParams row
             if kbc == 1:
                 unit = count["unit"]
                 count["unit"] += 1
@@ -225,7 +224,7 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
                 mm = em.add(Opcode.MATMUL, dtype=WeightType[job.dtype.upper()], accumulate=int(s.ki > 0 or ii > 0),
                             in_addr=base["a"] + ii * m_tile, w_addr=base["w"] + (jj * len(kis) + ii) * wtr,
                             acc_addr=acc, m=rows, grouped=int(job.group_of_ktile is not None),
-                            group_addr=(nt + job.group_of_ktile[i] * nt + j) if job.group_of_ktile else 0)
+                            group_addr=(p_row + 1 + job.group_of_ktile[i]) if job.group_of_ktile else 0)
                 if first_of_step and loads:
                     mm.deps.add("pop_prev")
                 if job.int32_out and new_unit and ii == 0 and s.ki == 0 and unit >= S:
@@ -234,14 +233,14 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
                 last_mm = mm
             if s.ki == kbc - 1:
                 last_of_unit = kbc == 1 or jj == len(njs) - 1
-                _finish_tile(em, cfg, job, m0, rows, j, acc, count, S, half, n_outs, params_fit,
-                             base["p"] + jj, last_mm, unit, n_units, last_of_unit)
+                _finish_tile(em, cfg, job, m0, rows, j, acc, count, S, half, n_outs, p_row, last_mm, unit, n_units,
+                             last_of_unit)
         # its last compute instruction (a POSTPROC may read the PARAM half) frees the step's halves
         pending_free = [i for i in em.insns[start:] if i.opcode in (Opcode.MATMUL, Opcode.POSTPROC)][-1]
 
 
 def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int, j: int, acc: int, count: dict,
-                 S: int, half: dict, n_outs: int, params_fit: bool, p_row: int, last_mm: _Insn, unit: int,
+                 S: int, half: dict, n_outs: int, p_row: int, last_mm: _Insn, unit: int,
                  n_units: int, last_of_unit: bool) -> None:
     transfers = job.stores(m0, rows, j)
     if job.int32_out:
@@ -258,7 +257,7 @@ def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int
     u = count["u"]
     count["u"] += 1
     oslot = (u % S) * half["out"]
-    pp = em.add(Opcode.POSTPROC, acc_addr=acc, out_addr=oslot, param_addr=j if params_fit else p_row, m=rows,
+    pp = em.add(Opcode.POSTPROC, acc_addr=acc, out_addr=oslot, param_addr=p_row, m=rows,
                 relu=int(job.relu), zero_point=job.zero_point)
     pp.deps.add("push_next")
     if u >= S:

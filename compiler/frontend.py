@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: E402,F401  (registers quantized_decomposed ops)
 
 from compiler.hostops import ATEN_KINDS
 from compiler.ir import CRef, Graph, Op, QParams, QWeight, Ref, Value
 from hw.datatypes import DATATYPES
-
-import torch.ao.quantization.fx._decomposed  # noqa: E402,F401  (registers quantized_decomposed ops)
 
 QD = torch.ops.quantized_decomposed
 QUANTIZE = {QD.quantize_per_tensor.default, QD.quantize_per_tensor.tensor}
@@ -369,13 +368,12 @@ class _Importer:
         attrs.update(relu=False, out_q=None)
         self.ops.append(Op(acc, "qgemm", (xr.name,), (acc,), attrs, placement="accel",
                            source=f"{node.name}: {target_name(node)}"))
-        w_int = weight.integer().reshape(weight.shape[0], -1)
         offset = -xq.zero_point * _colsum(weight, attrs)
         out = self._value(node.name, shape, "float32")
+        axis = 1 if is_conv else len(shape) - 1
         self.ops.append(Op(out, "dequantize_acc", (acc,), (out,), {
-            "args": [Ref(0), offset, xq.scale * weight.channel_scales, attrs["bias"], 1 if is_conv else len(shape) - 1]},
+            "args": [Ref(0), offset, xq.scale * weight.channel_scales, attrs["bias"], axis]},
             source=f"{node.name}: {target_name(node)}", reason="float output (no quantize after it)"))
-        del w_int
         self.env[node] = _Val(out)
         return True
 
@@ -408,7 +406,8 @@ def target_result(node: torch.fx.Node, args, kwargs) -> torch.Tensor:
     try:
         return node.target(*args, **kwargs)
     except Exception as exc:
-        raise FrontendError(f"node {node.name} ({target_name(node)}): evaluating it on constants failed: {exc}") from None
+        raise FrontendError(f"node {node.name} ({target_name(node)}): evaluating it on constants failed: "
+                            f"{exc}") from None
 
 
 def import_program(program: torch.export.ExportedProgram | torch.fx.GraphModule) -> Graph:

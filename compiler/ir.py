@@ -79,7 +79,8 @@ class Op:
         return self.outputs[0]
 
     def __str__(self) -> str:
-        attrs = " ".join(f"{k}={_short(v)}" for k, v in self.attrs.items() if v is not None and not (isinstance(v, dict) and not v))
+        attrs = " ".join(f"{k}={_short(v)}" for k, v in self.attrs.items()
+                         if v is not None and not (isinstance(v, dict) and not v))
         outs = ", ".join(f"%{o}" for o in self.outputs)
         ins = ", ".join(f"%{i}" for i in self.inputs)
         where = f"[{self.placement}]"

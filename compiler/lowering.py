@@ -191,10 +191,12 @@ def _params(op: Op, n: int, cols: int, out0: int, plan: WeightPlan, hw_codes_gro
         rq = Requant(bias=r.bias[sl], multiplier=r.multiplier[sl], shift=r.shift[sl])
     else:
         rq = Requant(bias=np.zeros(n, np.int64), multiplier=np.zeros(n, np.int64), shift=np.zeros(n, np.int64))
-    blob = pack_params(rq, n, cols)
-    if plan.grouped:
-        blob = np.concatenate([blob, pack_group_params(hw_codes_groups, datatype(plan.dtype), cols)])
-    return blob.tobytes()
+    nt = -(-n // cols)
+    rows = pack_params(rq, n, cols).reshape(nt, 1, -1)
+    if plan.grouped:  # each n-tile's ChannelParams row, then its GroupParams row per group
+        g = pack_group_params(hw_codes_groups, datatype(plan.dtype), cols).reshape(-1, nt, rows.shape[-1])
+        rows = np.concatenate([rows, g.transpose(1, 0, 2)], axis=1)
+    return rows.tobytes()
 
 
 def _groups_for(w: QWeight, out0: int, n: int) -> WeightGroups:
@@ -329,7 +331,7 @@ def _conv_ktiles(kh: int, kw: int, in0: int, in1: int, cin: int, rows: int,
 
 
 def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilation, out0, nblk, m, cin, cout):
-    R, C = cfg.rows, cfg.cols
+    C = cfg.cols
     ho, wo = out_hw
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oph, opw = ol.pad if ol.kind == "nhwc" else (0, 0)

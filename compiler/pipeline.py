@@ -19,7 +19,6 @@ import torch
 from compiler.codegen import Emitter, emit_gemm
 from compiler.frontend import import_program, load_exported
 from compiler.ir import Graph, Op
-from compiler.layout import TensorLayout
 from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
 from compiler.serialize import graph_to_json
 from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
@@ -91,12 +90,9 @@ def _stages(graph: Graph) -> list[list[Op]]:
 
 def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling | None) -> Choice:
     """The tiling search's choice for one GEMM job, or the pinned tiling with its cost."""
-    gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n)
-    depth = cfg.buffer_depth("param_buf_bytes")
-    if lj.job.group_of_ktile is not None and lj.job.param_rows > depth:
-        raise CompileError(f"layer {op.name} ({op.source}): no tiling fits config {cfg.name!r}: its per-group "
-                           f"weights need {lj.job.param_rows} PARAM rows at once, param_buf_bytes = "
-                           f"{cfg.param_buf_bytes} holds {depth}")
+    nt = -(-lj.job.n // cfg.cols)
+    gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n,
+                param_rows=lj.job.param_rows // nt)
     bits = datatype(lj.job.dtype).bits
     try:
         if pinned is None:

@@ -86,6 +86,8 @@ class Gemm:
 
     ``b_from_activations``: the B operand is an activation tensor (attention), so it is
     ``act_bits`` wide whatever the network's weight datatype.
+    ``param_rows``: PARAM rows per ``cols`` output channels, loaded together (1 ChannelParams row,
+    plus one GroupParams row per quantization group along K for grouped weights).
     """
 
     name: str
@@ -94,9 +96,10 @@ class Gemm:
     n: int
     groups: int = 1
     b_from_activations: bool = False
+    param_rows: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.m, self.k, self.n, self.groups) < 1:
+        if min(self.m, self.k, self.n, self.groups, self.param_rows) < 1:
             raise ValueError(f"GEMM {self.name}: dimensions must be positive, got {self.shape}")
 
     @property
@@ -237,7 +240,9 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
     kt, nt = _ceil(K, R), _ceil(N, C)
     wtr = _dtype_rows(cfg, gemm, dtype_bits)
     depth = {f: cfg.buffer_depth(f) for f in BUFFERS}
-    p_row_bytes = C * PARAM_BYTES
+    # an n-tile's PARAM rows travel together: count PARAM in units of them
+    depth["param_buf_bytes"] //= gemm.param_rows
+    p_row_bytes = C * PARAM_BYTES * gemm.param_rows
     a_full = _row_cycles(R, R, bus, p)
     a_last = _row_cycles(K - (kt - 1) * R, R, bus, p)
     o_full = _row_cycles(C, C, bus, p)
@@ -248,7 +253,7 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
         out_bytes=M * N, depth=depth, slot_options=tuple(sorted({cfg.slots, 1}, reverse=True)), w_tile_rows=wtr,
         params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
         a_full=a_full, a_last=a_last, a_row=(kt - 1) * a_full + a_last,
-        w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, p_row_bytes, bus, p),
+        w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p),
         o_full=o_full, o_row=(nt - 1) * o_full + o_last,
         pass_gap=R + C + 1 + p.pass_gap_extra, drain=array_latency(cfg) + p.drain_extra,
     )
@@ -259,9 +264,12 @@ def _check_minimal(cfg: AccelConfig, gemm: Gemm, bits: int, wtr: int, depth: dic
     need = {"input_buf_bytes": (1, "one activation row"),
             "weight_buf_bytes": (wtr, f"one {cfg.rows}x{cfg.cols} tile of {bits}-bit weights"),
             "acc_buf_bytes": (1, "one accumulator row"), "out_buf_bytes": (1, "one output row"),
-            "param_buf_bytes": (1, "one PARAM row")}
+            "param_buf_bytes": (1, "")}
     short = [f"{f} = {getattr(cfg, f)} holds {depth[f]} rows, {what} needs {rows}"
-             for f, (rows, what) in need.items() if depth[f] < rows]
+             for f, (rows, what) in need.items() if depth[f] < rows and f != "param_buf_bytes"]
+    if depth["param_buf_bytes"] < 1:
+        short.append(f"param_buf_bytes = {cfg.param_buf_bytes} holds {cfg.buffer_depth('param_buf_bytes')} PARAM "
+                     f"rows, one output tile needs {gemm.param_rows} at once (its ChannelParams and GroupParams)")
     if short:
         raise ValueError(f"GEMM {gemm}: no tiling fits config {cfg.name!r}: " + "; ".join(short))
 

@@ -15,7 +15,7 @@ from compiler.layout import TensorLayout
 from compiler.reference import qgemm, run_host_op
 from compiler.serialize import graph_from_json
 from hw.isa import INSN_BYTES
-from hw.program import Program, ProgramError
+from hw.program import Program, ProgramError, Segment, TensorDesc
 from sim.golden import ExecError, Golden, RunResult
 
 
@@ -61,7 +61,8 @@ def run_model(program: Program, inputs: list[np.ndarray] | dict[str, np.ndarray]
     if not isinstance(inputs, dict):
         inputs = list(inputs)
         if len(inputs) != len(graph.inputs):
-            raise ValueError(f"the model takes {len(graph.inputs)} inputs ({', '.join(graph.inputs)}), got {len(inputs)}")
+            raise ValueError(f"the model takes {len(graph.inputs)} inputs ({', '.join(graph.inputs)}), "
+                             f"got {len(inputs)}")
         inputs = dict(zip(graph.inputs, inputs))
     env: dict[str, np.ndarray] = {}
     for name in graph.inputs:
@@ -93,6 +94,19 @@ def run_model(program: Program, inputs: list[np.ndarray] | dict[str, np.ndarray]
     for name in list(in_dram):
         _fetch(name, env, in_dram, layouts, device)
     return Execution(env, [env[n] for n in graph.outputs], results)
+
+
+def stage_program(program: Program, stage: dict, tensors: dict[str, np.ndarray]) -> Program:
+    """One accelerator stage as a standalone program: its instructions, the DRAM image with the
+    tensors it reads (logical arrays by value name) already written, and what it writes as outputs."""
+    layouts = {n: TensorLayout.from_json(d) for n, d in program.meta["layouts"].items()}
+    first = stage["insn_start"]
+    inputs = tuple(Segment(f"in:{n}", layouts[n].addr, layouts[n].pack(tensors[n]).tobytes()) for n in stage["reads"])
+    outputs = tuple(TensorDesc(n, "output", layouts[n].addr, layouts[n].buffer_shape, layouts[n].dtype,
+                               {"layout": layouts[n].to_json()}) for n in stage["writes"])
+    return Program(program.config, program.insns[first : first + stage["insn_count"]],
+                   program.text_addr + first * INSN_BYTES, program.segments + inputs, outputs,
+                   {"kind": "stage", "ops": stage["ops"]})
 
 
 def _fetch(name: str, env: dict, in_dram: set, layouts: dict[str, TensorLayout], device) -> np.ndarray:

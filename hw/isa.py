@@ -235,8 +235,57 @@ class Instruction:
         return encode(self.opcode, self.deps, **self.args)
 
 
+def _field_encoders(layout: data.StructLayout) -> dict[str, tuple[int, int, Any]]:
+    """name -> (offset, width, shape) of each field, read off the layout once per opcode."""
+    return {name: (f.offset, f.width, f.shape) for name, f in layout if name not in ("opcode", "deps", RESERVED)}
+
+
+_ENCODERS = {op: _field_encoders(layout) for op, layout in LAYOUTS.items()}
+_RANGES = {op: {n: field_range(sh) for n, (_, _, sh) in enc.items() if not is_enum_shape(sh)}
+           for op, enc in _ENCODERS.items()}
+_DEPS_OFFSET = Header["deps"].offset
+
+
 def encode(opcode: Opcode, deps: frozenset[str] | set[str] | tuple = (), **fields: Any) -> int:
-    """Instruction fields -> INSN_BITS-wide integer, with every value range-checked."""
+    """Instruction fields -> INSN_BITS-wide integer, with every value range-checked.
+
+    The word is assembled from the layout's field offsets (the compiler encodes every
+    instruction of a model); ``encode_const`` builds the same word through ``layout.const``."""
+    unknown = set(deps) - set(DEP_FLAGS)
+    if unknown:
+        raise IsaError(ErrorCode.RESERVED_BITS, f"unknown dependency flag(s) {sorted(unknown)}")
+    word = opcode.value << Header["opcode"].offset
+    for flag in deps:
+        word |= 1 << (_DEPS_OFFSET + Deps[flag].offset)
+    enc = _ENCODERS[opcode]
+    for name in fields:
+        if name not in enc:
+            raise IsaError(ErrorCode.RESERVED_BITS, f"{opcode.name.lower()} has no field {name!r}")
+    for name, (offset, width, shape) in enc.items():
+        if name not in fields:
+            if name in OPTIONAL_FIELDS.get(opcode, ()):
+                continue
+            raise IsaError(ErrorCode.RESERVED_BITS, f"{opcode.name.lower()}: missing field {name!r}")
+        value = fields[name]
+        if is_enum_shape(shape):
+            if not isinstance(value, shape):
+                raise IsaError(
+                    ErrorCode.RESERVED_BITS, f"{opcode.name.lower()}.{name}: {value!r} is not a {shape.__name__}"
+                )
+            value = value.value
+        else:
+            lo, hi = _RANGES[opcode][name]
+            if not isinstance(value, int) or not lo <= value <= hi:
+                raise IsaError(
+                    ErrorCode.RESERVED_BITS,
+                    f"{opcode.name.lower()}.{name} = {value!r}: out of range {lo}..{hi}",
+                )
+        word |= (value & ((1 << width) - 1)) << offset
+    return word
+
+
+def encode_const(opcode: Opcode, deps: frozenset[str] | set[str] | tuple = (), **fields: Any) -> int:
+    """``encode`` through ``layout.const`` (the slow, obviously-right path; tests compare the two)."""
     layout = LAYOUTS[opcode]
     unknown = set(deps) - set(DEP_FLAGS)
     if unknown:
@@ -287,7 +336,6 @@ def _field_decoders(layout: data.StructLayout) -> list[tuple[str, int, int, Any]
 
 
 _DECODERS = {op: _field_decoders(layout) for op, layout in LAYOUTS.items()}
-_DEPS_OFFSET = Header["deps"].offset
 
 
 def decode(word: int) -> Instruction:

@@ -17,6 +17,7 @@ from hw.isa import (
     Opcode,
     decode,
     encode,
+    encode_const,
     is_enum_shape,
     isa_markdown,
 )
@@ -128,3 +129,14 @@ def test_rtl_slices_fields_like_the_python_decoder(rng):
 
 def test_docs_isa_is_generated_from_the_layouts():
     assert (DOCS / "isa.md").read_text() == isa_markdown(), "regenerate with `lowbit isa > docs/isa.md`"
+
+
+@pytest.mark.parametrize("op", list(LAYOUTS), ids=lambda o: o.name)
+def test_fast_encoder_equals_layout_const(rng, op):
+    for _ in range(50):
+        fields, deps = random_fields(op, rng), random_deps(rng)
+        assert encode(op, deps, **fields) == encode_const(op, deps, **fields)
+    with pytest.raises(IsaError, match="no field 'nope'"):
+        encode(op, (), nope=1)
+    with pytest.raises(IsaError, match="unknown dependency"):
+        encode(op, {"push_sideways"})
