@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.ao.quantization.fx._decomposed  # noqa: E402,F401  (registers quantized_decomposed ops)
 
-from compiler.hostops import ATEN_KINDS
+from compiler.hostops import ATEN_KINDS, HOST_REASONS
 from compiler.ir import CRef, Graph, Op, QParams, QWeight, Ref, Value
 from hw.datatypes import DATATYPES
 
@@ -159,7 +159,7 @@ class _Importer:
                 q = self.values[ref.name].q
                 out = self._value(f"{ref.name}_dq", self.values[ref.name].shape, "float32")
                 self.ops.append(Op(out, "dequantize", (ref.name,), (out,), {"args": [Ref(0), q.scale, q.zero_point]},
-                                   source=f"{node.name}: dequantize_per_tensor"))
+                                   source=f"{node.name}: dequantize_per_tensor", reason=HOST_REASONS["dequantize"]))
                 self.dq_cache[ref.name] = out
             return self.dq_cache[ref.name]
         raise FrontendError(f"node {node.name}: expected a tensor value, got {ref!r}")
@@ -291,7 +291,7 @@ class _Importer:
         src = self.float_value(ref, node)
         out = self._value(node.name, self._shape(node), "int8", q)
         self.ops.append(Op(out, "quantize", (src,), (out,), {"args": [Ref(0), q.scale, q.zero_point, q.qmin, q.qmax]},
-                           source=f"{node.name}: {target_name(node)}"))
+                           source=f"{node.name}: {target_name(node)}", reason=HOST_REASONS["quantize"]))
         self.env[node] = _Val(out)
 
     def _dequantize(self, node: torch.fx.Node) -> None:
@@ -319,7 +319,7 @@ class _Importer:
             raise FrontendError(f"node {node.name} ({name}): ops with several outputs are not supported")
         out = self._value(node.name, val.shape, "float32")
         self.ops.append(Op(out, kind, tuple(inputs), (out,), {"args": args, "kwargs": kwargs},
-                           source=f"{node.name}: {name}", reason="float op"))
+                           source=f"{node.name}: {name}", reason=HOST_REASONS[kind]))
         self.env[node] = _Val(out)
 
     # -- the quantized GEMM pattern --
@@ -373,7 +373,7 @@ class _Importer:
         axis = 1 if is_conv else len(shape) - 1
         self.ops.append(Op(out, "dequantize_acc", (acc,), (out,), {
             "args": [Ref(0), offset, xq.scale * weight.channel_scales, attrs["bias"], axis]},
-            source=f"{node.name}: {target_name(node)}", reason="float output (no quantize after it)"))
+            source=f"{node.name}: {target_name(node)}", reason=HOST_REASONS["dequantize_acc"]))
         self.env[node] = _Val(out)
         return True
 

@@ -267,6 +267,23 @@ HOST_OPS: dict[str, Callable[..., np.ndarray]] = {
     "matmul": matmul, "linear": linear, "conv2d": conv2d,
 }
 
+# Why each kind runs on the host (the compile report's note).
+_LAYOUT = "layout change, done on the host (tensors move between NCHW and the array's NHWC there)"
+HOST_REASONS: dict[str, str] = {
+    **dict.fromkeys(("add", "sub", "mul", "div"), "elementwise arithmetic: the array has no elementwise unit"),
+    **dict.fromkeys(("relu", "gelu", "sigmoid", "tanh"),
+                    "float activation (a ReLU straight after a quantized GEMM is fused into it instead)"),
+    **dict.fromkeys(("softmax", "layer_norm", "mean"), "float normalisation or reduction"),
+    **dict.fromkeys(("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"), "pooling: the array has no pooling unit"),
+    **dict.fromkeys(("flatten", "reshape", "permute", "transpose", "t", "unsqueeze", "squeeze", "cat", "identity"),
+                    _LAYOUT),
+    "matmul": "float matmul (of two activations, or not quantized)",
+    **dict.fromkeys(("linear", "conv2d"), "float layer: no quantized input and weight around it"),
+    "quantize": "quantizing a float tensor (a graph input or a float host op's result)",
+    "dequantize": "dequantizing an int8 tensor for a float host op or a graph output",
+    "dequantize_acc": "float output (no quantize after the GEMM): the host scales its accumulators",
+}
+
 # ATen op (overload packet name) -> host kind
 ATEN_KINDS: dict[str, str] = {
     "add": "add", "add_": "add", "sub": "sub", "mul": "mul", "div": "div",

@@ -157,7 +157,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         t.add_row(r["layer"], r["kind"], r["placement"], r["shape"], r["weights"], r["tiling"],
                   str(r["cycles"] or ""), f"{r['utilization']:.3f}" if r["utilization"] is not None else "",
                   r["reason"])
-    Console().print(t)
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
     print(report.strip().splitlines()[-1])
     print(f"wrote {args.out} ({len(program.insns)} instructions, {summary['stages']} stages)"
           + (f" and {args.report}" if args.report else ""))
