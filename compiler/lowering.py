@@ -182,6 +182,7 @@ class LoweredJob:
     w_blob: bytes
     p_blob: bytes
     gemm_k: int  # K as the tiling search sees it (k-tiles x rows)
+    row_runs: int = 0  # Gemm.row_runs: a convolution's output width
 
 
 def _params(op: Op, n: int, cols: int, out0: int, plan: WeightPlan, hw_codes_groups) -> bytes:
@@ -311,7 +312,7 @@ def _lower_conv(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, Tenso
                         nb_ * ho * wo, cin, cout)
         groups = _groups_for(w, out0, nblk) if plan.grouped else None
         jobs.append(LoweredJob(job, _pack_weights(mat, codes, plan, cfg), _params(op, nblk, C, out0, plan, groups),
-                               kt * R))
+                               kt * R, wo))
     return jobs
 
 

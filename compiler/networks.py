@@ -31,11 +31,13 @@ class Conv2d:
         return (size + 2 * self.padding - self.kernel) // self.stride + 1
 
     def gemm(self, h: int, w: int, batch: int = 1) -> Gemm:
-        """The im2col GEMM of this layer on an ``h x w`` input."""
+        """The im2col GEMM of this layer on an ``h x w`` input (output rows read and written in
+        runs of one output-image row)."""
         if self.cin % self.groups or self.cout % self.groups:
             raise ValueError(f"{self.name}: {self.groups} groups do not divide cin={self.cin}, cout={self.cout}")
         return Gemm(self.name, batch * self.out_size(h) * self.out_size(w),
-                    self.cin // self.groups * self.kernel * self.kernel, self.cout // self.groups, self.groups)
+                    self.cin // self.groups * self.kernel * self.kernel, self.cout // self.groups, self.groups,
+                    row_runs=self.out_size(w))
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling
     """The tiling search's choice for one GEMM job, or the pinned tiling with its cost."""
     nt = -(-lj.job.n // cfg.cols)
     gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n,
-                param_rows=lj.job.param_rows // nt)
+                param_rows=lj.job.param_rows // nt, row_runs=lj.row_runs,
+                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1)
     bits = datatype(lj.job.dtype).bits
     try:
         if pinned is None:

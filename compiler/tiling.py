@@ -15,7 +15,10 @@ tile size only through its block count, or grows with the tile (buffer rows, the
 loads, the last output tile's POSTPROC and STORE, costed at full size, and the idle cycles of
 short array passes, which are convex),
 so a larger tile with the same block count is never cheaper and never fits better: the grid
-loses nothing against all sizes (``grid="all"``, tested). Layers come out at hundreds to tens
+loses nothing against all sizes (``grid="all"``, tested). The exception is a GEMM whose rows come
+in runs (``Gemm.row_runs``, a convolution's output rows): a block aligned to runs issues fewer
+LOADs and STOREs, so the m grid also holds every multiple of the run length; that grid is then a
+heuristic, within 2% of the best of all sizes on the tested shapes. Layers come out at hundreds to tens
 of thousands of legal candidates.
 
 **Loop orders.** k-blocks are always innermost for an output block, so the accumulators hold
@@ -49,7 +52,9 @@ every ``cols`` output channels' row when they all fit (loaded once), else ``n_ti
   row, ``max(bus beats, scratchpad rows)`` cycles (a narrow scratchpad row takes one cycle of
   its own), plus an optional cost per AXI burst (every DRAM row is a burst: rows are narrower
   than 4 KiB). Instruction fetch shares the read channel with the loads, so the program's
-  beats count there too. Activations are assumed stored with bus-aligned rows.
+  beats count there too. Activations are assumed stored with bus-aligned rows. A block of a
+  GEMM with ``row_runs`` takes one LOAD per k-tile and one STORE per n-tile for every run it
+  touches; raw int32 outputs (``out_bytes``) are stored from the accumulator rows, without POSTPROC.
 - overlap: double-buffered ``first loads + max(compute, other loads, other stores) + drain,
   last POSTPROC and STORE``; single-buffered ``compute + loads + stores``.
 
@@ -57,7 +62,9 @@ The model is written twice, over arrays (`evaluate`, `search`) and over one cand
 (`tiling_cost`, `search_exhaustive`); the two agree exactly (tested). A calibration against
 RTL cycle counters changes `CostParams` only. Not modelled yet: the bit-serial PE (one row
 per cycle is assumed), stalls from uneven loads within the walk (a resident block's reload
-is spread over the whole walk), DRAM contention between loads and stores.
+is spread over the whole walk), DRAM contention between loads and stores, the start of a
+program (first fetches) and the barriers between layers; small GEMMs therefore run 1.3-1.6x
+the estimate on the RTL (docs/compiler.md).
 """
 
 from __future__ import annotations
@@ -88,6 +95,10 @@ class Gemm:
     ``act_bits`` wide whatever the network's weight datatype.
     ``param_rows``: PARAM rows per ``cols`` output channels, loaded together (1 ChannelParams row,
     plus one GroupParams row per quantization group along K for grouped weights).
+    ``row_runs``: the M rows come in runs of this many that are contiguous in DRAM (a convolution's
+    output width: im2col reads and output writes are one LOAD / STORE per run); 0: all of M.
+    ``out_bytes``: bytes per output element (1 for requantized int8, ``acc_bytes`` for raw
+    accumulators, stored from the accumulator buffer without POSTPROC).
     """
 
     name: str
@@ -97,6 +108,8 @@ class Gemm:
     groups: int = 1
     b_from_activations: bool = False
     param_rows: int = 1
+    row_runs: int = 0
+    out_bytes: int = 1
 
     def __post_init__(self) -> None:
         if min(self.m, self.k, self.n, self.groups, self.param_rows) < 1:
@@ -209,6 +222,8 @@ class _Geometry:
     depth: dict[str, int]
     slot_options: tuple[int, ...]
     w_tile_rows: int
+    row_runs: int  # Gemm.row_runs
+    postproc: bool  # int8 outputs: a POSTPROC per output tile
     params_fit: bool  # every PARAM row fits at once: load them once
     bus_bytes: int
     a_full: int  # cycles of one activation row of a full k-tile
@@ -245,13 +260,14 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
     p_row_bytes = C * PARAM_BYTES * gemm.param_rows
     a_full = _row_cycles(R, R, bus, p)
     a_last = _row_cycles(K - (kt - 1) * R, R, bus, p)
-    o_full = _row_cycles(C, C, bus, p)
-    o_last = _row_cycles(N - (nt - 1) * C, C, bus, p)
+    ob = gemm.out_bytes
+    o_full = _row_cycles(C * ob, C * ob, bus, p)
+    o_last = _row_cycles((N - (nt - 1) * C) * ob, C * ob, bus, p)
     _check_minimal(cfg, gemm, dtype_bits, wtr, depth, nt)
     return _Geometry(
         m=M, cells=R * C, kt=kt, nt=nt, macs=M * K * N, a_bytes=M * K, w_tile_bytes=wtr * C, p_row_bytes=p_row_bytes,
-        out_bytes=M * N, depth=depth, slot_options=tuple(sorted({cfg.slots, 1}, reverse=True)), w_tile_rows=wtr,
-        params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
+        out_bytes=M * N * ob, depth=depth, slot_options=tuple(sorted({cfg.slots, 1}, reverse=True)), w_tile_rows=wtr,
+        row_runs=gemm.row_runs, postproc=ob == 1, params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
         a_full=a_full, a_last=a_last, a_row=(kt - 1) * a_full + a_last,
         w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p),
         o_full=o_full, o_row=(nt - 1) * o_full + o_last,
@@ -284,6 +300,15 @@ def _grid(units: int, grid: str) -> np.ndarray:
     return np.unique(-(-units // np.arange(1, units + 1, dtype=np.int64)))
 
 
+def _m_grid(g: _Geometry, grid: str) -> np.ndarray:
+    """m_tile values: the block-count grid, plus, when M comes in runs, every multiple of the run
+    length (a block aligned to runs reads fewer of them than the smallest tile of its block count)."""
+    ms = _grid(g.m, grid)
+    if g.row_runs and grid != "all":
+        ms = np.union1d(ms, np.arange(g.row_runs, g.m + 1, g.row_runs, dtype=np.int64))
+    return ms
+
+
 def _grid_scalar(units: int, grid: str) -> list[int]:
     if grid == "all":
         return list(range(1, units + 1))
@@ -296,6 +321,18 @@ def _check_grid(grid: str) -> None:
 
 
 # ---- the scalar model: one candidate ----------------------------------------------------------
+
+
+def _runs(total: int, run: int, m: int) -> tuple[int, int, int]:
+    """DRAM runs that the m-blocks of `m` rows touch: in all blocks, in the first, in the last
+    (with ``run == 0`` every block is one run)."""
+    mb = _ceil(total, m)
+    if run == 0:
+        return mb, 1, 1
+    starts = np.arange(mb, dtype=np.int64) * m
+    ends = np.minimum(starts + m, total)
+    per = -(-ends // run) - starts // run
+    return int(per.sum()), int(per[0]), int(per[-1])
 
 
 def _sweeps(order: int, mb: int, kb_count: int, nb_count: int) -> tuple[int, int]:
@@ -327,20 +364,22 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
     else:
         p_loads, p_walks = nb_count, (mb if order == IS and nb_count > 1 else 1)
     tiles = g.kt * g.nt
-    loads = sa * mb * g.kt + sw * kb_count * nb_count + p_walks * p_loads
-    insns = loads + mb * tiles + 2 * mb * g.nt + 1  # LOADs, MATMULs, POSTPROCs, STOREs, END
+    runs, runs_first, runs_last = _runs(g.m, g.row_runs, m)
+    loads = sa * runs * g.kt + sw * kb_count * nb_count + p_walks * p_loads
+    stores = runs * g.nt
+    insns = loads + mb * tiles + (mb * g.nt if g.postproc else 0) + stores + 1  # + MATMULs, POSTPROCs, END
     load = (p.load_latency * loads + sa * g.m * g.a_row + sw * tiles * g.w_tile + p_walks * g.nt * g.p_row
             + _ceil(insns * INSN_BYTES, g.bus_bytes))
-    store = p.store_latency * mb * g.nt + g.m * g.o_row
+    store = p.store_latency * stores + g.m * g.o_row
     gap = g.pass_gap
     passes2 = tiles * ((mb - 1) * max(2 * m, m + gap) + max(2 * m_last, m_last + gap))
     compute = (passes2 + 1) // 2 + mb * g.nt * g.drain + (0 if slots > 1 else g.m * g.nt)
     dma_bytes = (sa * g.a_bytes + sw * tiles * g.w_tile_bytes + p_walks * g.nt * g.p_row_bytes + g.out_bytes)
     if slots > 1:
         a_first = kb * g.a_full - (g.a_full - g.a_last if kb == g.kt else 0)
-        prologue = (p.load_latency * (kb + 2) + (g.nt if g.params_fit else nb) * g.p_row
+        prologue = (p.load_latency * (kb * runs_first + 2) + (g.nt if g.params_fit else nb) * g.p_row
                     + m * a_first + kb * nb * g.w_tile)
-        last_store = p.store_latency + m * g.o_full
+        last_store = p.store_latency * runs_last + m * g.o_full
         epilogue = g.drain + m + last_store
         cycles = prologue + max(compute, load - prologue, store - last_store) + epilogue
     else:
@@ -395,7 +434,7 @@ def _axis(values, axis: int) -> np.ndarray:
 def _tile_axes(g: _Geometry, grid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The grid of each dimension, less sizes that cannot fit even alone and single-buffered."""
     d = g.depth
-    ms = _grid(g.m, grid)
+    ms = _m_grid(g, grid)
     ms = ms[ms <= min(d["input_buf_bytes"], d["out_buf_bytes"], d["acc_buf_bytes"])]
     kbs = _grid(g.kt, grid)
     kbs = kbs[(kbs <= d["input_buf_bytes"]) & (kbs * g.w_tile_rows <= d["weight_buf_bytes"])]
@@ -440,20 +479,23 @@ def _evaluate_grid(g: _Geometry, grid: str, p: CostParams) -> _Grid:
     else:
         p_loads, p_walks = nb_count, np.where((order == IS) & (nb_count > 1), mb, 1)
     tiles = g.kt * g.nt
-    loads = sa * (mb * g.kt) + sw * (kb_count * nb_count) + p_walks * p_loads
-    insns = loads + mb * tiles + 2 * mb * g.nt + 1
+    run_counts = np.array([_runs(g.m, g.row_runs, int(v)) for v in ms], np.int64).reshape(-1, 3)
+    runs, runs_first, runs_last = (_axis(run_counts[:, i], 2) for i in range(3))
+    loads = sa * (runs * g.kt) + sw * (kb_count * nb_count) + p_walks * p_loads
+    stores = runs * g.nt
+    insns = loads + mb * tiles + (mb * g.nt if g.postproc else 0) + stores + 1
     load = (p.load_latency * loads + sa * (g.m * g.a_row) + sw * (tiles * g.w_tile) + p_walks * (g.nt * g.p_row)
             + -(-insns * INSN_BYTES // g.bus_bytes))
-    store = p.store_latency * mb * g.nt + g.m * g.o_row
+    store = p.store_latency * stores + g.m * g.o_row
     gap = g.pass_gap
     passes2 = tiles * ((mb - 1) * np.maximum(2 * m, m + gap) + np.maximum(2 * m_last, m_last + gap))
     compute = (passes2 + 1) // 2 + mb * (g.nt * g.drain) + np.where(slots > 1, 0, g.m * g.nt)
     dma_bytes = sa * g.a_bytes + sw * (tiles * g.w_tile_bytes) + p_walks * (g.nt * g.p_row_bytes) + g.out_bytes
 
     a_first = kb * g.a_full - np.where(kb == g.kt, g.a_full - g.a_last, 0)
-    prologue = (p.load_latency * (kb + 2) + (g.nt if g.params_fit else nb) * g.p_row
+    prologue = (p.load_latency * (kb * runs_first + 2) + (g.nt if g.params_fit else nb) * g.p_row
                 + m * a_first + kb * nb * g.w_tile)
-    last_store = p.store_latency + m * g.o_full
+    last_store = p.store_latency * runs_last + m * g.o_full
     epilogue = g.drain + m + last_store
     per_slots = []
     for i, s in enumerate(g.slot_options):
@@ -513,7 +555,7 @@ def search_exhaustive(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: Cos
     best: tuple[int, int] | None = None
     found: tuple[Tiling, Cost] | None = None
     count = 0
-    ms, kbs, nbs = _grid_scalar(g.m, grid), _grid_scalar(g.kt, grid), _grid_scalar(g.nt, grid)
+    ms, kbs, nbs = [int(v) for v in _m_grid(g, grid)], _grid_scalar(g.kt, grid), _grid_scalar(g.nt, grid)
     for o, order in enumerate(ORDERS):
         for slots in g.slot_options:
             for m in ms:

@@ -28,9 +28,14 @@ from sim.golden import run_program
 PRESETS = ("tiny", "default", "large")
 
 
-def random_gemm(rng, limit: int = 400) -> Gemm:
+def random_gemm(rng, limit: int = 400, extras: bool = False) -> Gemm:
+    """A random shape; with ``extras`` also rows in runs (a conv), raw int32 outputs and grouped PARAM rows."""
     m, k, n = (int(x) for x in rng.integers(1, limit, 3))
-    return Gemm(f"g{m}x{k}x{n}", m, k, n)
+    if not extras:
+        return Gemm(f"g{m}x{k}x{n}", m, k, n)
+    runs = int(rng.choice([0, int(rng.integers(1, m + 1))]))
+    return Gemm(f"g{m}x{k}x{n}r{runs}", m, k, n, row_runs=runs, out_bytes=int(rng.choice([1, 4])),
+                param_rows=int(rng.choice([1, 3])))
 
 
 def random_params(rng) -> CostParams:
@@ -87,7 +92,7 @@ def test_all_grid_legal_set_is_exact(tiny, rng):
 def test_vectorised_cost_equals_scalar(preset, rng):
     cfg = load_config(preset)
     for _ in range(6):
-        gemm, bits, params = random_gemm(rng, 3000), int(rng.choice([2, 4, 8])), random_params(rng)
+        gemm, bits, params = random_gemm(rng, 3000, True), int(rng.choice([2, 4, 8])), random_params(rng)
         cands = evaluate(cfg, gemm, bits, params)
         for i in rng.choice(len(cands), size=min(60, len(cands)), replace=False):
             assert cands.cost(i) == tiling_cost(cfg, gemm, bits, cands.tilings[i], params), cands.tilings[i]
@@ -108,7 +113,7 @@ def test_search_equals_exhaustive_default(default, net, layer):
 
 def test_search_equals_exhaustive_tiny(tiny, rng):
     for _ in range(12):
-        gemm, bits, params = random_gemm(rng), int(rng.choice([2, 4, 8])), random_params(rng)
+        gemm, bits, params = random_gemm(rng, extras=True), int(rng.choice([2, 4, 8])), random_params(rng)
         fast, slow = search(tiny, gemm, bits, params), search_exhaustive(tiny, gemm, bits, params)
         assert (fast.tiling, fast.cost, fast.candidates) == (slow.tiling, slow.cost, slow.candidates), gemm
 
@@ -122,6 +127,17 @@ def test_block_grid_loses_nothing(preset, rng):
         blocks, every = search(cfg, gemm, bits, params), search(cfg, gemm, bits, params, grid="all")
         assert blocks.candidates <= every.candidates
         assert (blocks.cost.cycles, blocks.cost.dma_bytes) == (every.cost.cycles, every.cost.dma_bytes), gemm
+
+
+@pytest.mark.parametrize("preset", ("tiny", "default"))
+def test_block_grid_with_row_runs_is_near_optimal(preset, rng):
+    """With rows in runs the grid (blocks + run multiples) is a heuristic: within 2% of every size."""
+    cfg = load_config(preset)
+    for _ in range(8):
+        m, k, n = (int(x) for x in rng.integers(1, 200, 3))
+        gemm = Gemm("conv", m, k, n, row_runs=int(rng.integers(1, m + 1)), out_bytes=int(rng.choice([1, 4])))
+        blocks, every = search(cfg, gemm, 4), search(cfg, gemm, 4, grid="all")
+        assert every.cost.cycles <= blocks.cost.cycles <= 1.02 * every.cost.cycles, gemm
 
 
 def test_costs_grow_with_every_constant(default, rng):
