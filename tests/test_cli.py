@@ -84,7 +84,7 @@ def test_isa_matches_docs():
 
 def test_help_lists_every_command():
     res = lowbit("--help")
-    for cmd in ("gen", "config", "isa", "disasm", "bench", "demo"):
+    for cmd in ("gen", "config", "isa", "disasm", "compile", "bench", "demo"):
         assert cmd in res.stdout
 
 
@@ -95,3 +95,46 @@ def test_bench_tables_flatten_nested_figures():
                       "layers": [{"name": "a"}, {"name": "b"}], "shape": [2, 3]})
     assert rows == [("config", "serial"), ("runs.int4.cycles", "10"), ("runs.int4.bit_exact", "True"),
                     ("layers", "2 entries (see the JSON file)"), ("shape", "[2, 3]")]
+
+
+def test_compile_saved_pt2_with_report_and_disasm(tmp_path):
+    import torch
+
+    from compiler.examples import example_program
+    from compiler.pipeline import compile_model
+    from hw.config import load_config
+    from hw.program import Program
+
+    ep, _ = example_program("cnn", quantizer="lowbit", weights="int4")
+    model = tmp_path / "cnn.pt2"
+    torch.export.save(ep, model)
+    out, report = tmp_path / "cnn.lbp", tmp_path / "cnn.md"
+    res = lowbit("compile", model, "--config", "tiny", "-o", out, "--report", report)
+    assert res.returncode == 0, res.stderr
+    program = Program.load(out)
+    direct, _ = compile_model(ep, load_config("tiny"))
+    assert program.insns == direct.insns and program.meta["report"] == direct.meta["report"]
+    text = report.read_text()
+    for row in program.meta["report"]:
+        assert f"| {row['layer']} | {row['kind']} | {row['placement']} |" in text
+    assert "conv2d" in text and "accel" in text and "pooling: the array has no pooling unit" in text
+    listing = lowbit("disasm", out, "--pc")
+    assert listing.returncode == 0, listing.stderr
+    assert "# stage 0: host quantize" in listing.stdout and "accelerator" in listing.stdout
+    assert listing.stdout.count("matmul dtype=int4") == sum(
+        1 for w in program.insns if (w & 0xF) == 3)
+    js = lowbit("compile", "mlp", "--config", "tiny", "-o", tmp_path / "mlp.lbp", "--json")
+    assert js.returncode == 0, js.stderr
+    summary = json.loads(js.stdout)
+    assert summary["accelerator_layers"] == 3 and summary["estimated_cycles"] > 0
+
+
+def test_compile_errors_name_the_problem(tmp_path):
+    missing = lowbit("compile", tmp_path / "nope.pt2", "-o", tmp_path / "x.lbp")
+    assert missing.returncode == 2 and "nope.pt2: no such model file" in missing.stderr
+    junk = tmp_path / "junk.pt2"
+    junk.write_bytes(b"not a zip archive")
+    bad = lowbit("compile", junk, "-o", tmp_path / "x.lbp")
+    assert bad.returncode == 2 and "junk.pt2: not a torch.export program" in bad.stderr
+    unknown = lowbit("compile", "resnet-999", "-o", tmp_path / "x.lbp")
+    assert unknown.returncode == 2 and "neither a .pt2 file nor a built-in example" in unknown.stderr
