@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,7 +19,10 @@ from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
     get_default_x86_inductor_quantization_config,
 )
 
+from compiler.hostops import HOST_REASONS
+from compiler.ir import Graph, Op, QParams, QWeight, Ref, Value
 from compiler.quantizer import drop_unused_attributes, quantize_model
+from hw.datatypes import datatype
 
 SEED = 0
 
@@ -159,3 +163,28 @@ def example_program(name: str, quantizer: str = "pt2e", weights: str = "int4", g
     if quantizer == "lowbit":
         return quantize_model(ex.model, ex.example_inputs, calib, weights, group_size), ex.example_inputs
     raise ValueError(f"unknown quantizer {quantizer!r}; known: pt2e, lowbit")
+
+
+def gemm_graph(m: int, k: int, n: int, weights: str = "int4", int8_out: bool = True, seed: int = 0,
+               lead: tuple[int, ...] = ()) -> Graph:
+    """An IR graph of one quantized linear layer (``x[..., m, k] -> y[..., m, n]``) with random
+    ``weights``-typed per-channel weights: a GEMM of a chosen shape for benchmarks and tests,
+    without torch in the way."""
+    rng = np.random.default_rng(seed)
+    dt = datatype(weights)
+    values = rng.integers(dt.qmin, dt.qmax + 1, (n, k))
+    weight = QWeight(codes=dt.encode(values).reshape(n, k), dtype_codes=np.full((n, 1), dt.code),
+                     zero_points=np.zeros((n, 1), np.int64), group_scales=np.ones((n, 1), np.int64),
+                     channel_scales=rng.uniform(0.01, 0.05, n), group_size=k)
+    xq = QParams(0.05, 3)
+    # output scale ~ the accumulators' spread, so the int8 outputs use their range
+    out_q = QParams(float(0.05 * 0.03 * np.sqrt(k) * max(dt.qmax, 1) / 40), -2) if int8_out else None
+    shape = (*lead, m, k)
+    vals = {"x": Value("x", shape, "float32"), "xq": Value("xq", shape, "int8", xq),
+            "y": Value("y", (*lead, m, n), "int8" if int8_out else "int32", out_q)}
+    attrs = {"kind": "linear", "weight": weight, "x_q": xq, "bias": rng.normal(0, 1, n), "relu": False,
+             "out_q": out_q}
+    ops = (Op("xq", "quantize", ("x",), ("xq",), {"args": [Ref(0), xq.scale, xq.zero_point, -128, 127]},
+              reason=HOST_REASONS["quantize"]),
+           Op("y", "qgemm", ("xq",), ("y",), attrs, placement="accel", source="y: linear"))
+    return Graph(vals, ops, ("x",), ("y",))

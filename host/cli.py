@@ -41,7 +41,7 @@ def print_table(title: str, rows: dict, columns: tuple[str, str]) -> None:
         t.add_column(c)
     for k, v in flat_rows(rows):
         t.add_row(k, v)
-    Console().print(t)
+    Console(width=None if sys.stdout.isatty() else 160).print(t)
 
 
 def cmd_gen(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.examples import example, example_program
+from compiler.examples import example, example_program, gemm_graph
 from compiler.frontend import FrontendError, import_program
 from compiler.ir import Graph, Op, QParams, QWeight, Value
 from compiler.lowering import CompileError, fixed_point, place
@@ -193,20 +193,7 @@ def test_reference_conv_is_pytorch_conv(rng):
 
 
 def linear_graph(rng, m=37, k=70, n=45, weights="int4", int8_out=True, lead=()) -> Graph:
-    dt = DATATYPES[weights]
-    values = rng.integers(dt.qmin, dt.qmax + 1, (n, k))
-    weight = QWeight(codes=dt.encode(values).reshape(n, k), dtype_codes=np.full((n, 1), dt.code),
-                     zero_points=np.zeros((n, 1), np.int64), group_scales=np.ones((n, 1), np.int64),
-                     channel_scales=rng.uniform(0.01, 0.05, n), group_size=k)
-    xq, out_q = QParams(0.05, 3), QParams(0.5, -2) if int8_out else None
-    shape = (*lead, m, k)
-    vals = {"x": Value("x", shape, "float32"), "xq": Value("xq", shape, "int8", xq),
-            "y": Value("y", (*lead, m, n), "int8" if int8_out else "int32", out_q)}
-    attrs = {"kind": "linear", "weight": weight, "x_q": xq, "bias": rng.normal(0, 1, n), "relu": False,
-             "out_q": out_q}
-    ops = (Op("xq", "quantize", ("x",), ("xq",), {"args": [_ref(0), xq.scale, xq.zero_point, -128, 127]}),
-           Op("y", "qgemm", ("xq",), ("y",), attrs, placement="accel"))
-    return Graph(vals, ops, ("x",), ("y",))
+    return gemm_graph(m, k, n, weights, int8_out, seed=int(rng.integers(1 << 30)), lead=lead)
 
 
 def _tilings(cfg, m, k, n, bits):
