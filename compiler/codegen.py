@@ -22,8 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from hw.config import AccelConfig
 from hw.datatypes import datatype
 from hw.isa import Buffer, Opcode, Queue, WeightType, encode
@@ -276,7 +274,3 @@ def _whole(addr: int, rows: int, cfg: AccelConfig) -> Transfer:
     """All `rows` PARAM rows at `addr` as one LOAD."""
     p_bytes = cfg.buffer_row_bytes("param_buf_bytes")
     return Transfer(addr, 1, rows * p_bytes, rows * p_bytes)
-
-
-def pack_tiles_bytes(tiles: np.ndarray) -> bytes:
-    return np.ascontiguousarray(tiles, np.uint8).tobytes()

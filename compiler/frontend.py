@@ -24,6 +24,7 @@ import torch.ao.quantization.fx._decomposed  # noqa: E402,F401  (registers quant
 
 from compiler.hostops import ATEN_KINDS, HOST_REASONS
 from compiler.ir import CRef, Graph, Op, QParams, QWeight, Ref, Value
+from compiler.lowering import colsum
 from hw.datatypes import DATATYPES
 
 QD = torch.ops.quantized_decomposed
@@ -218,8 +219,8 @@ class _Importer:
         self.env[node] = _Val(node.name)
 
     def _output(self, node: torch.fx.Node) -> None:
-        for arg in torch.fx.node.map_arg(node.args[0], lambda n: n) if isinstance(node.args[0], tuple | list) \
-                else [node.args[0]]:
+        outs = node.args[0]
+        for arg in outs if isinstance(outs, tuple | list) else [outs]:
             ref = self.env.get(arg)
             if isinstance(ref, _Val) and self.values[ref.name].dtype == "int8":
                 self.outputs.append(self.float_value(_Dq(ref.name), arg))
@@ -368,7 +369,7 @@ class _Importer:
         attrs.update(relu=False, out_q=None)
         self.ops.append(Op(acc, "qgemm", (xr.name,), (acc,), attrs, placement="accel",
                            source=f"{node.name}: {target_name(node)}"))
-        offset = -xq.zero_point * _colsum(weight, attrs)
+        offset = -xq.zero_point * colsum(weight)
         out = self._value(node.name, shape, "float32")
         axis = 1 if is_conv else len(shape) - 1
         self.ops.append(Op(out, "dequantize_acc", (acc,), (out,), {
@@ -376,11 +377,6 @@ class _Importer:
             source=f"{node.name}: {target_name(node)}", reason=HOST_REASONS["dequantize_acc"]))
         self.env[node] = _Val(out)
         return True
-
-
-def _colsum(weight: QWeight, attrs: dict) -> np.ndarray:
-    """Per output channel, the sum of its integer weights (the input zero point's share)."""
-    return weight.integer().reshape(weight.shape[0], -1).sum(axis=1)
 
 
 def _pair(v: Any, default: int) -> tuple[int, int]:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from hw.datatypes import DATATYPES, by_code
+
 # What a value holds: quantized activations, raw accumulators, or real numbers.
 DTYPES = ("int8", "int32", "float32")
 PLACEMENTS = ("accel", "host")
@@ -203,8 +205,6 @@ class QWeight:
 
     def values(self) -> np.ndarray:
         """Each code decoded in its group's datatype (int64, the weight's shape)."""
-        from hw.datatypes import DATATYPES
-
         lut = np.zeros((len(DATATYPES), 256), np.int64)
         for i, dt in enumerate(DATATYPES.values()):
             lut[i, : 1 << dt.bits] = dt.values
@@ -219,16 +219,12 @@ class QWeight:
     @property
     def plain_dtype(self) -> str | None:
         """The one datatype of a plain per-channel weight (no zero points, unit group scales), else None."""
-        from hw.datatypes import by_code
-
         codes = np.unique(self.dtype_codes)
         if len(codes) != 1 or np.any(self.zero_points) or np.any(np.asarray(self.group_scales) != 1):
             return None
         return by_code(int(codes[0])).name
 
     def describe(self) -> str:
-        from hw.datatypes import by_code
-
         names = sorted({by_code(int(c)).name for c in np.unique(self.dtype_codes)})
         groups = self.dtype_codes.shape[1]
         gran = "per-channel" if groups == 1 else f"groups of {self.group_size}"

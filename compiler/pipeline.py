@@ -9,7 +9,6 @@ and writes to DRAM (host/runtime.py).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -209,9 +208,3 @@ def report_markdown(program: Program) -> str:
             f"{sum(r['dma_bytes'] for r in accel)} DMA bytes. Host: {len(host)} ops "
             f"({', '.join(sorted({r['kind'] for r in host}))}).", ""]
     return "\n".join(out)
-
-
-def timed_compile(model, cfg: AccelConfig) -> tuple[Program, float]:
-    t0 = time.perf_counter()
-    program, _ = compile_model(model, cfg)
-    return program, time.perf_counter() - t0
