@@ -34,6 +34,7 @@ DEQUANTIZE_CHANNEL = {QD.dequantize_per_channel.default}
 CONV = {torch.ops.aten.conv2d.default}
 LINEAR = {torch.ops.aten.linear.default}
 RELU = {torch.ops.aten.relu.default, torch.ops.aten.relu_.default}
+ASSERTS = {torch.ops.aten._assert_tensor_metadata.default, torch.ops.aten._assert_scalar.default}
 INT8_CODE = DATATYPES["int8"].code
 
 
@@ -183,7 +184,9 @@ class _Importer:
             return Ref(len(inputs) - 1)
         if isinstance(arg, list | tuple):
             return [self._template(a, node, inputs) for a in arg]
-        if isinstance(arg, torch.dtype | torch.device | torch.layout | torch.memory_format):
+        if isinstance(arg, torch.dtype):
+            return str(arg).removeprefix("torch.")
+        if isinstance(arg, torch.device | torch.layout | torch.memory_format):
             return None
         return arg
 
@@ -213,9 +216,9 @@ class _Importer:
             self.env[node] = _Const(const)
             return
         val = node.meta.get("val")
-        if not isinstance(val, torch.Tensor) or not val.dtype.is_floating_point:
-            raise FrontendError(f"input {node.name}: only float tensor inputs are supported, got {val!r}")
-        self.inputs.append(self._value(node.name, val.shape, "float32"))
+        if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.int64):
+            raise FrontendError(f"input {node.name}: float32 or int64 tensor inputs are supported, got {val!r}")
+        self.inputs.append(self._value(node.name, val.shape, "float32" if val.dtype.is_floating_point else "int64"))
         self.env[node] = _Val(node.name)
 
     def _output(self, node: torch.fx.Node) -> None:
@@ -234,7 +237,9 @@ class _Importer:
         refs = [self.env.get(a) for a in node.all_input_nodes]
         if any(r is _CONSUMED for r in refs):
             raise FrontendError(f"node {node.name} reads a value folded into a fused GEMM")
-        if target in self.weight_ops:
+        if target in ASSERTS:
+            self.env[node] = None  # a shape/dtype assertion: nothing to compute
+        elif target in self.weight_ops:
             self._weight(node)
         elif all(isinstance(r, _Const) for r in refs) and refs:
             self._fold(node)

@@ -67,6 +67,21 @@ def div(a, b, rounding_mode=None):
     return (_f32(a) / _f32(b)).astype(F32)
 
 
+def rsub(x, other, alpha=1):
+    return (_f32(other) - F32(alpha) * _f32(x)).astype(F32)
+
+
+def clamp(x, min=None, max=None):  # noqa: A002  (ATen's argument names)
+    x = np.asarray(x)
+    lo = -np.inf if min is None else min
+    hi = np.inf if max is None else max
+    return np.clip(x, lo, hi).astype(x.dtype)
+
+
+def clamp_min(x, min):  # noqa: A002
+    return clamp(x, min=min)
+
+
 def relu(x):
     return np.maximum(_f32(x), F32(0))
 
@@ -111,6 +126,20 @@ def layer_norm(x, normalized_shape: Sequence[int], weight=None, bias=None, eps: 
     if bias is not None:
         y = y + np.asarray(bias, np.float64)
     return y.astype(F32)
+
+
+def sum_(x, dim=None, keepdim: bool = False, dtype=None):
+    axis = None if dim is None else tuple(dim) if isinstance(dim, list | tuple) else dim
+    x = np.asarray(x)
+    return np.asarray(x.sum(axis=axis, keepdims=keepdim, dtype=np.float64 if x.dtype.kind == "f" else None),
+                      F32 if x.dtype.kind == "f" else x.dtype)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim: bool = False, dtype=None):  # noqa: A002
+    if ord != 2:
+        raise NotImplementedError(f"linalg_vector_norm with ord={ord}")
+    axis = None if dim is None else tuple(dim) if isinstance(dim, list | tuple) else dim
+    return np.sqrt(np.square(np.asarray(x, np.float64)).sum(axis=axis, keepdims=keepdim)).astype(F32)
 
 
 def mean(x, dim=None, keepdim: bool = False, dtype=None):
@@ -228,6 +257,20 @@ def identity(x, *args, **kwargs):
     return np.asarray(x)
 
 
+def to(x, dtype=None, *args, **kwargs):
+    """A dtype conversion (``aten.to.dtype``); dtypes arrive by name."""
+    return np.asarray(x).astype(dtype) if dtype else np.asarray(x)
+
+
+def expand_as(x, other):
+    return np.broadcast_to(np.asarray(x), np.shape(other)).copy()
+
+
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """Rows of the table by index (token embeddings)."""
+    return np.asarray(weight)[np.asarray(indices, np.int64)]
+
+
 # ---- float linear algebra -----------------------------------------------------------------------
 
 
@@ -263,14 +306,20 @@ HOST_OPS: dict[str, Callable[..., np.ndarray]] = {
     "softmax": softmax, "layer_norm": layer_norm, "mean": mean,
     "max_pool2d": max_pool2d, "avg_pool2d": avg_pool2d, "adaptive_avg_pool2d": adaptive_avg_pool2d,
     "flatten": flatten, "reshape": reshape, "permute": permute, "transpose": transpose, "t": t,
-    "unsqueeze": unsqueeze, "squeeze": squeeze, "cat": cat, "identity": identity,
+    "unsqueeze": unsqueeze, "squeeze": squeeze, "cat": cat, "identity": identity, "to": to,
+    "expand_as": expand_as, "embedding": embedding, "rsub": rsub, "clamp": clamp, "clamp_min": clamp_min,
+    "sum": sum_, "vector_norm": vector_norm,
     "matmul": matmul, "linear": linear, "conv2d": conv2d,
 }
 
 # Why each kind runs on the host (the compile report's note).
 _LAYOUT = "layout change, done on the host (tensors move between NCHW and the array's NHWC there)"
 HOST_REASONS: dict[str, str] = {
-    **dict.fromkeys(("add", "sub", "mul", "div"), "elementwise arithmetic: the array has no elementwise unit"),
+    **dict.fromkeys(("add", "sub", "rsub", "mul", "div", "clamp", "clamp_min"),
+                    "elementwise arithmetic: the array has no elementwise unit"),
+    **dict.fromkeys(("sum", "vector_norm"), "float reduction"),
+    "embedding": "table lookup (token embeddings)",
+    **dict.fromkeys(("to", "expand_as"), "dtype or shape change, done on the host"),
     **dict.fromkeys(("relu", "gelu", "sigmoid", "tanh"),
                     "float activation (a ReLU straight after a quantized GEMM is fused into it instead)"),
     **dict.fromkeys(("softmax", "layer_norm", "mean"), "float normalisation or reduction"),
@@ -293,5 +342,7 @@ ATEN_KINDS: dict[str, str] = {
     "flatten": "flatten", "view": "reshape", "reshape": "reshape", "_unsafe_view": "reshape",
     "permute": "permute", "transpose": "transpose", "t": "t", "unsqueeze": "unsqueeze", "squeeze": "squeeze",
     "cat": "cat", "contiguous": "identity", "clone": "identity", "dropout": "identity", "alias": "identity",
+    "to": "to", "_to_copy": "to", "expand_as": "expand_as", "embedding": "embedding", "rsub": "rsub",
+    "clamp": "clamp", "clamp_min": "clamp_min", "sum": "sum", "linalg_vector_norm": "vector_norm",
     "matmul": "matmul", "bmm": "matmul", "mm": "matmul", "linear": "linear", "conv2d": "conv2d",
 }

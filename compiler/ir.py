@@ -19,7 +19,7 @@ import numpy as np
 from hw.datatypes import DATATYPES, by_code
 
 # What a value holds: quantized activations, raw accumulators, or real numbers.
-DTYPES = ("int8", "int32", "float32")
+DTYPES = ("int8", "int32", "float32", "int64")  # int64: token ids, masks
 PLACEMENTS = ("accel", "host")
 
 

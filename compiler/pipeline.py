@@ -1,10 +1,10 @@
 """The compiler, end to end: quantized torch.export program -> graph IR -> placement -> lowering
 -> tiling search -> code -> one program file (``.lbp``).
 
-A program runs in *stages*: a run of consecutive accelerator ops is one instruction stream
-ending in END (layers separated by barriers, activations staying in DRAM between them); each
-host op is a stage of its own, which the runtime evaluates in NumPy on tensors it reads from
-and writes to DRAM (host/runtime.py).
+A program runs in *stages*: each accelerator op is one instruction stream ending in END (its
+GEMM jobs, e.g. the channel blocks of a grouped convolution, separated by barriers), so the
+hardware's counters measure every layer; activations stay in DRAM between them. Each host op
+is a stage of its own, which the runtime evaluates in NumPy (host/runtime.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from compiler.codegen import Emitter, emit_gemm
 from compiler.frontend import import_program, load_exported
 from compiler.ir import Graph, Op
 from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
-from compiler.serialize import graph_to_json
+from compiler.serialize import encode, graph_to_json
 from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
 from hw.config import AccelConfig
 from hw.datatypes import datatype
@@ -70,6 +70,7 @@ class LayerReport:
     dma_bytes: int | None = None
     utilization: float | None = None
     candidates: int | None = None
+    macs: int | None = None  # useful MACs of the GEMM (no padding)
     reason: str = ""
 
     def to_json(self) -> dict:
@@ -77,14 +78,8 @@ class LayerReport:
 
 
 def _stages(graph: Graph) -> list[list[Op]]:
-    """Maximal runs of accelerator ops, and each host op alone."""
-    stages: list[list[Op]] = []
-    for op in graph.ops:
-        if op.placement == "accel" and stages and stages[-1][0].placement == "accel":
-            stages[-1].append(op)
-        else:
-            stages.append([op])
-    return stages
+    """One stage per op, in graph order."""
+    return [[op] for op in graph.ops]
 
 
 def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling | None) -> Choice:
@@ -140,7 +135,8 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
                 report.append(LayerReport(
                     op.name + (f"[{index}]" if index else ""), op.source, _kind(op), "accel",
                     f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op), _tiling_text(t), choice.cost.cycles,
-                    choice.cost.dma_bytes, round(choice.cost.utilization, 4), choice.candidates))
+                    choice.cost.dma_bytes, round(choice.cost.utilization, 4), choice.candidates,
+                    _useful_macs(graph, op, index, lj)))
         em.add(Opcode.END)
         reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
         writes = sorted({o for op in ops for o in op.outputs})
@@ -160,6 +156,17 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
     }
     return Program(config=cfg, insns=tuple(words), text_addr=text_addr, segments=tuple(dram.segments),
                    tensors=tensors, meta=meta)
+
+
+def _useful_macs(graph: Graph, op: Op, index: int, lj: LoweredJob) -> int:
+    """The MACs of the layer's own arithmetic (no K or channel padding, no block-diagonal zeros),
+    counted on its first job."""
+    if index:
+        return 0
+    w = op.attrs["weight"]
+    out = graph.values[op.output].shape
+    per_output = int(np.prod(w.shape[1:]))  # (K / groups) x kernel positions
+    return int(np.prod(out)) * per_output
 
 
 def _tiling_text(t: Tiling) -> str:
@@ -182,12 +189,23 @@ def _shape_of(graph: Graph, op: Op) -> str:
 
 
 def compile_model(model: torch.export.ExportedProgram | str | Path, cfg: AccelConfig) -> tuple[Program, Graph]:
-    """A quantized ExportedProgram (or a saved ``.pt2``) -> (program, placed graph IR)."""
+    """A quantized ExportedProgram (or a saved ``.pt2``) -> (program, placed graph IR). The
+    program keeps the export's example inputs, so ``lowbit run`` has something to run."""
     if isinstance(model, str | Path):
         model = load_exported(model)
     graph = import_program(model)
     program = compile_graph(graph, cfg)
+    examples = _example_inputs(model, graph)
+    if examples:
+        program = replace(program, meta={**program.meta, "example_inputs": encode(examples)})
     return program, place(graph, cfg)
+
+
+def _example_inputs(model, graph: Graph) -> list[np.ndarray] | None:
+    args = getattr(model, "example_inputs", None)
+    if not args or args[1] or len(args[0]) != len(graph.inputs):
+        return None
+    return [a.detach().cpu().numpy() for a in args[0]]
 
 
 def report_markdown(program: Program) -> str:

@@ -89,9 +89,43 @@ def _is_float_tensor(node: object) -> bool:
     return isinstance(val, torch.Tensor) and val.is_floating_point()
 
 
+def _from_quantized_op(node: object) -> bool:
+    """A float tensor that an annotated op (conv, linear, matmul, add, pool; or a ReLU after one) produced."""
+    if not (isinstance(node, Node) and _is_float_tensor(node)):
+        return False
+    if node.target in RELUS:
+        node = node.args[0]
+    return node.op == "call_function" and node.target in LAYERS + MATMULS + ADDS + SHARED
+
+
+RESHAPES = (aten.reshape.default, aten.view.default, aten.transpose.int, aten.permute.default,
+            aten.flatten.using_ints)
+
+
+def _feeds_quantized_ops(node: Node) -> bool:
+    """Every reader of node (through a fused ReLU and reshapes) quantizes its input: a conv,
+    linear, matmul or pool, or an add of two quantized branches."""
+    readers, seen = list(node.users), set()
+    while readers:
+        user = readers.pop()
+        if user in seen:
+            continue
+        seen.add(user)
+        if user.target in RELUS or user.target in RESHAPES:
+            readers += list(user.users)
+        elif user.target in ADDS:
+            if not all(_from_quantized_op(a) for a in user.args[:2]):
+                return False
+        elif user.target not in LAYERS + MATMULS + SHARED:
+            return False
+    return bool(seen)
+
+
 class LowbitQuantizer(Quantizer):
     """Static per-tensor INT8 activations on conv2d/linear (with a following ReLU fused),
-    add (+ReLU) and matmul; pools and flatten share their input's quantization."""
+    matmul, add (+ReLU) of two such results (a residual of quantized branches), and pools and
+    flatten sharing their input's quantization. An add with any other operand (an attention
+    mask, a residual stream) stays float: one int8 scale for both would lose the smaller."""
 
     def annotate(self, model: GraphModule) -> GraphModule:
         act = ACT_SPEC
@@ -99,7 +133,13 @@ class LowbitQuantizer(Quantizer):
             if node.op != "call_function":
                 continue
             if node.target in LAYERS:
-                self._mark(node, {node.args[0]: act, node.args[1]: WEIGHT_SPEC}, act, fuse_relu=True)
+                # the output is int8 only where quantized ops read it; a result that goes on in
+                # float (into a residual stream, a layer norm, the graph output) keeps the
+                # accumulators' precision
+                out = act if _feeds_quantized_ops(node) else None
+                self._mark(node, {node.args[0]: act, node.args[1]: WEIGHT_SPEC}, out, fuse_relu=True)
+            elif node.target in ADDS and not all(_from_quantized_op(a) for a in node.args[:2]):
+                continue  # e.g. an attention-mask bias or a residual stream into a layer norm stays float
             elif node.target in ADDS + MATMULS and _is_float_tensor(node):
                 inputs = {a: act for a in node.args[:2] if _is_float_tensor(a)}
                 self._mark(node, inputs, act, fuse_relu=node.target in ADDS)

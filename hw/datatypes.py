@@ -92,10 +92,25 @@ class Datatype:
         if self.is_integer_range:
             return np.clip(np.rint(x), self.qmin, self.qmax).astype(np.int64)
         mids = (self._sorted[1:] + self._sorted[:-1]) / 2
-        idx = np.searchsorted(mids, x, "left")  # a tie goes to the lower value ...
+        idx = self._mid_index(x, mids)  # a tie goes to the lower value ...
         # ... or, below zero, to the upper one: the value of smaller magnitude
         idx += (x < 0) & (mids[np.minimum(idx, len(mids) - 1)] == x)
         return self._sorted[idx]
+
+    @staticmethod
+    def _mid_index(x: np.ndarray, mids: np.ndarray) -> np.ndarray:
+        """``searchsorted(mids, x, "left")`` by table: the values are integers, so every midpoint
+        is a multiple of 1/2 and the count of midpoints below x depends only on floor(2x) and on
+        whether x sits exactly on one (several times faster on the quantizer's large arrays)."""
+        two = 2 * x
+        j = np.floor(two)
+        lo, hi = int(2 * mids[0]) - 1, int(2 * mids[-1])
+        jc = np.clip(j, lo, hi).astype(np.int64)
+        halves = np.arange(lo, hi + 1) / 2
+        le = np.searchsorted(mids, halves, "right")  # midpoints <= j / 2
+        on_mid = np.isin(halves, mids)
+        k = jc - lo
+        return le[k] - ((two == jc) & on_mid[k])
 
     @property
     def is_integer_range(self) -> bool:
