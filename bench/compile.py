@@ -1,5 +1,5 @@
 """The compiler on the default config: compile time, the golden run against the NumPy reference,
-and every accelerator stage run on the RTL (HDL-side DRAM, 20-cycle read latency) with its
+and every accelerator layer run on the RTL (HDL-side DRAM, 20-cycle read latency) with its
 cycles next to the tiling model's estimate, the data a calibration of ``CostParams`` fits.
 
 Models: the example CNN (PT2E, X86 quantizer), the transformer block (lowbit quantizer, INT4),
@@ -17,10 +17,11 @@ from compiler.frontend import import_program
 from compiler.lowering import place
 from compiler.pipeline import compile_graph
 from compiler.reference import evaluate
-from host.runtime import run_model, stage_program
+from host.devices import VerilatorDevice
+from host.runtime import first_mismatch, run_model
 from hw.config import load_config
 
-DESCRIPTION = "compile example models and GEMMs; estimated vs RTL cycles of every accelerator stage"
+DESCRIPTION = "compile example models and GEMMs; estimated vs RTL cycles of every accelerator layer"
 CONFIG = "default"
 GEMMS = ((256, 256, 256, "int4", True), (64, 512, 128, "int8", True), (128, 128, 128, "int2", False))
 
@@ -35,21 +36,13 @@ def _models():
         yield f"linear{m}x{k}x{n}.{w}.{'int8' if int8_out else 'int32'}", g, [x]
 
 
-def _stages(program, ref: dict) -> list[dict]:
-    from sim.system import run_rtl
-
-    report = program.meta["report"]
-    out = []
-    for stage in program.meta["stages"]:
-        if stage["kind"] != "accel":
-            continue
-        est = sum(r["cycles"] for r in report if r["placement"] == "accel" and r["layer"].split("[")[0] in stage["ops"])
-        run = run_rtl(stage_program(program, stage, ref))
-        cycles = run.result["counters"]["cycles"]
-        out.append({"ops": stage["ops"], "instructions": stage["insn_count"], "estimated_cycles": est,
-                    "rtl_cycles": cycles, "ratio": round(cycles / est, 3),
-                    "bit_exact": all(run.tensors[w] == run.golden_tensors[w] for w in stage["writes"])})
-    return out
+def _layers(program, inputs: list[np.ndarray]) -> tuple[list[dict], bool]:
+    """Every accelerator layer on the RTL next to its estimate, and whether the RTL run equals the golden one."""
+    rtl = run_model(program, inputs, VerilatorDevice(program))
+    golden = run_model(program, inputs)
+    rows = [{"layer": lr.layer, "macs": lr.macs, "estimated_cycles": lr.estimated_cycles, "rtl_cycles": lr.cycles,
+             "ratio": round(lr.cycles / lr.estimated_cycles, 3), "dma_bytes": lr.dma_bytes} for lr in rtl.layers]
+    return rows, first_mismatch(rtl, golden) is None
 
 
 def run() -> dict:
@@ -62,14 +55,14 @@ def run() -> dict:
         placed = place(graph, cfg)
         ref = evaluate(placed, dict(zip(graph.inputs, inputs)))
         golden = run_model(program, inputs)
-        stages = _stages(program, ref)
-        est, rtl = sum(s["estimated_cycles"] for s in stages), sum(s["rtl_cycles"] for s in stages)
+        layers, rtl_exact = _layers(program, inputs)
+        est, rtl = sum(r["estimated_cycles"] for r in layers), sum(r["rtl_cycles"] for r in layers)
         models[name] = {
             "compile_s": round(compile_s, 4), "instructions": len(program.insns),
             "accelerator_layers": sum(op.placement == "accel" for op in placed.ops),
             "host_ops": sum(op.placement == "host" for op in placed.ops),
             "golden_equals_reference": all(np.array_equal(v, ref[k]) for k, v in golden.values.items()),
             "estimated_cycles": est, "rtl_cycles": rtl, "ratio": round(rtl / est, 3),
-            "rtl_bit_exact": all(s["bit_exact"] for s in stages), "stages": stages,
+            "rtl_bit_exact": rtl_exact, "layers": layers,
         }
     return {"config": CONFIG, "models": models}

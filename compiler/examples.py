@@ -35,9 +35,12 @@ class Example:
     model: nn.Module
     example_inputs: tuple[torch.Tensor, ...]
     input_shapes: tuple[tuple[int, ...], ...]
+    data: tuple[tuple[torch.Tensor, ...], ...] = ()  # real calibration batches, when the model has them
 
     def calibration(self, n: int = 8, seed: int = SEED + 1) -> list[tuple[torch.Tensor, ...]]:
-        """``n`` input tuples of seeded standard-normal data."""
+        """Up to ``n`` real calibration batches, else ``n`` input tuples of seeded standard-normal data."""
+        if self.data:
+            return list(self.data[:n])
         gen = torch.Generator().manual_seed(seed)
         return [tuple(torch.randn(s, generator=gen) for s in self.input_shapes) for _ in range(n)]
 
@@ -121,10 +124,33 @@ def transformer_block() -> Example:
     return _build("transformer-block", EncoderBlock(), (1, 16, 64))
 
 
+def digits_cnn() -> Example:
+    """The digits CNN, trained now (seconds); one batch is the whole test split, calibration
+    batches are the training split in batches of that size."""
+    from compiler.models import digits
+
+    data = digits.load_digits_split()
+    model = digits.train(data)
+    n = len(data.x_test)
+    calib = tuple((data.x_train[i : i + n],) for i in range(0, len(data.x_train) - n + 1, n))
+    return Example("digits-cnn", model, (data.x_test,), (tuple(data.x_test.shape),), calib)
+
+
+def minilm() -> Example:
+    """all-MiniLM-L6-v2 on four sentences of 12 tokens; calibration on other sentences."""
+    from compiler.models import minilm as ml
+
+    ids, mask = ml.tokenize(ml.SENTENCES)
+    calib = tuple(ml.tokenize(batch, ids.shape[1]) for batch in ml.CALIBRATION)
+    return Example("minilm", ml.load_minilm(), (ids, mask), (tuple(ids.shape), tuple(mask.shape)), calib)
+
+
 EXAMPLES: dict[str, Callable[[], Example]] = {
     "cnn": cnn,
     "mlp": mlp,
     "transformer-block": transformer_block,
+    "digits-cnn": digits_cnn,
+    "minilm": minilm,
 }
 
 

@@ -164,6 +164,112 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_inputs(paths: list[str] | None, program) -> list | dict:
+    """--inputs files (.npy each in graph order, or one .npz by input name), else the program's own."""
+    import numpy as np
+
+    from host.runtime import example_inputs
+
+    if not paths:
+        return example_inputs(program)
+    if len(paths) == 1 and paths[0].endswith(".npz"):
+        with np.load(paths[0]) as z:
+            return {k: z[k] for k in z.files}
+    out = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise FileNotFoundError(f"{p}: no such input file")
+        out.append(np.load(p))
+    return out
+
+
+def _progress_runner(program, inputs, backend: str, label: str, work_dir: Path | None = None):
+    """run_model with a rich progress bar over the stages."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from host.devices import make_device
+    from host.runtime import run_model
+
+    kwargs = {"work_dir": work_dir} if backend == "verilator" else {}
+    device = make_device(backend, program, **kwargs)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=len(program.meta["stages"]))
+
+        def tell(what: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, description=f"{label}: {what}"[:70])
+
+        return run_model(program, inputs, device, progress=tell)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from host.runtime import first_mismatch
+    from hw.program import Program
+
+    program = Program.load(args.program)
+    inputs = _load_inputs(args.inputs, program)
+    t0 = time.perf_counter()
+    run = _progress_runner(program, inputs, args.backend, f"{args.backend}")
+    wall = time.perf_counter() - t0
+    mismatch, bit_exact = None, None
+    if args.check:
+        golden = _progress_runner(program, inputs, "golden", "golden (check)")
+        m = first_mismatch(run, golden)
+        bit_exact, mismatch = m is None, (str(m) if m else None)
+    out_dir = Path(args.out or Path(args.program).with_suffix(".out"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, arr in zip(run.output_names, run.outputs):
+        path = out_dir / f"{name}.npy"
+        np.save(path, arr)
+        files.append(str(path))
+    util = run.utilization
+    summary = {"backend": run.backend, "cycles": run.cycles, "estimated_cycles": run.estimated_cycles,
+               "utilization": None if util is None else round(util, 4), "bit_exact": bit_exact,
+               "mismatch": mismatch, "outputs": files, "macs": run.macs, "wall_s": round(wall, 2),
+               "layers": [{"layer": lr.layer, "macs": lr.macs, "estimated_cycles": lr.estimated_cycles,
+                           "cycles": lr.cycles, "dma_bytes": lr.dma_bytes, "counters": lr.counters}
+                          for lr in run.layers]}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        t = Table(title=f"{args.program} on {run.backend}")
+        for c in ("layer", "MACs", "estimate", "cycles", "utilization", "DMA bytes"):
+            t.add_column(c)
+        rc = program.config.rows * program.config.cols
+        for lr in run.layers:
+            t.add_row(lr.layer, str(lr.macs), str(lr.estimated_cycles), str(lr.cycles or ""),
+                      f"{lr.macs / (rc * lr.cycles):.3f}" if lr.cycles else "", str(lr.dma_bytes))
+        Console(width=None if sys.stdout.isatty() else 160).print(t)
+        cyc = "n/a on the golden model" if run.cycles is None else f"{run.cycles} (utilization {util:.3f})"
+        print(f"cycles {cyc}; estimated {run.estimated_cycles}; outputs in {out_dir}")
+        if args.check:
+            print("bit exact against the golden model" if bit_exact else f"MISMATCH: {mismatch}")
+    return 0 if bit_exact is not False else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from host.report import LayerStat, write_report
+    from hw.program import Program
+
+    program = Program.load(args.program)
+    run = _progress_runner(program, _load_inputs(args.inputs, program), args.backend, args.backend)
+    name = Path(args.program).stem
+    stats = [LayerStat(name, lr.layer, lr.macs, lr.dma_bytes, lr.cycles or lr.estimated_cycles, lr.cycles is not None)
+             for lr in run.layers]
+    cycles = run.cycles if run.cycles is not None else run.estimated_cycles
+    lines = [f"Program `{args.program}` on config `{program.config.name}`, backend `{run.backend}`: "
+             f"{len(run.layers)} accelerator layers, {run.macs} MACs, {cycles} cycles "
+             f"({'measured on the RTL' if run.cycles is not None else 'estimated'})."]
+    path = write_report(args.out, program.config, stats, f"lowbit report: {name}", lines)
+    print(f"wrote {path} and its plots")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from host import benchmarks
 
@@ -235,6 +341,27 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print the summary and per-layer report as JSON")
     k.set_defaults(func=cmd_compile)
 
+    r = sub.add_parser("run", help="run a compiled model (.lbp) on the golden model or the RTL")
+    r.add_argument("program", help="program file from lowbit compile")
+    r.add_argument("--backend", choices=("golden", "verilator"), default="golden",
+                   help="golden: NumPy ISA model; verilator: the RTL (cocotb + Verilator, cached builds)")
+    r.add_argument("--inputs", action="append", metavar="X.npy",
+                   help="an input array per graph input, in order (or one .npz by name); default: the "
+                   "example inputs stored at compile time")
+    r.add_argument("--check", action="store_true", help="also run the golden model and report the first mismatch")
+    r.add_argument("-o", "--out", help="folder for the output arrays (default: PROGRAM.out/)")
+    r.add_argument("--json", action="store_true", help="print one JSON object (backend, cycles, utilization, "
+                   "bit_exact, outputs, layers)")
+    r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="run a compiled model and write a Markdown report with plots")
+    rp.add_argument("program", help="program file from lowbit compile")
+    rp.add_argument("--backend", choices=("golden", "verilator"), default="golden",
+                    help="verilator measures cycles on the RTL; golden reports the compiler's estimates")
+    rp.add_argument("--inputs", action="append", metavar="X.npy", help="as for lowbit run")
+    rp.add_argument("-o", "--out", default="build/report", help="output folder (default: build/report)")
+    rp.set_defaults(func=cmd_report)
+
     b = sub.add_parser("bench", help="list benchmarks, or run one and write bench/results/NAME.json")
     b.add_argument("name", nargs="?")
     b.add_argument("--json", action="store_true")
@@ -253,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, ProgramError, IsaError, KeyError, FileNotFoundError, CompileError, FrontendError,
-            ExecError) as exc:
+            ExecError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"lowbit {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -1,117 +1,178 @@
-"""Running a compiled model program: accelerator stages on a device, host ops in NumPy.
+"""Running a compiled model program: accelerator stages on a device (host/devices.py), host ops
+in NumPy, in the program's order.
 
-The runtime loads the program's DRAM image once, then walks its stages: before an accelerator
-stage it writes every tensor that stage reads and the host produced (packed in its DRAM layout),
-runs the stage's instructions, and reads back what later host ops or the graph outputs need.
+The runtime keeps every tensor as a logical array: before an accelerator stage it hands the
+device the tensors the stage reads, and takes back those it writes. Statistics come per
+accelerator layer (one layer is one stage): RTL cycles and busy/stall counters on the
+Verilator backend, the compiler's estimate beside them, MACs and DMA bytes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.layout import TensorLayout
 from compiler.reference import qgemm, run_host_op
-from compiler.serialize import graph_from_json
-from hw.isa import INSN_BYTES
-from hw.program import Program, ProgramError, Segment, TensorDesc
-from sim.golden import ExecError, Golden, RunResult
+from compiler.serialize import decode, graph_from_json
+from host.devices import Device, StageRun, make_device
+from hw.program import Program, ProgramError
+from sim.golden import ExecError
+
+# graph value dtype -> NumPy dtypes an input of it may be given in
+_INPUT_KINDS = {"float32": "f", "int64": "iu"}
 
 
-class GoldenDevice:
-    """The ISA-level golden model as a device: a DRAM image and a run of instructions."""
+@dataclass
+class LayerRun:
+    """One accelerator layer of a run."""
 
-    name = "golden"
-
-    def __init__(self, program: Program):
-        self.sim = Golden.for_program(program)
-
-    def write(self, addr: int, data: np.ndarray) -> None:
-        raw = np.ascontiguousarray(data).view(np.uint8).ravel()
-        self.sim.dram[addr : addr + raw.size] = raw
-
-    def read(self, addr: int, nbytes: int) -> np.ndarray:
-        return self.sim.dram[addr : addr + nbytes].copy()
-
-    def run(self, insn_addr: int, insn_count: int) -> RunResult:
-        return self.sim.run(insn_addr, insn_count)
+    layer: str
+    source: str
+    macs: int  # useful MACs (the layer's GEMM, no padding)
+    estimated_cycles: int
+    dma_bytes: int
+    cycles: int | None = None  # measured on the RTL
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
 class Execution:
-    """Every value a run computed, and what each accelerator stage did."""
+    """Every value a run computed, and what the accelerator stages did."""
 
+    backend: str
     values: dict[str, np.ndarray]
     outputs: list[np.ndarray]
-    stage_results: list[RunResult] = field(default_factory=list)
+    output_names: list[str]
+    layers: list[LayerRun] = field(default_factory=list)
+    stage_runs: list[StageRun] = field(default_factory=list)
+    rows_cols: int = 1
+
+    @property
+    def cycles(self) -> int | None:
+        """RTL cycles of all accelerator stages (None on the golden model)."""
+        if any(layer.cycles is None for layer in self.layers):
+            return None
+        return sum(layer.cycles for layer in self.layers)
+
+    @property
+    def estimated_cycles(self) -> int:
+        return sum(layer.estimated_cycles for layer in self.layers)
 
     @property
     def macs(self) -> int:
-        return sum(r.macs for r in self.stage_results)
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def utilization(self) -> float | None:
+        """Useful MACs / (rows x cols x cycles), on measured cycles."""
+        c = self.cycles
+        return self.macs / (self.rows_cols * c) if c else None
 
 
-def run_model(program: Program, inputs: list[np.ndarray] | dict[str, np.ndarray], device=None) -> Execution:
-    """Run a model program on float inputs (in graph order, or by name)."""
-    if program.meta.get("kind") != "model":
-        raise ProgramError("this program is not a compiled model (it has no stages); run it with the golden model")
-    graph = graph_from_json(program.meta["graph"])
-    layouts = {n: TensorLayout.from_json(d) for n, d in program.meta["layouts"].items()}
-    ops = {op.name: op for op in graph.ops}
-    if not isinstance(inputs, dict):
+@dataclass(frozen=True)
+class Mismatch:
+    """The first difference between two runs."""
+
+    tensor: str
+    index: tuple[int, ...]
+    got: float
+    want: float
+    count: int  # differing elements in that tensor
+
+    def __str__(self) -> str:
+        return (f"tensor {self.tensor} differs at {list(self.index)}: {self.got} vs {self.want} "
+                f"({self.count} elements differ)")
+
+
+def example_inputs(program: Program) -> list[np.ndarray]:
+    """The inputs the model was compiled with (stored in the program), in graph order."""
+    stored = program.meta.get("example_inputs")
+    if not stored:
+        raise ProgramError("the program stores no example inputs; give them with --inputs")
+    return [decode(x) for x in stored]
+
+
+def check_inputs(program: Program, inputs: list | dict) -> dict[str, np.ndarray]:
+    """Inputs (NumPy or torch, in graph order or by name) checked against the graph: count,
+    shape and kind of dtype; each error names the input and what it expected."""
+    g = program.meta["graph"]
+    names, values = g["inputs"], g["values"]
+    if isinstance(inputs, dict):
+        unknown = sorted(set(inputs) - set(names))
+        if unknown:
+            raise ValueError(f"unknown input(s) {unknown}; the model takes {names}")
+    else:
         inputs = list(inputs)
-        if len(inputs) != len(graph.inputs):
-            raise ValueError(f"the model takes {len(graph.inputs)} inputs ({', '.join(graph.inputs)}), "
-                             f"got {len(inputs)}")
-        inputs = dict(zip(graph.inputs, inputs))
-    env: dict[str, np.ndarray] = {}
-    for name in graph.inputs:
-        x = np.asarray(inputs[name], np.float32)
-        if tuple(x.shape) != graph.values[name].shape:
-            raise ValueError(f"input {name}: expected shape {graph.values[name].shape}, got {tuple(x.shape)}")
-        env[name] = x
-    device = device or GoldenDevice(program)
-    in_dram: set[str] = set()  # values whose current copy is in DRAM only
-    results = []
-    for stage in program.meta["stages"]:
+        if len(inputs) != len(names):
+            raise ValueError(f"the model takes {len(names)} input(s) ({', '.join(names)}), got {len(inputs)}")
+        inputs = dict(zip(names, inputs))
+    out = {}
+    for name in names:
+        if name not in inputs:
+            raise ValueError(f"missing input {name!r}")
+        x = inputs[name]
+        x = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+        want_shape, want_dtype = tuple(values[name]["shape"]), values[name]["dtype"]
+        if tuple(x.shape) != want_shape:
+            raise ValueError(f"input {name}: expected shape {want_shape}, got {tuple(x.shape)}")
+        if x.dtype.kind not in _INPUT_KINDS[want_dtype]:
+            raise ValueError(f"input {name}: expected {want_dtype} values, got {x.dtype}")
+        out[name] = x.astype(want_dtype)
+    return out
+
+
+def run_model(program: Program, inputs: list | dict, device: Device | str = "golden",
+              progress: Callable[[str, int, int], None] | None = None) -> Execution:
+    """Run a model program on its inputs; ``progress(what, done, total)`` is told of each stage."""
+    if program.meta.get("kind") != "model":
+        raise ProgramError("this program is not a compiled model (it has no stages)")
+    graph = graph_from_json(program.meta["graph"])
+    env: dict[str, np.ndarray] = dict(check_inputs(program, inputs))
+    dev = make_device(device, program) if isinstance(device, str) else device
+    ops = {op.name: op for op in graph.ops}
+    report = {}
+    for r in program.meta["report"]:
+        if r["placement"] == "accel":
+            base = r["layer"].split("[")[0]
+            prev = report.get(base, (0, 0, 0))
+            report[base] = (prev[0] + r["macs"], prev[1] + r["cycles"], prev[2] + r["dma_bytes"])
+    stages = program.meta["stages"]
+    layers, runs = [], []
+    for k, stage in enumerate(stages):
+        if progress:
+            progress(stage.get("op") or ", ".join(stage["ops"]), k, len(stages))
         if stage["kind"] == "host":
             op = ops[stage["op"]]
-            args = [_fetch(n, env, in_dram, layouts, device) for n in op.inputs]
-            out = qgemm(op, args[0]) if op.kind == "qgemm" else run_host_op(op, args, graph.consts)
-            env[op.output] = out
+            args = [env[n] for n in op.inputs]
+            env[op.output] = qgemm(op, args[0]) if op.kind == "qgemm" else run_host_op(op, args, graph.consts)
             continue
-        for name in stage["reads"]:
-            if name not in in_dram:
-                lay = layouts[name]
-                device.write(lay.addr, lay.pack(env[name]))
-        res = device.run(program.text_addr + stage["insn_start"] * INSN_BYTES, stage["insn_count"])
-        if not res.ok:
-            raise ExecError(res.status, res.pc, f"stage {stage['ops']}: {res.message}")
-        results.append(res)
-        in_dram |= set(stage["writes"])
-    for name in graph.outputs:
-        _fetch(name, env, in_dram, layouts, device)
-    for name in list(in_dram):
-        _fetch(name, env, in_dram, layouts, device)
-    return Execution(env, [env[n] for n in graph.outputs], results)
+        run = dev.run_stage(stage, env)
+        if not run.ok:
+            raise ExecError(run.status, run.pc, f"stage {k} ({', '.join(stage['ops'])}) on {dev.name}: {run.message}")
+        env.update(run.outputs)
+        runs.append(run)
+        for name in stage["ops"]:
+            macs, est, dma = report[name]
+            layers.append(LayerRun(name, ops[name].source, macs, est, run.dma_bytes, run.cycles, run.counters))
+    if progress:
+        progress("done", len(stages), len(stages))
+    cfg = program.config
+    return Execution(dev.name, env, [env[n] for n in graph.outputs], list(graph.outputs), layers, runs,
+                     cfg.rows * cfg.cols)
 
 
-def stage_program(program: Program, stage: dict, tensors: dict[str, np.ndarray]) -> Program:
-    """One accelerator stage as a standalone program: its instructions, the DRAM image with the
-    tensors it reads (logical arrays by value name) already written, and what it writes as outputs."""
-    layouts = {n: TensorLayout.from_json(d) for n, d in program.meta["layouts"].items()}
-    first = stage["insn_start"]
-    inputs = tuple(Segment(f"in:{n}", layouts[n].addr, layouts[n].pack(tensors[n]).tobytes()) for n in stage["reads"])
-    outputs = tuple(TensorDesc(n, "output", layouts[n].addr, layouts[n].buffer_shape, layouts[n].dtype,
-                               {"layout": layouts[n].to_json()}) for n in stage["writes"])
-    return Program(program.config, program.insns[first : first + stage["insn_count"]],
-                   program.text_addr + first * INSN_BYTES, program.segments + inputs, outputs,
-                   {"kind": "stage", "ops": stage["ops"]})
-
-
-def _fetch(name: str, env: dict, in_dram: set, layouts: dict[str, TensorLayout], device) -> np.ndarray:
-    if name in in_dram:
-        lay = layouts[name]
-        env[name] = lay.unpack(device.read(lay.addr, lay.nbytes))
-        in_dram.discard(name)
-    return env[name]
+def first_mismatch(a: Execution, b: Execution) -> Mismatch | None:
+    """The first tensor (in computation order) where two runs differ, and its first element."""
+    for name in a.values:
+        if name not in b.values:
+            continue
+        x, y = np.asarray(a.values[name]), np.asarray(b.values[name])
+        if x.shape != y.shape or not np.array_equal(x, y):
+            if x.shape != y.shape:
+                return Mismatch(name, (), float("nan"), float("nan"), max(x.size, y.size))
+            diff = np.argwhere(x != y)
+            idx = tuple(int(i) for i in diff[0])
+            return Mismatch(name, idx, float(x[idx]), float(y[idx]), len(diff))
+    return None

@@ -123,7 +123,7 @@ def run_rtl(program: Program, memory: str = "sim_dram", pause: float = 0.0,
         raise ValueError(f"memory {memory!r}: choose one of {', '.join(MEMORIES)}")
     cfg = program.config
     model = build_system(cfg, dram, waves) if memory == "sim_dram" else build_top(cfg, waves)
-    work = Path(work_dir or tempfile.mkdtemp(prefix="lowbit-run-"))
+    work = Path(work_dir or tempfile.mkdtemp(prefix="lowbit-run-")).resolve()  # the simulator runs elsewhere
     work.mkdir(parents=True, exist_ok=True)
     prog_path, res_path = work / "program.lbp", work / "result.json"
     program.save(prog_path)

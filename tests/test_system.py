@@ -199,7 +199,7 @@ def test_compiled_model_stages_on_rtl(request, tmp_path, model, quantizer, weigh
     from compiler.layout import TensorLayout
     from compiler.pipeline import compile_model
     from compiler.reference import evaluate
-    from host.runtime import stage_program
+    from host.devices import stage_program
 
     cfg = request.getfixturevalue(config)
     ep, inputs = example_program(model, quantizer=quantizer, weights=weights, group_size=group_size)

@@ -14,9 +14,9 @@ from torch import nn
 
 SEED = 0
 TEST_FRACTION = 0.2
-EPOCHS = 12
+EPOCHS = 30
 BATCH = 64
-LEARNING_RATE = 3e-3
+LEARNING_RATE = 5e-3
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def load_digits_split(seed: int = SEED) -> Digits:
 class DigitsCNN(nn.Module):
     """conv3x3 -> conv3x3 stride 2 -> depthwise conv3x3 + 1x1 conv with a residual add -> linear -> linear."""
 
-    def __init__(self, channels: int = 16, hidden: int = 64, classes: int = 10):
+    def __init__(self, channels: int = 8, hidden: int = 32, classes: int = 10):
         super().__init__()
         self.conv1 = nn.Conv2d(1, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1)
@@ -61,7 +61,17 @@ class DigitsCNN(nn.Module):
 
 
 def train(data: Digits, epochs: int = EPOCHS, seed: int = SEED) -> DigitsCNN:
-    """Adam on cross-entropy, fixed seed and batch order."""
+    """Adam on cross-entropy, fixed seed and batch order, one thread (these tensors are too small
+    for more to help, and one thread keeps the result the same on every machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(data, epochs, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(data: Digits, epochs: int, seed: int) -> DigitsCNN:
     torch.manual_seed(seed)
     model = DigitsCNN()
     opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)

@@ -26,6 +26,13 @@ SENTENCES = (
     "The cat sleeps on the warm windowsill.",
     "Quantized networks run faster on small chips.",
 )
+# calibration batches for the INT8 activation scales (same shape as SENTENCES once tokenized)
+CALIBRATION = (
+    ("A quick brown fox jumps over the lazy dog.", "Systolic arrays reuse every operand.",
+     "Rain is expected in the north tomorrow.", "He plays the violin every evening."),
+    ("Memory bandwidth limits small layers.", "The museum opens at nine on Sundays.",
+     "Weights are stored with four bits each.", "She wrote a letter to her grandmother."),
+)
 
 
 def model_dir() -> Path:
