@@ -35,6 +35,7 @@ class Transfer:
     rows: int
     row_bytes: int
     stride: int
+    sram_offset: int | None = None  # rows after the tile's first; None: right after the previous transfer
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
             for ii, i in enumerate(kis):
                 at = base["a"] + ii * m_tile
                 for t in job.a_loads(m0, rows, i):
+                    at = at if t.sram_offset is None else base["a"] + ii * m_tile + t.sram_offset
                     loads.append(em.transfer(Opcode.LOAD, Buffer.INPUT, at, t))
                     at += t.rows
         if s.load_w:
@@ -246,6 +248,7 @@ def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int
         at = acc
         stores = []
         for t in transfers:
+            at = at if t.sram_offset is None else acc + t.sram_offset
             stores.append(em.transfer(Opcode.STORE, Buffer.ACC, at, t))
             at += t.rows
         stores[0].deps.add("pop_prev")
@@ -263,6 +266,7 @@ def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int
     at = oslot
     stores = []
     for t in transfers:
+        at = at if t.sram_offset is None else oslot + t.sram_offset
         stores.append(em.transfer(Opcode.STORE, Buffer.OUTPUT, at, t))
         at += t.rows
     stores[0].deps.add("pop_prev")

@@ -25,6 +25,7 @@ class TensorLayout:
     pad: tuple[int, int] = (0, 0)  # nhwc: border rows (top/bottom) and columns (left/right)
     fill: int = 0  # border value
     addr: int = 0
+    tail: int = 0  # bytes reserved after the buffer: a wide im2col's last windows read past its end
 
     def __post_init__(self) -> None:
         if self.kind not in LAYOUTS:
@@ -76,8 +77,9 @@ class TensorLayout:
 
     def to_json(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "kind": self.kind,
-                "pad": list(self.pad), "fill": self.fill, "addr": self.addr}
+                "pad": list(self.pad), "fill": self.fill, "addr": self.addr, "tail": self.tail}
 
     @classmethod
     def from_json(cls, d: dict) -> TensorLayout:
-        return cls(d["name"], tuple(d["shape"]), d["dtype"], d["kind"], tuple(d["pad"]), d["fill"], d["addr"])
+        return cls(d["name"], tuple(d["shape"]), d["dtype"], d["kind"], tuple(d["pad"]), d["fill"], d["addr"],
+                   d.get("tail", 0))

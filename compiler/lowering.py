@@ -164,11 +164,20 @@ def plan_layouts(graph: Graph, accel_ops: list[Op]) -> dict[str, TensorLayout]:
             v = graph.values[name]
             q = v.q
             if name in convs:
-                layouts[name] = TensorLayout(name, v.shape, v.dtype, "nhwc", pads.get(name, (0, 0)),
-                                             q.zero_point if q else 0)
+                pad = pads.get(name, (0, 0))
+                layouts[name] = TensorLayout(name, v.shape, v.dtype, "nhwc", pad, q.zero_point if q else 0,
+                                             tail=_wide_tail(accel_ops, name, v.shape, pad))
             else:
                 layouts[name] = TensorLayout(name, v.shape, v.dtype, "rows")
     return layouts
+
+
+def _wide_tail(accel_ops: list[Op], name: str, shape: tuple[int, ...], pad: tuple[int, int]) -> int:
+    """Bytes a wide im2col of this tensor's last image reads past its end (module docstring)."""
+    wp = shape[3] + 2 * pad[1]
+    tails = [(op.attrs["stride"][1] * wp + op.attrs["weight"].shape[3] * op.attrs["dilation"][1]) * shape[1]
+             for op in accel_ops if op.attrs["kind"] == "conv2d" and op.inputs[0] == name]
+    return max(tails, default=0)
 
 
 # ---- GEMM jobs ---------------------------------------------------------------------------------------
@@ -182,7 +191,9 @@ class LoweredJob:
     w_blob: bytes
     p_blob: bytes
     gemm_k: int  # K as the tiling search sees it (k-tiles x rows)
-    row_runs: int = 0  # Gemm.row_runs: a convolution's output width
+    row_runs: int = 0  # Gemm.row_runs: a convolution's output width (or padded image, wide)
+    out_row_runs: int = 0  # Gemm.out_row_runs
+    im2col: str = ""  # a convolution's "rows" or "wide" im2col
 
 
 def _params(op: Op, n: int, cols: int, out0: int, plan: WeightPlan, hw_codes_groups) -> bytes:
@@ -214,12 +225,20 @@ def _pack_weights(mat: np.ndarray, codes: np.ndarray | None, plan: WeightPlan, c
     return pack_code_tiles(c, dt.bits, cfg.rows, cfg.cols).tobytes()
 
 
-def lower_qgemm(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout]) -> list[LoweredJob]:
+IM2COL = ("auto", "rows", "wide")
+
+
+def lower_qgemm(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout],
+                im2col: str = "auto") -> list[list[LoweredJob]]:
+    """The op's GEMM jobs (a convolution's blocks of groups), each as its alternative lowerings
+    (a convolution's ``rows`` and ``wide`` im2col; the compiler keeps the cheaper)."""
+    if im2col not in IM2COL:
+        raise ValueError(f"im2col {im2col!r}: choose one of {', '.join(IM2COL)}")
     plan = weight_plan(op, cfg)
     assert not isinstance(plan, str), plan
     if op.attrs["kind"] == "linear":
-        return [_lower_linear(op, graph, cfg, layouts, plan)]
-    return _lower_conv(op, graph, cfg, layouts, plan)
+        return [[_lower_linear(op, graph, cfg, layouts, plan)]]
+    return _lower_conv(op, graph, cfg, layouts, plan, im2col)
 
 
 def _lower_linear(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout],
@@ -277,7 +296,7 @@ def _runs(m0: int, rows: int, ho: int, wo: int) -> list[tuple[int, int, int, int
 
 
 def _lower_conv(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, TensorLayout],
-                plan: WeightPlan) -> list[LoweredJob]:
+                plan: WeightPlan, im2col: str) -> list[list[LoweredJob]]:
     R, C = cfg.rows, cfg.cols
     w: QWeight = op.attrs["weight"]
     xl, ol = layouts[op.inputs[0]], layouts[op.output]
@@ -308,11 +327,21 @@ def _lower_conv(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, Tenso
                 local = np.clip(c - grp * cin_g, 0, cin_g - 1)
                 mat[i * R + r] = np.where(own, w_int[out0 + cols, local, dy, dx], 0)
                 codes[i * R + r] = np.where(own, w_codes[out0 + cols, local, dy, dx], 0)
-        job = _conv_job(op, cfg, plan, w, xl, ol, ktiles, (ho, wo), (sh, sw), (ph, pw), (dh, dw), out0, nblk,
-                        nb_ * ho * wo, cin, cout)
         groups = _groups_for(w, out0, nblk) if plan.grouped else None
-        jobs.append(LoweredJob(job, _pack_weights(mat, codes, plan, cfg), _params(op, nblk, C, out0, plan, groups),
-                               kt * R, wo))
+        blobs = (_pack_weights(mat, codes, plan, cfg), _params(op, nblk, C, out0, plan, groups))
+        kinds = [k for k in ("rows", "wide") if im2col in (k, "auto")]
+        if sh != sw and "wide" in kinds:  # a wide row of outputs must map onto whole input rows
+            kinds.remove("wide")
+            if not kinds:
+                raise CompileError(f"{op.source}: wide im2col needs equal strides, got {(sh, sw)}")
+        alts = []
+        for kind in kinds:
+            wide = kind == "wide"
+            wp = xl.buffer_shape[2]
+            job = _conv_job(op, cfg, plan, w, xl, ol, ktiles, (ho, wo), (sh, sw), (ph, pw), (dh, dw), out0, nblk,
+                            nb_ * ho * (wp if wide else wo), cin, cout, wide)
+            alts.append(LoweredJob(job, *blobs, kt * R, ho * wp if wide else wo, wp if wide else 0, kind))
+        jobs.append(alts)
     return jobs
 
 
@@ -331,12 +360,42 @@ def _conv_ktiles(kh: int, kw: int, in0: int, in1: int, cin: int, rows: int,
             for dy in range(kh) for dx in range(kw) for c0 in range(in0, in1, rows)]
 
 
-def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilation, out0, nblk, m, cin, cout):
+def _wide_runs(m0: int, rows: int, ho: int, wp: int, wo: int) -> tuple[list, list]:
+    """Virtual pixels m0 .. m0+rows of a wide im2col (``ho x wp`` per image, the last ``wp - wo`` of
+    each row not outputs): (n, first virtual pixel in the image, count, offset) per image for the
+    LOADs, and (n, oy, x0, count, offset) per output row for the STOREs."""
+    per_image = ho * wp
+    loads, stores = [], []
+    v, end = m0, m0 + rows
+    while v < end:
+        n, r = divmod(v, per_image)
+        cnt = min(per_image - r, end - v)
+        loads.append((n, r, cnt, v - m0))
+        v += cnt
+    first_row, last_row = m0 // wp, (end - 1) // wp
+    for row in range(first_row, last_row + 1):
+        n, oy = divmod(row, ho)
+        lo, hi = max(m0, row * wp), min(end, row * wp + wo)
+        if lo < hi:
+            stores.append((n, oy, lo - row * wp, hi - lo, lo - m0))
+    return loads, stores
+
+
+def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilation, out0, nblk, m, cin, cout,
+              wide: bool = False):
+    """A convolution block's GEMM job. ``rows`` im2col: one GEMM row per output pixel, one LOAD per
+    output-image row. ``wide``: one GEMM row per pixel of the padded input width (equal strides),
+    so consecutive rows read consecutive windows and one LOAD covers a whole image; the rows past
+    the output width are computed and never stored."""
     C = cfg.cols
     ho, wo = out_hw
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oph, opw = ol.pad if ol.kind == "nhwc" else (0, 0)
     xeb, eb = xl.elem_bytes, ol.elem_bytes
+    wp = xl.buffer_shape[2]
+    if wide:
+        return _wide_job(op, cfg, plan, w, xl, ol, ktiles, ho, wo, wp, sh, (ph, pw), (dh, dw), out0, nblk, m, cin,
+                         cout)
 
     def a_loads(m0: int, rows: int, i: int) -> list[Transfer]:
         dy, entries = ktiles[i]
@@ -355,9 +414,42 @@ def _conv_job(op, cfg, plan, w, xl, ol, ktiles, out_hw, stride, padding, dilatio
         return [Transfer(ol.pixel_addr(n, oy + oph, x0 + opw) + n0 * eb, cnt, cnt_c * eb, cout * eb)
                 for n, oy, x0, cnt, _ in _runs(m0, rows, ho, wo)]
 
+    return _job(op, cfg, plan, w, ktiles, m, nblk, a_loads, stores)
+
+
+def _job(op, cfg, plan, w, ktiles, m, nblk, a_loads, stores) -> GemmJob:
     gk = tuple(entries[0][1] // w.group_size for _, entries in ktiles) if plan.grouped else None
     groups = w.dtype_codes.shape[1] if plan.grouped else 0
     return GemmJob(name=op.name, m=m, kt=len(ktiles), n=nblk, dtype=plan.dtype, w_addr=0, p_addr=0,
-                   param_rows=-(-nblk // C) * (1 + groups), a_loads=a_loads, stores=stores,
+                   param_rows=-(-nblk // cfg.cols) * (1 + groups), a_loads=a_loads, stores=stores,
                    relu=bool(op.attrs["relu"]), zero_point=op.attrs["out_q"].zero_point if op.attrs["out_q"] else 0,
                    int32_out=op.attrs["out_q"] is None, group_of_ktile=gk)
+
+
+def _wide_job(op, cfg, plan, w, xl, ol, ktiles, ho, wo, wp, s, padding, dilation, out0, nblk, m, cin, cout):
+    C = cfg.cols
+    (ph, pw), (dh, dw) = padding, dilation
+    oph, opw = ol.pad if ol.kind == "nhwc" else (0, 0)
+    xeb, eb = xl.elem_bytes, ol.elem_bytes
+
+    def a_loads(m0: int, rows: int, i: int) -> list[Transfer]:
+        dy, entries = ktiles[i]
+        dx, c0 = entries[0]
+        out = []
+        for n, r, cnt, off in _wide_runs(m0, rows, ho, wp, wo)[0]:
+            oy, x = divmod(r, wp)
+            # virtual pixel (oy, x) reads input row oy*s + dy*dh, column x*s + dx*dw (past the row's
+            # end for x >= wo: those rows are never stored); consecutive pixels are s pixels apart
+            y = oy * s + dy * dh - ph + xl.pad[0]
+            col = x * s + dx * dw - pw + xl.pad[1]
+            out.append(Transfer(xl.pixel_addr(n, y, 0) + (col * cin + c0) * xeb, cnt, len(entries) * xeb,
+                                s * cin * xeb, off))
+        return out
+
+    def stores(m0: int, rows: int, j: int) -> list[Transfer]:
+        n0 = out0 + j * C
+        cnt_c = min(C, nblk - j * C)
+        return [Transfer(ol.pixel_addr(n, oy + oph, x0 + opw) + n0 * eb, cnt, cnt_c * eb, cout * eb, off)
+                for n, oy, x0, cnt, off in _wide_runs(m0, rows, ho, wp, wo)[1]]
+
+    return _job(op, cfg, plan, w, ktiles, m, nblk, a_loads, stores)

@@ -86,7 +86,7 @@ def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling
     """The tiling search's choice for one GEMM job, or the pinned tiling with its cost."""
     nt = -(-lj.job.n // cfg.cols)
     gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n,
-                param_rows=lj.job.param_rows // nt, row_runs=lj.row_runs,
+                param_rows=lj.job.param_rows // nt, row_runs=lj.row_runs, out_row_runs=lj.out_row_runs,
                 out_bytes=cfg.acc_bytes if lj.job.int32_out else 1)
     bits = datatype(lj.job.dtype).bits
     try:
@@ -99,16 +99,18 @@ def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling
         raise CompileError(f"layer {op.name} ({op.source}): {exc}") from None
 
 
-def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | None = None) -> Program:
+def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | None = None,
+                  im2col: str = "auto") -> Program:
     """A graph IR -> program for `cfg` (placement decided here); ``tilings`` pins the tiling of
-    layers by op name instead of searching."""
+    layers by op name instead of searching; ``im2col`` ("auto", "rows", "wide") chooses how
+    convolutions read their windows (auto: whichever the cost model finds cheaper per layer)."""
     graph = place(graph, cfg).check()
     dram = _Dram(cfg.dram_bytes)
     stages = _stages(graph)
     accel_ops = [op for op in graph.ops if op.placement == "accel"]
     layouts = plan_layouts(graph, accel_ops)
     for name, lay in list(layouts.items()):
-        addr = dram.alloc(lay.nbytes, f"tensor {name}")
+        addr = dram.alloc(lay.nbytes + lay.tail, f"tensor {name}")
         layouts[name] = lay = replace(lay, addr=addr)
         if lay.kind == "nhwc" and lay.fill and any(lay.pad):
             dram.segments.append(Segment(f"border:{name}", addr, np.full(lay.nbytes, lay.fill, np.int8).tobytes()))
@@ -124,19 +126,23 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
             continue
         em = Emitter()
         for op in ops:
-            for index, lj in enumerate(lower_qgemm(op, graph, cfg, layouts)):
+            for index, alternatives in enumerate(lower_qgemm(op, graph, cfg, layouts, im2col)):
+                pinned = (tilings or {}).get(op.name)
+                lj, choice = min(((a, _choose(cfg, a, index, op, pinned)) for a in alternatives),
+                                 key=lambda ac: ac[1].cost.cycles)
                 job = replace(lj.job, w_addr=dram.place(f"w:{op.name}:{index}", lj.w_blob),
                               p_addr=dram.place(f"p:{op.name}:{index}", lj.p_blob))
-                choice = _choose(cfg, lj, index, op, (tilings or {}).get(op.name))
                 t = choice.tiling
                 if em.insns:
                     em.barrier()
                 emit_gemm(em, cfg, job, t.m_tile, t.k_tile, t.n_tile, t.order, t.double_buffer)
+                macs = _useful_macs(graph, op, lj)
                 report.append(LayerReport(
                     op.name + (f"[{index}]" if index else ""), op.source, _kind(op), "accel",
-                    f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op), _tiling_text(t), choice.cost.cycles,
-                    choice.cost.dma_bytes, round(choice.cost.utilization, 4), choice.candidates,
-                    _useful_macs(graph, op, index, lj)))
+                    f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op),
+                    _tiling_text(t) + (" wide" if lj.im2col == "wide" else ""), choice.cost.cycles,
+                    choice.cost.dma_bytes, round(macs / (cfg.rows * cfg.cols * choice.cost.cycles), 4),
+                    choice.candidates, macs))
         em.add(Opcode.END)
         reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
         writes = sorted({o for op in ops for o in op.outputs})
@@ -158,15 +164,13 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
                    tensors=tensors, meta=meta)
 
 
-def _useful_macs(graph: Graph, op: Op, index: int, lj: LoweredJob) -> int:
-    """The MACs of the layer's own arithmetic (no K or channel padding, no block-diagonal zeros),
-    counted on its first job."""
-    if index:
-        return 0
+def _useful_macs(graph: Graph, op: Op, lj: LoweredJob) -> int:
+    """The MACs of one job's own arithmetic: its output channels at every output position, times
+    (K / groups) x kernel positions (no padding, block-diagonal zeros or wide-im2col extra rows)."""
     w = op.attrs["weight"]
     out = graph.values[op.output].shape
-    per_output = int(np.prod(w.shape[1:]))  # (K / groups) x kernel positions
-    return int(np.prod(out)) * per_output
+    channels = out[1] if op.attrs["kind"] == "conv2d" else out[-1]
+    return int(np.prod(out)) // channels * lj.job.n * int(np.prod(w.shape[1:]))
 
 
 def _tiling_text(t: Tiling) -> str:

@@ -97,6 +97,8 @@ class Gemm:
     plus one GroupParams row per quantization group along K for grouped weights).
     ``row_runs``: the M rows come in runs of this many that are contiguous in DRAM (a convolution's
     output width: im2col reads and output writes are one LOAD / STORE per run); 0: all of M.
+    ``out_row_runs``: the same for the output rows a STORE writes, when it differs (a convolution
+    computed over the padded width reads whole images but writes one output row at a time).
     ``out_bytes``: bytes per output element (1 for requantized int8, ``acc_bytes`` for raw
     accumulators, stored from the accumulator buffer without POSTPROC).
     """
@@ -109,6 +111,7 @@ class Gemm:
     b_from_activations: bool = False
     param_rows: int = 1
     row_runs: int = 0
+    out_row_runs: int = 0
     out_bytes: int = 1
 
     def __post_init__(self) -> None:
@@ -223,6 +226,7 @@ class _Geometry:
     slot_options: tuple[int, ...]
     w_tile_rows: int
     row_runs: int  # Gemm.row_runs
+    out_row_runs: int  # Gemm.out_row_runs, or row_runs
     postproc: bool  # int8 outputs: a POSTPROC per output tile
     params_fit: bool  # every PARAM row fits at once: load them once
     bus_bytes: int
@@ -267,7 +271,8 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
     return _Geometry(
         m=M, cells=R * C, kt=kt, nt=nt, macs=M * K * N, a_bytes=M * K, w_tile_bytes=wtr * C, p_row_bytes=p_row_bytes,
         out_bytes=M * N * ob, depth=depth, slot_options=tuple(sorted({cfg.slots, 1}, reverse=True)), w_tile_rows=wtr,
-        row_runs=gemm.row_runs, postproc=ob == 1, params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
+        row_runs=gemm.row_runs, out_row_runs=gemm.out_row_runs or gemm.row_runs, postproc=ob == 1,
+        params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
         a_full=a_full, a_last=a_last, a_row=(kt - 1) * a_full + a_last,
         w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p),
         o_full=o_full, o_row=(nt - 1) * o_full + o_last,
@@ -304,8 +309,9 @@ def _m_grid(g: _Geometry, grid: str) -> np.ndarray:
     """m_tile values: the block-count grid, plus, when M comes in runs, every multiple of the run
     length (a block aligned to runs reads fewer of them than the smallest tile of its block count)."""
     ms = _grid(g.m, grid)
-    if g.row_runs and grid != "all":
-        ms = np.union1d(ms, np.arange(g.row_runs, g.m + 1, g.row_runs, dtype=np.int64))
+    for run in {g.row_runs, g.out_row_runs} - {0}:
+        if grid != "all":
+            ms = np.union1d(ms, np.arange(run, g.m + 1, run, dtype=np.int64))
     return ms
 
 
@@ -364,9 +370,10 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
     else:
         p_loads, p_walks = nb_count, (mb if order == IS and nb_count > 1 else 1)
     tiles = g.kt * g.nt
-    runs, runs_first, runs_last = _runs(g.m, g.row_runs, m)
+    runs, runs_first, _ = _runs(g.m, g.row_runs, m)
+    out_runs, _, runs_last = _runs(g.m, g.out_row_runs, m)
     loads = sa * runs * g.kt + sw * kb_count * nb_count + p_walks * p_loads
-    stores = runs * g.nt
+    stores = out_runs * g.nt
     insns = loads + mb * tiles + (mb * g.nt if g.postproc else 0) + stores + 1  # + MATMULs, POSTPROCs, END
     load = (p.load_latency * loads + sa * g.m * g.a_row + sw * tiles * g.w_tile + p_walks * g.nt * g.p_row
             + _ceil(insns * INSN_BYTES, g.bus_bytes))
@@ -480,9 +487,14 @@ def _evaluate_grid(g: _Geometry, grid: str, p: CostParams) -> _Grid:
         p_loads, p_walks = nb_count, np.where((order == IS) & (nb_count > 1), mb, 1)
     tiles = g.kt * g.nt
     run_counts = np.array([_runs(g.m, g.row_runs, int(v)) for v in ms], np.int64).reshape(-1, 3)
-    runs, runs_first, runs_last = (_axis(run_counts[:, i], 2) for i in range(3))
+    runs, runs_first = _axis(run_counts[:, 0], 2), _axis(run_counts[:, 1], 2)
+    if g.out_row_runs == g.row_runs:
+        out_runs, runs_last = runs, _axis(run_counts[:, 2], 2)
+    else:
+        out_counts = np.array([_runs(g.m, g.out_row_runs, int(v)) for v in ms], np.int64).reshape(-1, 3)
+        out_runs, runs_last = _axis(out_counts[:, 0], 2), _axis(out_counts[:, 2], 2)
     loads = sa * (runs * g.kt) + sw * (kb_count * nb_count) + p_walks * p_loads
-    stores = runs * g.nt
+    stores = out_runs * g.nt
     insns = loads + mb * tiles + (mb * g.nt if g.postproc else 0) + stores + 1
     load = (p.load_latency * loads + sa * (g.m * g.a_row) + sw * (tiles * g.w_tile) + p_walks * (g.nt * g.p_row)
             + -(-insns * INSN_BYTES // g.bus_bytes))

@@ -157,9 +157,9 @@ def _ref(i):
     return Ref(i)
 
 
-def run_and_compare(graph: Graph, cfg, rng, tilings=None) -> np.ndarray:
+def run_and_compare(graph: Graph, cfg, rng, tilings=None, im2col="auto") -> np.ndarray:
     x = rng.normal(0, 3, graph.values["x"].shape).astype(np.float32)
-    program = compile_graph(graph, cfg, tilings)
+    program = compile_graph(graph, cfg, tilings, im2col)
     got = run_model(program, [x]).values[graph.outputs[0]]
     want = evaluate(place(graph, cfg), {"x": x})[graph.outputs[0]]
     assert np.array_equal(got, want)
@@ -173,9 +173,21 @@ CONVS = [
 ]
 
 
+@pytest.mark.parametrize("im2col", ["rows", "wide"])
 @pytest.mark.parametrize("kw", CONVS, ids=[",".join(f"{k}={v}" for k, v in c.items()) or "3x3" for c in CONVS])
-def test_conv_lowering_matches_reference(tiny, rng, kw):
-    run_and_compare(conv_graph(rng, **kw), tiny, rng)
+def test_conv_lowering_matches_reference(tiny, rng, kw, im2col):
+    run_and_compare(conv_graph(rng, **kw), tiny, rng, im2col=im2col)
+
+
+def test_wide_im2col_reads_whole_images(tiny, rng):
+    """Over the padded width a 3x3 convolution takes a LOAD per k-tile and block of an image, not per output row."""
+    g = conv_graph(rng, n=2, cin=4, cout=4, h=6, w=6)
+    loads = {}
+    for kind in ("rows", "wide"):
+        program = compile_graph(g, tiny, {"y": Tiling(32, 4, 4, "weight_stationary", True)}, kind)
+        loads[kind] = sum(1 for w in program.insns if (w & 0xF) == 1)
+        assert program.meta["report"][1]["tiling"].endswith(" wide") == (kind == "wide")
+    assert loads["wide"] * 2 < loads["rows"]
 
 
 def test_reference_conv_is_pytorch_conv(rng):
