@@ -22,7 +22,7 @@ from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan
 from compiler.serialize import encode, graph_to_json
 from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
 from hw.config import AccelConfig
-from hw.datatypes import datatype
+from hw.datatypes import by_code, datatype
 from hw.isa import INSN_BYTES, Opcode
 from hw.program import Program, Segment, TensorDesc
 
@@ -87,7 +87,7 @@ def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling
     nt = -(-lj.job.n // cfg.cols)
     gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n,
                 param_rows=lj.job.param_rows // nt, row_runs=lj.row_runs, out_row_runs=lj.out_row_runs,
-                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1)
+                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1, row_cycles=_row_cycles(cfg, op))
     bits = datatype(lj.job.dtype).bits
     try:
         if pinned is None:
@@ -162,6 +162,15 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
     }
     return Program(config=cfg, insns=tuple(words), text_addr=text_addr, segments=tuple(dram.segments),
                    tensors=tensors, meta=meta)
+
+
+def _row_cycles(cfg: AccelConfig, op: Op) -> int:
+    """Cycles per activation row on the array: the widest mantissa of the layer's weights on the
+    bit-serial PE (docs/rtl.md), 1 on the bit-parallel one."""
+    if cfg.pe != "serial":
+        return 1
+    codes = np.unique(op.attrs["weight"].dtype_codes)
+    return max(by_code(int(c)).mant_bits for c in codes)
 
 
 def _useful_macs(graph: Graph, op: Op, lj: LoweredJob) -> int:

@@ -43,7 +43,8 @@ every ``cols`` output channels' row when they all fit (loaded once), else ``n_ti
 
 **Cost (cycles)**, every constant in `CostParams`:
 
-- compute: array passes of ``m`` rows, one row per cycle; two weight banks let a pass start
+- compute: array passes of ``m`` rows, ``row_cycles`` cycles per row (1 on the bit-parallel
+  PE); two weight banks let a pass start
   ``rows`` cycles of unpacking after the pass before the previous one has crossed the array,
   so a pass lasts ``max(m, (m + rows + cols + 1) / 2)``; each POSTPROC waits for the array to
   drain (``array_latency``); without double buffering the next pass also waits for POSTPROC
@@ -60,11 +61,10 @@ every ``cols`` output channels' row when they all fit (loaded once), else ``n_ti
 
 The model is written twice, over arrays (`evaluate`, `search`) and over one candidate
 (`tiling_cost`, `search_exhaustive`); the two agree exactly (tested). A calibration against
-RTL cycle counters changes `CostParams` only. Not modelled yet: the bit-serial PE (one row
-per cycle is assumed), stalls from uneven loads within the walk (a resident block's reload
-is spread over the whole walk), DRAM contention between loads and stores, the start of a
-program (first fetches) and the barriers between layers; small GEMMs therefore run 1.3-1.6x
-the estimate on the RTL (docs/compiler.md).
+RTL cycle counters changes `CostParams` only. Not modelled yet: stalls from uneven loads
+within the walk (a resident block's reload is spread over the whole walk), DRAM contention
+between loads and stores, the start of a program (first fetches) and the barriers between
+layers; small GEMMs therefore run 1.2-1.5x the estimate on the RTL (docs/compiler.md).
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ class Gemm:
     output width: im2col reads and output writes are one LOAD / STORE per run); 0: all of M.
     ``out_row_runs``: the same for the output rows a STORE writes, when it differs (a convolution
     computed over the padded width reads whole images but writes one output row at a time).
+    ``row_cycles``: cycles an activation row takes through the array (the bit-serial PE takes one
+    per mantissa bit of the tile's widest weight, docs/rtl.md; 1 on the bit-parallel PE).
     ``out_bytes``: bytes per output element (1 for requantized int8, ``acc_bytes`` for raw
     accumulators, stored from the accumulator buffer without POSTPROC).
     """
@@ -113,6 +115,7 @@ class Gemm:
     row_runs: int = 0
     out_row_runs: int = 0
     out_bytes: int = 1
+    row_cycles: int = 1
 
     def __post_init__(self) -> None:
         if min(self.m, self.k, self.n, self.groups, self.param_rows) < 1:
@@ -225,6 +228,7 @@ class _Geometry:
     depth: dict[str, int]
     slot_options: tuple[int, ...]
     w_tile_rows: int
+    row_cycles: int  # Gemm.row_cycles
     row_runs: int  # Gemm.row_runs
     out_row_runs: int  # Gemm.out_row_runs, or row_runs
     postproc: bool  # int8 outputs: a POSTPROC per output tile
@@ -271,7 +275,8 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
     return _Geometry(
         m=M, cells=R * C, kt=kt, nt=nt, macs=M * K * N, a_bytes=M * K, w_tile_bytes=wtr * C, p_row_bytes=p_row_bytes,
         out_bytes=M * N * ob, depth=depth, slot_options=tuple(sorted({cfg.slots, 1}, reverse=True)), w_tile_rows=wtr,
-        row_runs=gemm.row_runs, out_row_runs=gemm.out_row_runs or gemm.row_runs, postproc=ob == 1,
+        row_cycles=gemm.row_cycles, row_runs=gemm.row_runs, out_row_runs=gemm.out_row_runs or gemm.row_runs,
+        postproc=ob == 1,
         params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
         a_full=a_full, a_last=a_last, a_row=(kt - 1) * a_full + a_last,
         w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p),
@@ -379,7 +384,8 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
             + _ceil(insns * INSN_BYTES, g.bus_bytes))
     store = p.store_latency * stores + g.m * g.o_row
     gap = g.pass_gap
-    passes2 = tiles * ((mb - 1) * max(2 * m, m + gap) + max(2 * m_last, m_last + gap))
+    rc = g.row_cycles
+    passes2 = tiles * ((mb - 1) * max(2 * m * rc, m * rc + gap) + max(2 * m_last * rc, m_last * rc + gap))
     compute = (passes2 + 1) // 2 + mb * g.nt * g.drain + (0 if slots > 1 else g.m * g.nt)
     dma_bytes = (sa * g.a_bytes + sw * tiles * g.w_tile_bytes + p_walks * g.nt * g.p_row_bytes + g.out_bytes)
     if slots > 1:
@@ -500,7 +506,8 @@ def _evaluate_grid(g: _Geometry, grid: str, p: CostParams) -> _Grid:
             + -(-insns * INSN_BYTES // g.bus_bytes))
     store = p.store_latency * stores + g.m * g.o_row
     gap = g.pass_gap
-    passes2 = tiles * ((mb - 1) * np.maximum(2 * m, m + gap) + np.maximum(2 * m_last, m_last + gap))
+    mr, lr = m * g.row_cycles, m_last * g.row_cycles
+    passes2 = tiles * ((mb - 1) * np.maximum(2 * mr, mr + gap) + np.maximum(2 * lr, lr + gap))
     compute = (passes2 + 1) // 2 + mb * (g.nt * g.drain) + np.where(slots > 1, 0, g.m * g.nt)
     dma_bytes = sa * g.a_bytes + sw * (tiles * g.w_tile_bytes) + p_walks * (g.nt * g.p_row_bytes) + g.out_bytes
 

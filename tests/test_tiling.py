@@ -36,7 +36,8 @@ def random_gemm(rng, limit: int = 400, extras: bool = False) -> Gemm:
     runs = int(rng.choice([0, int(rng.integers(1, m + 1))]))
     out_runs = int(rng.choice([0, int(rng.integers(1, m + 1))]))
     return Gemm(f"g{m}x{k}x{n}r{runs}", m, k, n, row_runs=runs, out_row_runs=out_runs,
-                out_bytes=int(rng.choice([1, 4])), param_rows=int(rng.choice([1, 3])))
+                out_bytes=int(rng.choice([1, 4])), param_rows=int(rng.choice([1, 3])),
+                row_cycles=int(rng.choice([1, 4])))
 
 
 def random_params(rng) -> CostParams:
