@@ -177,11 +177,8 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
             base["a"] = (count["a"] % S) * half["in"]
             count["a"] += 1
             for ii, i in enumerate(kis):
-                at = base["a"] + ii * m_tile
-                for t in job.a_loads(m0, rows, i):
-                    at = at if t.sram_offset is None else base["a"] + ii * m_tile + t.sram_offset
-                    loads.append(em.transfer(Opcode.LOAD, Buffer.INPUT, at, t))
-                    at += t.rows
+                loads += _emit_transfers(em, Opcode.LOAD, Buffer.INPUT, base["a"] + ii * m_tile,
+                                         job.a_loads(m0, rows, i))
         if s.load_w:
             base["w"] = (count["w"] % S) * half["w"]
             count["w"] += 1
@@ -245,12 +242,7 @@ def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int
     transfers = job.stores(m0, rows, j)
     if job.int32_out:
         last_mm.deps.add("push_next")
-        at = acc
-        stores = []
-        for t in transfers:
-            at = at if t.sram_offset is None else acc + t.sram_offset
-            stores.append(em.transfer(Opcode.STORE, Buffer.ACC, at, t))
-            at += t.rows
+        stores = _emit_transfers(em, Opcode.STORE, Buffer.ACC, acc, transfers)
         stores[0].deps.add("pop_prev")
         if last_of_unit and unit + S < n_units:
             stores[-1].deps.add("push_prev")
@@ -263,15 +255,20 @@ def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int
     pp.deps.add("push_next")
     if u >= S:
         pp.deps.add("pop_next")
-    at = oslot
-    stores = []
-    for t in transfers:
-        at = at if t.sram_offset is None else oslot + t.sram_offset
-        stores.append(em.transfer(Opcode.STORE, Buffer.OUTPUT, at, t))
-        at += t.rows
+    stores = _emit_transfers(em, Opcode.STORE, Buffer.OUTPUT, oslot, transfers)
     stores[0].deps.add("pop_prev")
     if u + S < n_outs:
         stores[-1].deps.add("push_prev")
+
+
+def _emit_transfers(em: Emitter, opcode: Opcode, buf: Buffer, base: int, transfers: list[Transfer]) -> list[_Insn]:
+    """One LOAD or STORE per transfer, the scratchpad rows of a tile starting at `base`."""
+    out, at = [], base
+    for t in transfers:
+        at = at if t.sram_offset is None else base + t.sram_offset
+        out.append(em.transfer(opcode, buf, at, t))
+        at += t.rows
+    return out
 
 
 def _whole(addr: int, rows: int, cfg: AccelConfig) -> Transfer:
