@@ -367,8 +367,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
 
-    m = sub.add_parser("demo", help="generate, lint and simulate on the default configuration")
-    m.add_argument("--config", default="default", help="preset name or TOML path (default: default)")
+    m = sub.add_parser("demo", help="the whole flow on real models: RTL, compile, run on golden and RTL, report")
+    m.add_argument("--config", default="default", help="configuration of the generated RTL and the digits CNN "
+                   "(default: default; the transformer runs on the bit-serial preset 'serial')")
     m.add_argument("-o", "--out", default="build/demo", help="output folder (default: build/demo)")
     m.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     m.set_defaults(func=cmd_demo)
