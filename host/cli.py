@@ -12,6 +12,7 @@ from rich.table import Table
 
 from compiler.frontend import FrontendError
 from compiler.lowering import CompileError
+from host import synth_cli
 from hw.config import ConfigError, load_config, preset_names
 from hw.isa import IsaError
 from hw.program import ProgramError
@@ -361,6 +362,8 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("--inputs", action="append", metavar="X.npy", help="as for lowbit run")
     rp.add_argument("-o", "--out", default="build/report", help="output folder (default: build/report)")
     rp.set_defaults(func=cmd_report)
+
+    synth_cli.register(sub)
 
     b = sub.add_parser("bench", help="list benchmarks, or run one and write bench/results/NAME.json")
     b.add_argument("name", nargs="?")

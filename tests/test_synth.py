@@ -1,0 +1,133 @@
+"""The FPGA flow (host/synth.py): targets, the wrapper, DSP budgeting, report parsing, and real
+tool runs: the tiny config's systolic array through Yosys, nextpnr-ice40 and icepack to a
+bitstream, and an 8x8 array that does not fit the iCE40 UP5K, reported as such (about 4 minutes
+in all on two busy cores; the first call of each tool compiles its WebAssembly)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from host import synth
+from host.synth import (
+    DSP_RULES,
+    SynthResult,
+    choose_dsp_muls,
+    dsp_cost,
+    load_target,
+    log_overflow,
+    parse_muls,
+    parse_pnr_report,
+    target_names,
+    wrapper_verilog,
+)
+from hw.config import from_dict
+
+REPORT_KEYS = ("target", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz", "constraint_mhz", "bitstream",
+               "seconds")
+
+
+def test_targets_define_device_package_and_pins():
+    assert {"ecp5-85k", "ecp5-25k", "ice40-up5k", "generic"} <= set(target_names())
+    for name in ("ecp5-85k", "ecp5-25k", "ice40-up5k"):
+        t = load_target(name)
+        assert t.device and t.package and t.nextpnr and t.capacity["luts"] > 0
+        assert set(synth.WRAPPER_PINS) <= set(t.pins)
+        lpf_or_pcf, text = synth.constraints(t)
+        assert all(site in text for site in t.pins.values()), lpf_or_pcf
+    assert load_target("ecp5-85k").capacity["dsps"] == 156
+    assert load_target("generic").family == "generic" and not load_target("generic").places
+    with pytest.raises(KeyError, match="no FPGA target named 'nope'"):
+        load_target("nope")
+
+
+def test_wrapper_keeps_every_port_on_a_chain(tiny, tmp_path):
+    manifest = synth.emit(tiny, tmp_path, "accelerator")
+    text, summary = wrapper_verilog(manifest, {"rst": "active-low"})
+    bus = [p for p in manifest["ports"] if p["name"] not in ("clk", "rst", "irq")]
+    assert summary["core_input_bits"] == sum(p["width"] for p in bus if p["direction"] == "in")
+    assert summary["core_output_bits"] == sum(p["width"] for p in bus if p["direction"] == "out")
+    for p in bus:
+        assert f".{p['name']}(" in text
+    assert "~rst" in text and "module lowbit_fpga_top" in text
+    assert summary["pins"] == 7
+
+
+def test_dsp_budget_prefers_wide_products():
+    dump = "\n".join(
+        f"  cell $mul $mul{i}\n    parameter \\A_SIGNED 1\n    parameter \\A_WIDTH {a}\n"
+        f"    parameter \\B_WIDTH {b}\n    parameter \\Y_WIDTH {a + b}\n  end"
+        for i, (a, b) in enumerate([(8, 8), (8, 8), (33, 32), (1, 8), (8, 8)]))
+    muls = parse_muls(dump)
+    assert [m["A_WIDTH"] for m in muls] == [8, 8, 33, 1, 8]
+    ecp5 = DSP_RULES["ecp5"]
+    assert [dsp_cost(m, ecp5) for m in muls] == [1, 1, 4, 0, 1]
+    chosen, used = choose_dsp_muls(muls, ecp5, budget=6)
+    assert used == 6 and [m["name"] for m in chosen] == ["$mul2", "$mul0", "$mul1"]
+    assert choose_dsp_muls(muls, ecp5, budget=None)[1] == 7
+
+
+def test_nextpnr_log_and_report_parsing():
+    log = ("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  9120/  5280   172%\n"
+           "Info: \t        ICESTORM_RAM:     4/    30    13%\n")
+    assert log_overflow(log) == ["ICESTORM_LC: 9120 > 5280"]
+    report = {"utilization": {"TRELLIS_COMB": {"used": 10, "available": 20}},
+              "fmax": {"$glbnet$clk": {"achieved": 123.4, "constraint": 100.0}},
+              "critical_paths": [{"from": "posedge $glbnet$clk", "to": "posedge $glbnet$clk", "path": [
+                  {"type": "clk-to-q", "from": {"cell": "a", "port": "CLK"}, "to": {"cell": "a", "port": "Q"},
+                   "delay": 0.5},
+                  {"type": "routing", "from": {"cell": "a", "port": "Q"}, "to": {"cell": "b", "port": "A"},
+                   "delay": 1.0},
+                  {"type": "logic", "from": {"cell": "b", "port": "A"}, "to": {"cell": "b", "port": "Z"},
+                   "delay": 0.25},
+                  {"type": "setup", "from": {"cell": "b", "port": "Z"}, "to": {"cell": "c", "port": "DI"},
+                   "delay": 0.1}]}]}
+    util, fmax, crit = parse_pnr_report(report)
+    assert util["TRELLIS_COMB"] == {"used": 10, "available": 20} and fmax == 123.4
+    assert crit["from"] == "a.CLK" and crit["to"] == "c.DI" and crit["logic_levels"] == 1
+    assert crit["delay_ns"] == 1.85 and crit["routing_ns"] == 1.0
+
+
+def check_report(r: SynthResult) -> dict:
+    data = json.loads((synth.Path(r.out_dir) / "report.json").read_text())
+    assert all(k in data for k in REPORT_KEYS)
+    assert data["luts"] == r.luts and data["fits"] == r.fits
+    assert (synth.Path(r.out_dir) / "report.md").read_text().startswith("# lowbit synth")
+    return data
+
+
+def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
+    """Every tool of the flow on a small real design: the tiny config's 4x4 array (16 8x8-bit
+    multipliers, 8 of them in the UP5K's SB_MAC16 blocks) to an iCE40 bitstream."""
+    r = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")
+    check_report(r)
+    assert r.fits and r.stage == "bitstream" and not r.overflow
+    assert 0 < r.luts < 5280 and r.ffs > 16 * 8 and r.dsps == 8
+    assert r.multipliers == {"total": 16, "in_dsps": 8, "in_luts": 8, "dsp_eligible": 16}
+    assert r.utilization["ICESTORM_DSP"]["used"] == 8 and r.utilization["ICESTORM_LC"]["available"] == 5280
+    assert r.fmax_mhz and r.fmax_mhz > 5 and r.timing_met == (r.fmax_mhz >= tiny.clock_mhz)
+    assert r.critical_path["from"] and r.critical_path["to"] and r.critical_path["delay_ns"] > 0
+    bit = synth.Path(r.bitstream)
+    assert bit.suffix == ".bin" and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
+    assert {"yosys_prep", "yosys", "nextpnr", "pack"} <= set(r.tool_seconds) and r.synth_key
+    same = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")  # nothing changed: no tool runs
+    assert same.to_dict() == r.to_dict()
+    again = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", place=False)
+    assert "yosys" not in again.tool_seconds and again.luts > 0  # the identical synthesis is reused
+    assert again.stage == "synthesis" and again.bitstream is None
+
+
+def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
+    """An 8x8 array of 8x8-bit multipliers on the iCE40 UP5K: 8 of its 64 multipliers fit the
+    SB_MAC16 blocks, the other 56 need about twice the device's 5280 LUTs. fits is False, the
+    report names LUTs (and nothing that does fit), and no place-and-route is attempted. (The
+    whole tiny accelerator does not fit either, by more, but its iCE40 synthesis takes minutes.)"""
+    cfg = from_dict({**tiny.model_dump(), "name": "tiny-8x8", "rows": 8, "cols": 8})
+    r = synth.synthesize(cfg, "ice40-up5k", out_dir=tmp_path, unit="array")
+    data = check_report(r)
+    assert not r.fits and r.stage == "synthesis" and r.bitstream is None and r.fmax_mhz is None
+    assert [o.split(":")[0] for o in r.overflow] == ["luts"] and r.overflow[0].endswith("> 5280")
+    assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs < 5280
+    assert r.multipliers["in_luts"] == 56 and "nextpnr" not in r.tool_seconds
+    assert "NO: luts" in (synth.Path(r.out_dir) / "report.md").read_text()
