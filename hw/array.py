@@ -47,13 +47,23 @@ def planes(cfg: AccelConfig) -> int:
     return serial.mant_bits(cfg) if cfg.pe == "serial" else 1
 
 
+def pe_stages(cfg: AccelConfig) -> int:
+    """Register stages of one PE: the bit-parallel PE registers its product before the add
+    (multiply, then accumulate), the bit-serial PE does its shift-and-add in one."""
+    return 1 if cfg.pe == "serial" else 2
+
+
 def array_latency(cfg: AccelConfig) -> int:
     """Cycles from an activation row at the array input to its result row at the output."""
-    return cfg.rows + cfg.cols - 1
+    return cfg.rows + cfg.cols - 2 + pe_stages(cfg)
 
 
 class ParallelPE(wiring.Component):
-    """One multiply-accumulate cell: psum_out = psum_in + a_in * w[bank_in], one per cycle."""
+    """One multiply-accumulate cell, one MAC per cycle in two stages: the product
+    a_in * w[bank_in] is registered (an FPGA's DSP block or a LUT multiplier ends in a flip-flop),
+    then psum_out = psum_in + product. The partial sum therefore arrives one cycle after the
+    activation, as it does for every PE of a column, so the whole array is one cycle deeper
+    (``array_latency``) and still takes one row per cycle."""
 
     def __init__(self, cfg: AccelConfig):
         super().__init__({
@@ -71,10 +81,12 @@ class ParallelPE(wiring.Component):
                 m.d.sync += w[1].eq(self.w_data)
             with m.Else():
                 m.d.sync += w[0].eq(self.w_data)
+        product = Signal(signed(ACT_BITS + weight_bits(self.cfg)))
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.bank_out.eq(self.bank_in),
-            self.psum_out.eq(self.psum_in + self.a_in * Mux(self.bank_in, w[1], w[0])),
+            product.eq(self.a_in * Mux(self.bank_in, w[1], w[0])),
+            self.psum_out.eq(self.psum_in + product),
         ]
         return m
 

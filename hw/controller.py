@@ -54,7 +54,8 @@ CHANNELS = ((Queue.LOAD, Queue.COMPUTE), (Queue.COMPUTE, Queue.LOAD),
 PREV = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}
 NEXT = {Queue.LOAD: Queue.COMPUTE, Queue.COMPUTE: Queue.STORE, Queue.STORE: None}
 
-Entry = data.StructLayout({"word": INSN_BITS, "pc": PC_BITS})
+# a queued instruction: its word, its index and the verdict of its operand checks (decode stage 2)
+Entry = data.StructLayout({"word": INSN_BITS, "pc": PC_BITS, "fault": 1, "code": ErrorCode})
 
 
 def _enum_ok(value, shape) -> object:
@@ -216,31 +217,76 @@ class Controller(wiring.Component):
         for q in Queue:
             qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=cfg.insn_queue_depth)
             m.submodules[f"{q.name.lower()}_queue"] = queues[q] = qf
-            m.d.comb += qf.w_data.eq(Cat(word, pc))
+
+        # A second decode stage (d1) takes the instruction a cycle later, with the products of
+        # its range checks registered, finishes the checks and writes the instruction, the
+        # verdict included, to its queue; dispatch then only reads the verdict. d0's own errors
+        # and END wait until d1 is empty, so errors are raised in program order.
+        d1_valid = Signal()
+        d1_word = Signal(INSN_BITS)
+        d1_pc = Signal(PC_BITS)
+        d1_queue = Signal(Queue)
+        mem = _view(Opcode.LOAD, word)  # LOAD and STORE share one layout
+        span = Signal(48)  # (rows - 1) * dram_stride
+        sram_rows = Signal(33)  # rows * scratchpad rows per DRAM row
+        d1_span = Signal.like(span)
+        d1_sram_rows = Signal.like(sram_rows)
+        m.d.comb += span.eq((mem.rows - 1) * mem.dram_stride)
+        for buf in dict.fromkeys((*LOADABLE, *STORABLE)):
+            rb = scratchpad.row_bytes(cfg, buf)
+            with m.If(mem.buffer == buf):
+                m.d.comb += sram_rows.eq(mem.rows * ((mem.row_bytes + (rb - 1)) >> (rb.bit_length() - 1)))
+
+        d1_fault = Signal()
+        d1_code = Signal(ErrorCode)
+        d1_op = data.View(Header, d1_word[:Header.size]).opcode.as_value()
+        d1_mem = _view(Opcode.LOAD, d1_word)
+        for op, allowed in ((Opcode.LOAD, LOADABLE), (Opcode.STORE, STORABLE)):
+            f, c = self._check_transfer(m, d1_mem, allowed, op.name.lower(), d1_span, d1_sram_rows)
+            with m.If(d1_op == op.value):
+                m.d.comb += [d1_fault.eq(f), d1_code.eq(c)]
+        f, c = self._check_compute(m, _view(Opcode.MATMUL, d1_word), _view(Opcode.POSTPROC, d1_word), d1_op)
+        with m.If((d1_op == Opcode.MATMUL.value) | (d1_op == Opcode.POSTPROC.value)):
+            m.d.comb += [d1_fault.eq(f), d1_code.eq(c)]
+        d1_full = Signal()  # d1's queue has no room
+        for q in Queue:
+            with m.If(d1_queue == q):
+                m.d.comb += d1_full.eq(~queues[q].w_rdy)
+            m.d.comb += queues[q].w_data.eq(Cat(d1_word, d1_pc, d1_fault, d1_code))
+        d1_leave = Signal()
+        m.d.comb += d1_leave.eq(d1_valid & ~d1_full & ~halting)
+        with m.If(d1_leave):
+            for q in Queue:
+                with m.If(d1_queue == q):
+                    m.d.comb += queues[q].w_en.eq(1)
+        d1_free = ~d1_valid | d1_leave
 
         decoding = Signal()
         m.d.comb += decoding.eq(running & ~halting & ~ended & fetched.r_rdy)
         is_end = opcode == Opcode.END.value
-        target_full = Signal()
-        for q in Queue:
-            with m.If(queue_of == q):
-                m.d.comb += target_full.eq(~queues[q].w_rdy)
+        take = Signal()  # d0's instruction moves to d1
         with m.If(decoding):
             with m.If(~legal):
-                fail(ErrorCode.ILLEGAL_OPCODE, pc)
+                with m.If(~d1_valid):
+                    fail(ErrorCode.ILLEGAL_OPCODE, pc)
             with m.Elif(~fields_ok):
-                fail(ErrorCode.RESERVED_BITS, pc)
+                with m.If(~d1_valid):
+                    fail(ErrorCode.RESERVED_BITS, pc)
             with m.Elif(is_end):
-                m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1)]
-                m.d.sync += [ended.eq(1), pc.eq(pc + 1)]
+                with m.If(~d1_valid):
+                    m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1)]
+                    m.d.sync += [ended.eq(1), pc.eq(pc + 1)]
             with m.Elif(~deps_ok):
-                fail(ErrorCode.BAD_DEPS, pc)
-            with m.Elif(~target_full):
-                m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1)]
+                with m.If(~d1_valid):
+                    fail(ErrorCode.BAD_DEPS, pc)
+            with m.Elif(d1_free):
+                m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1), take.eq(1)]
                 m.d.sync += pc.eq(pc + 1)
-                for q in Queue:
-                    with m.If(queue_of == q):
-                        m.d.comb += queues[q].w_en.eq(1)
+        with m.If(take):
+            m.d.sync += [d1_valid.eq(1), d1_word.eq(word), d1_pc.eq(pc), d1_queue.eq(queue_of),
+                         d1_span.eq(span), d1_sram_rows.eq(sram_rows)]
+        with m.Elif(d1_leave | halting | clear):
+            m.d.sync += d1_valid.eq(0)
         # the word at `pc` never comes: past DRAM, or past the program without END
         with m.If(running & ~halting & ~ended & ~fetched.r_rdy & (owed == 0) & (pc == asked)):
             with m.If(fetch_fault):
@@ -287,9 +333,9 @@ class Controller(wiring.Component):
         dispatching = running & ~halting
 
         # ---- load and store queues ------------------------------------------------------------
-        for q, port, done, engine_busy, allowed, bus_error in (
-            (Queue.LOAD, self.load, self.load_done, self.load_busy, LOADABLE, self.load_error),
-            (Queue.STORE, self.store, self.store_done, self.store_busy, STORABLE, self.store_error),
+        for q, port, done, engine_busy, bus_error in (
+            (Queue.LOAD, self.load, self.load_done, self.load_busy, self.load_error),
+            (Queue.STORE, self.store, self.store_done, self.store_busy, self.store_error),
         ):
             qf = queues[q]
             e, h = head(q)
@@ -298,7 +344,7 @@ class Controller(wiring.Component):
             in_flight_pc = Signal(PC_BITS, name=f"{q.name.lower()}_pc")
             tokens = token_ready(q, h.deps)
             is_sync = h.opcode.as_value() == Opcode.SYNC.value
-            fault, code = self._check_transfer(m, v, allowed, q.name.lower())
+            fault, code = e.fault, e.code
             for n in MEM_FIELDS:
                 m.d.comb += getattr(port.payload, n).eq(v[n])
             with m.If(dispatching & qf.r_rdy & tokens):
@@ -355,7 +401,7 @@ class Controller(wiring.Component):
         m.d.comb += self.pp.payload.wait.eq(mm_inflight - self.mm_retire)
 
         tokens = token_ready(Queue.COMPUTE, h.deps)
-        fault, code = self._check_compute(m, mm, pp, op)
+        fault, code = e.fault, e.code
         overlap = (self.pp_reading & (mm.acc_addr < self.pp_acc_hi) & (self.pp_acc_lo < mm.acc_addr + mm.m))
         m.d.comb += rob.w_data.eq(Cat(op == Opcode.POSTPROC.value, h.deps.push_prev, h.deps.push_next))
         m.d.comb += self.mm_waiting.eq(dispatching & qf.r_rdy & (op == Opcode.MATMUL.value) & ~qf.r_en)
@@ -378,15 +424,15 @@ class Controller(wiring.Component):
                         take_tokens(Queue.COMPUTE, h.deps, promise=True)
 
         # ---- end of run -----------------------------------------------------------------------
-        queues_empty = Cat(*(~queues[q].r_rdy for q in Queue)).all()
+        queues_empty = Cat(*(~queues[q].r_rdy for q in Queue)).all() & ~d1_valid
         engines_idle = ~self.load_busy & ~self.store_busy & self.mm_idle & ~rob.r_rdy & (owed == 0)
         idle_cycles = Signal(range(WATCHDOG_CYCLES + 1))
-        with m.If(~running | self.activity | self.decoded | qf.r_en | queues[Queue.LOAD].r_en
+        with m.If(~running | self.activity | self.decoded | d1_leave | qf.r_en | queues[Queue.LOAD].r_en
                   | queues[Queue.STORE].r_en | rob.r_en):
             m.d.sync += idle_cycles.eq(0)
         with m.Else():
             m.d.sync += idle_cycles.eq(idle_cycles + 1)
-        waiting_pc = pc
+        waiting_pc = Mux(d1_valid, d1_pc, pc)
         for q in Queue:  # the lowest pc waiting at a queue head
             e, _ = head(q)
             lowest = Signal(PC_BITS, name=f"waiting_pc_{q.name.lower()}")
@@ -412,20 +458,20 @@ class Controller(wiring.Component):
 
     # ---- operand checks (the golden model's, in its order) --------------------------------
 
-    def _check_transfer(self, m: Module, v, allowed, tag: str):
-        """BAD_BUFFER, BAD_LENGTH, DRAM_RANGE and SRAM_RANGE for a LOAD or STORE at the head."""
+    def _check_transfer(self, m: Module, v, allowed, tag: str, span, sram_rows):
+        """BAD_BUFFER, BAD_LENGTH, DRAM_RANGE and SRAM_RANGE for a LOAD or STORE, given its
+        (rows - 1) * dram_stride (``span``) and rows * scratchpad rows per DRAM row (``sram_rows``)."""
         cfg = self.cfg
         fault = Signal(name=f"{tag}_fault")
         code = Signal(ErrorCode, name=f"{tag}_code")
         last = Signal(49, name=f"{tag}_last_byte")
-        m.d.comb += last.eq(v.dram_addr + (v.rows - 1) * v.dram_stride + v.row_bytes)
+        m.d.comb += last.eq(v.dram_addr + span + v.row_bytes)
         sram_end = Signal(34, name=f"{tag}_sram_end")
         depth = Signal(17, name=f"{tag}_depth")
+        m.d.comb += sram_end.eq(v.sram_addr + sram_rows)
         for buf in allowed:
-            rb = scratchpad.row_bytes(cfg, buf)
             with m.If(v.buffer == buf):
-                per_row = (v.row_bytes + (rb - 1)) >> (rb.bit_length() - 1)
-                m.d.comb += [sram_end.eq(v.sram_addr + v.rows * per_row), depth.eq(scratchpad.depth(cfg, buf))]
+                m.d.comb += depth.eq(scratchpad.depth(cfg, buf))
         is_allowed = Cat(*(v.buffer == b for b in allowed)).any()
         with m.If(~is_allowed):
             m.d.comb += [fault.eq(1), code.eq(ErrorCode.BAD_BUFFER)]
@@ -438,7 +484,7 @@ class Controller(wiring.Component):
         return fault, code
 
     def _check_compute(self, m: Module, mm, pp, op):
-        """BAD_DTYPE, BAD_LENGTH and SRAM_RANGE for a MATMUL or POSTPROC at the head."""
+        """BAD_DTYPE, BAD_LENGTH and SRAM_RANGE for a MATMUL or POSTPROC."""
         cfg = self.cfg
         fault = Signal(name="compute_fault")
         code = Signal(ErrorCode, name="compute_code")

@@ -2,8 +2,8 @@
 
 Per lane: y = clamp(round_shift((acc + bias) * multiplier, shift) + zero_point, lo, qmax),
 lo = max(zero_point, qmin) with ReLU else qmin (docs/numerics.md; NumPy twin:
-``sim.arith.requantize``). A four-stage pipeline; the whole pipe stalls while the output
-is valid and not taken, so rows are never lost or duplicated under back-pressure.
+``sim.arith.requantize``). An eight-stage pipeline (``LATENCY``); the whole pipe stalls while
+the output is valid and not taken, so rows are never lost or duplicated under back-pressure.
 """
 
 from __future__ import annotations
@@ -34,7 +34,27 @@ def postproc_layouts(cfg: AccelConfig) -> tuple[data.StructLayout, data.ArrayLay
     return row_in, data.ArrayLayout(signed(OUT_BITS), cfg.cols)
 
 
+LATENCY = 8  # PostProcess's pipeline stages: cycles from a row in to its result row out
+OUT_RANGE_BITS = OUT_BITS + 2  # r is saturated to this before the zero point: |zp| < 2**(OUT_BITS-1)
+SPLIT = 17  # the 33x24-bit product is four partial products of at most 18x18 bits (one DSP block each)
+
+
 class PostProcess(wiring.Component):
+    """Requantizes one row per cycle in ``LATENCY`` register stages, every one of them short
+    enough for a 100 MHz FPGA clock (at most one carry chain, one multiplier or one shifter):
+
+    1. x = acc + bias
+    2. four partial products of x (signed, 17-bit low part) and the multiplier (17-bit low part),
+       each no wider than an 18x18 DSP block
+    3. the partial products summed in pairs
+    4. p = x * multiplier, the pairs summed
+    5. t = p + 2**(shift-1) (round half up)
+    6. r = t >> shift
+    7. r saturated to ``OUT_RANGE_BITS`` (exact: the final clamp to 8 bits of r + zero_point
+       gives the same result for every r beyond that range)
+    8. y = clamp(r + zero_point, lo, qmax)
+    """
+
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         row_in, row_out = postproc_layouts(cfg)
@@ -45,43 +65,64 @@ class PostProcess(wiring.Component):
         cfg, lanes = self.cfg, self.cfg.cols
         qmin, qmax = cfg.act_min, cfg.act_max
         x_bits = max(cfg.acc_bits, ChannelParams["bias"].width) + 1
-        p_bits = x_bits + ChannelParams["multiplier"].width + 1
+        m_bits = ChannelParams["multiplier"].width
+        p_bits = x_bits + m_bits + 1
         shift_w = ChannelParams["shift"].width
+        top = 1 << shift_w
+        n_stages = LATENCY
 
-        # pipeline registers, one set per lane, and the stage valid bits
-        x = [Signal(signed(x_bits), name=f"x{i}") for i in range(lanes)]
-        p = [Signal(signed(p_bits), name=f"p{i}") for i in range(lanes)]
-        r = [Signal(signed(p_bits + 1), name=f"r{i}") for i in range(lanes)]
-        mult = [Signal(ChannelParams["multiplier"].width, name=f"mult{i}") for i in range(lanes)]
-        sh1 = [Signal(shift_w, name=f"sh1_{i}") for i in range(lanes)]
-        sh2 = [Signal(shift_w, name=f"sh2_{i}") for i in range(lanes)]
-        zp = [Signal(signed(8), name=f"zp{s}") for s in range(3)]
-        relu = [Signal(name=f"relu{s}") for s in range(3)]
-        valid = [Signal(name=f"valid{s}") for s in range(3)]
+        # the instruction's fields and the stage valid bits travel with the row
+        valid = [Signal(name=f"valid{s}") for s in range(n_stages - 1)]
+        zp = [Signal(signed(8), name=f"zp{s}") for s in range(n_stages - 1)]
+        relu = [Signal(name=f"relu{s}") for s in range(n_stages - 1)]
 
         advance = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(advance)
 
         with m.If(advance):
-            m.d.sync += [valid[0].eq(self.i.valid), valid[1].eq(valid[0]), valid[2].eq(valid[1]),
-                         self.o.valid.eq(valid[2])]
-            m.d.sync += [zp[0].eq(self.i.payload.zero_point), relu[0].eq(self.i.payload.relu)]
-            for s in (1, 2):
-                m.d.sync += [zp[s].eq(zp[s - 1]), relu[s].eq(relu[s - 1])]
-            lo = Mux(relu[2] & (zp[2] > qmin), zp[2], qmin)
+            m.d.sync += [valid[0].eq(self.i.valid), zp[0].eq(self.i.payload.zero_point),
+                         relu[0].eq(self.i.payload.relu), self.o.valid.eq(valid[-1])]
+            for s in range(1, n_stages - 1):
+                m.d.sync += [valid[s].eq(valid[s - 1]), zp[s].eq(zp[s - 1]), relu[s].eq(relu[s - 1])]
+            zp_last, relu_last = zp[-1], relu[-1]
+            lo = Mux(relu_last & (zp_last > qmin), zp_last, qmin)
             for i in range(lanes):
+                def reg(shape, name, _i=i):
+                    return Signal(shape, name=f"{name}{_i}")
+
                 prm = self.i.payload.params[i]
-                # stage 1: bias
-                m.d.sync += [x[i].eq(self.i.payload.acc[i] + prm.bias), mult[i].eq(prm.multiplier),
-                             sh1[i].eq(prm.shift)]
-                # stage 2: fixed-point multiplier
-                m.d.sync += [p[i].eq(x[i] * mult[i]), sh2[i].eq(sh1[i])]
-                # stage 3: rounding shift, ties towards +infinity
-                top = 1 << shift_w
-                half = (Const(1, top) << sh2[i])[1 : top + 1]  # 2**(shift-1), 0 for shift 0
-                m.d.sync += r[i].eq((p[i] + half) >> sh2[i])
-                # stage 4: zero point, ReLU, saturation
-                y = r[i] + zp[2]
+                sh = [reg(shift_w, f"sh{s}_") for s in range(5)]
+                # 1: bias
+                x, mult = reg(signed(x_bits), "x"), reg(m_bits, "mult")
+                m.d.sync += [x.eq(self.i.payload.acc[i] + prm.bias), mult.eq(prm.multiplier), sh[0].eq(prm.shift)]
+                # 2: partial products (x = x_hi * 2**SPLIT + x_lo, mult = m_hi * 2**SPLIT + m_lo)
+                x_lo, x_hi = x[:SPLIT], x[SPLIT:].as_signed()
+                m_lo, m_hi = mult[:SPLIT], mult[SPLIT:]
+                ll, lh = reg(2 * SPLIT, "ll"), reg(SPLIT + m_bits - SPLIT, "lh")
+                hl = reg(signed(x_bits - SPLIT + SPLIT + 1), "hl")
+                hh = reg(signed(x_bits - SPLIT + m_bits - SPLIT + 1), "hh")
+                m.d.sync += [ll.eq(x_lo * m_lo), lh.eq(x_lo * m_hi), hl.eq(x_hi * m_lo), hh.eq(x_hi * m_hi),
+                             sh[1].eq(sh[0])]
+                # 3: pairs
+                s_lo = reg(2 * SPLIT + m_bits - SPLIT + 1, "s_lo")
+                s_hi = reg(signed(x_bits - SPLIT + m_bits + 2), "s_hi")
+                m.d.sync += [s_lo.eq(ll + (lh << SPLIT)), s_hi.eq(hl + (hh << SPLIT)), sh[2].eq(sh[1])]
+                # 4: the product
+                p = reg(signed(p_bits), "p")
+                m.d.sync += [p.eq(s_lo + (s_hi << SPLIT)), sh[3].eq(sh[2])]
+                # 5: rounding term, ties towards +infinity
+                half = (Const(1, top) << sh[3])[1 : top + 1]  # 2**(shift-1), 0 for shift 0
+                t = reg(signed(top + 2), "t")
+                m.d.sync += [t.eq(p + half), sh[4].eq(sh[3])]
+                # 6: rounding shift
+                r = reg(signed(p_bits + 1), "r")
+                m.d.sync += r.eq(t >> sh[4])
+                # 7: saturate r to OUT_RANGE_BITS
+                r_max = (1 << (OUT_RANGE_BITS - 1)) - 1
+                rc = reg(signed(OUT_RANGE_BITS), "rc")
+                m.d.sync += rc.eq(Mux(r > r_max, r_max, Mux(r < -r_max - 1, -r_max - 1, r)))
+                # 8: zero point, ReLU, saturation
+                y = rc + zp_last
                 m.d.sync += self.o.payload[i].eq(Mux(y < lo, lo, Mux(y > qmax, qmax, y)))
         return m
 

@@ -110,17 +110,22 @@ class StoreEngine(wiring.Component):
                 m.d.comb += sel.eq(i)
         m.d.comb += mux.sel.eq(sel)
 
+        # a command is taken in one cycle and its row count multiplied out in the next (`setup`),
+        # so that no multiplier lies between the controller's queue and this engine's counters
+        setup = Signal()
+        per_row = Signal(17)
         with m.If(self.cmd.valid & ~active):
             p = self.cmd.payload
-            per_row = Signal(17)
             for buf in STORABLE:
                 with m.If(p.buffer == buf):
-                    m.d.comb += per_row.eq(rows_per_dram_row(p, scratchpad.row_bytes(cfg, buf)))
-            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), left.eq(p.rows * per_row), active.eq(1), sent.eq(0)]
+                    m.d.sync += per_row.eq(rows_per_dram_row(p, scratchpad.row_bytes(cfg, buf)))
+            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0), setup.eq(1)]
+        with m.If(setup):
+            m.d.sync += [left.eq(cmd.rows * per_row), setup.eq(0)]
 
         # read ahead while the FIFO has room for the row in flight
         read = Signal()
-        m.d.comb += read.eq(active & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1))
+        m.d.comb += read.eq(active & ~setup & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1))
         m.d.sync += in_flight.eq(read)
         with m.If(read):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]

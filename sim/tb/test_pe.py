@@ -1,5 +1,6 @@
-"""cocotb testbench of one bit-parallel PE: psum_out = psum_in + a_in * w[bank_in] every cycle,
-weights written into either bank while the other computes."""
+"""cocotb testbench of one bit-parallel PE, one MAC per cycle in two stages: the product
+a_in * w[bank_in] is registered, and psum_out = psum_in + the product of the previous cycle's
+activation; weights are written into either bank while the other computes."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ async def random_macs_and_bank_writes(dut):
     wb, pb = weight_bits(cfg), psum_bits(cfg)
     banks = [0, 0]
     expect = None  # (psum_out, a_out, bank_out) after the last edge
+    product = 0  # the product register (reset to 0)
     for cycle in range(2000):
         await FallingEdge(dut.clk)
         if expect is not None:
@@ -32,8 +34,10 @@ async def random_macs_and_bank_writes(dut):
         wdata = int(r.integers(-(1 << (wb - 1)), 1 << (wb - 1)))
         dut.a_in.value, dut.bank_in.value, dut.psum_in.value = a, bank, psum
         dut.w_we.value, dut.w_bank.value, dut.w_data.value = we, wbank, wdata
-        # the product uses the weight held before this edge's write
-        expect = (int(wrap(psum + a * banks[bank], pb)), a, bank)
+        # psum_in meets the product registered at the edge before; this edge registers the product
+        # of a_in with the weight held before its own write
+        expect = (int(wrap(psum + product, pb)), a, bank)
+        product = a * banks[bank]
         if we:
             banks[wbank] = wdata
         await RisingEdge(dut.clk)

@@ -9,11 +9,9 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.isa import ChannelParams
-from hw.postproc import OUT_BITS, postproc_layouts
+from hw.postproc import LATENCY, OUT_BITS, postproc_layouts
 from sim.arith import requantize
 from sim.tb.common import config, rng, start
-
-LATENCY = 4
 
 
 def random_rows(r: np.random.Generator, n: int, edge: bool = False) -> list[dict]:
