@@ -48,7 +48,9 @@ every ``cols`` output channels' row when they all fit (loaded once), else ``n_ti
   ``rows`` cycles of unpacking after the pass before the previous one has crossed the array,
   so a pass lasts ``max(m, (m + rows + cols + 1) / 2)``; each POSTPROC waits for the array to
   drain (``array_latency``); without double buffering the next pass also waits for POSTPROC
-  to read its ``m`` accumulator rows (one region).
+  to read its ``m`` accumulator rows (one region). POSTPROC takes ``pp_row_cycles`` cycles per
+  row (1 with a requantization lane per column); compute is at least the post-processing
+  unit's own time, ``M * n-tiles * pp_row_cycles``.
 - load / store: one LOAD / STORE at a time per queue: a latency per transfer plus, per DRAM
   row, ``max(bus beats, scratchpad rows)`` cycles (a narrow scratchpad row takes one cycle of
   its own), plus an optional cost per AXI burst (every DRAM row is a burst: rows are narrower
@@ -243,6 +245,7 @@ class _Geometry:
     o_row: int  # ... of all n-tiles
     pass_gap: int  # a pass shorter than this leaves the array idle
     drain: int  # cycles a POSTPROC waits for the array
+    pp_cycles: int  # post-processing cycles per output row (AccelConfig.pp_row_cycles)
 
 
 BUFFERS = ("input_buf_bytes", "weight_buf_bytes", "acc_buf_bytes", "out_buf_bytes", "param_buf_bytes")
@@ -282,6 +285,7 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
         w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p),
         o_full=o_full, o_row=(nt - 1) * o_full + o_last,
         pass_gap=R + C + 1 + p.pass_gap_extra, drain=array_latency(cfg) + p.drain_extra,
+        pp_cycles=cfg.pp_row_cycles if ob == 1 else 1,
     )
 
 
@@ -386,14 +390,16 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
     gap = g.pass_gap
     rc = g.row_cycles
     passes2 = tiles * ((mb - 1) * max(2 * m * rc, m * rc + gap) + max(2 * m_last * rc, m_last * rc + gap))
-    compute = (passes2 + 1) // 2 + mb * g.nt * g.drain + (0 if slots > 1 else g.m * g.nt)
+    compute = (passes2 + 1) // 2 + mb * g.nt * g.drain + (0 if slots > 1 else g.m * g.nt * g.pp_cycles)
+    if g.postproc:  # the post-processing unit's own time, when it is slower than the array
+        compute = max(compute, g.m * g.nt * g.pp_cycles)
     dma_bytes = (sa * g.a_bytes + sw * tiles * g.w_tile_bytes + p_walks * g.nt * g.p_row_bytes + g.out_bytes)
     if slots > 1:
         a_first = kb * g.a_full - (g.a_full - g.a_last if kb == g.kt else 0)
         prologue = (p.load_latency * (kb * runs_first + 2) + (g.nt if g.params_fit else nb) * g.p_row
                     + m * a_first + kb * nb * g.w_tile)
         last_store = p.store_latency * runs_last + m * g.o_full
-        epilogue = g.drain + m + last_store
+        epilogue = g.drain + m * g.pp_cycles + last_store
         cycles = prologue + max(compute, load - prologue, store - last_store) + epilogue
     else:
         prologue = epilogue = 0
@@ -508,14 +514,16 @@ def _evaluate_grid(g: _Geometry, grid: str, p: CostParams) -> _Grid:
     gap = g.pass_gap
     mr, lr = m * g.row_cycles, m_last * g.row_cycles
     passes2 = tiles * ((mb - 1) * np.maximum(2 * mr, mr + gap) + np.maximum(2 * lr, lr + gap))
-    compute = (passes2 + 1) // 2 + mb * (g.nt * g.drain) + np.where(slots > 1, 0, g.m * g.nt)
+    compute = (passes2 + 1) // 2 + mb * (g.nt * g.drain) + np.where(slots > 1, 0, g.m * g.nt * g.pp_cycles)
+    if g.postproc:
+        compute = np.maximum(compute, g.m * g.nt * g.pp_cycles)
     dma_bytes = sa * g.a_bytes + sw * (tiles * g.w_tile_bytes) + p_walks * (g.nt * g.p_row_bytes) + g.out_bytes
 
     a_first = kb * g.a_full - np.where(kb == g.kt, g.a_full - g.a_last, 0)
     prologue = (p.load_latency * (kb * runs_first + 2) + (g.nt if g.params_fit else nb) * g.p_row
                 + m * a_first + kb * nb * g.w_tile)
     last_store = p.store_latency * runs_last + m * g.o_full
-    epilogue = g.drain + m + last_store
+    epilogue = g.drain + m * g.pp_cycles + last_store
     per_slots = []
     for i, s in enumerate(g.slot_options):
         c = compute[:, i : i + 1]

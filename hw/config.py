@@ -60,6 +60,9 @@ class AccelConfig(BaseModel):
     out_buf_bytes: Bytes = 8192
     param_buf_bytes: Bytes = 4096
     double_buffer: bool = True
+    postproc_lanes: Annotated[int, Field(ge=0, le=64)] = Field(
+        0, description="requantization lanes: columns post-processed per cycle (0: all cols, a row per cycle)"
+    )
     dep_queue_depth: Annotated[int, Field(ge=1, le=255)] = Field(
         8, description="dependency tokens each queue-to-queue channel holds"
     )
@@ -140,9 +143,24 @@ class AccelConfig(BaseModel):
             row = self.buffer_row_bytes(field)
             if have % row:
                 raise ValueError(f"{field} = {have}: must be a multiple of its row, {row} bytes")
+        if self.postproc_lanes and (self.postproc_lanes > self.cols or self.postproc_lanes & (self.postproc_lanes - 1)):
+            raise ValueError(
+                f"postproc_lanes = {self.postproc_lanes}: must be 0 (one per column) or a power of two "
+                f"no larger than cols = {self.cols}"
+            )
         return self
 
     # ---- derived quantities -------------------------------------------------------------
+
+    @property
+    def pp_lanes(self) -> int:
+        """Requantization lanes: ``postproc_lanes``, or one per column when that is 0."""
+        return self.postproc_lanes or self.cols
+
+    @property
+    def pp_row_cycles(self) -> int:
+        """Cycles the post-processing unit takes per accumulator row."""
+        return self.cols // self.pp_lanes
 
     @property
     def slots(self) -> int:

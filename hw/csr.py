@@ -114,7 +114,7 @@ _COUNTER_DOCS = (
     ("array_busy", "cycles an activation row enters the systolic array"),
     ("array_stall", "cycles no activation row enters the array while a MATMUL waits for it (at the compute "
                     "queue head: tokens, a hazard, a busy engine; or in the engine: its weights)"),
-    ("postproc_busy", "cycles a row enters post-processing"),
+    ("postproc_busy", "cycles a row, or a slice of one, enters post-processing"),
     ("postproc_stall", "cycles post-processing waits"),
 )
 COUNTERS = tuple(name for name, _ in _COUNTER_DOCS)

@@ -1,4 +1,6 @@
-"""Post-processing unit: requantizes one accumulator row (one lane per array column) per cycle.
+"""Post-processing unit: requantizes accumulator rows, ``cfg.pp_lanes`` columns per cycle (one
+row per cycle with a lane per array column, the default; ``cols / pp_lanes`` cycles per row with
+fewer lanes, which saves a DSP-block multiplier and its rounding logic per lane left out).
 
 Per lane: y = clamp(round_shift((acc + bias) * multiplier, shift) + zero_point, lo, qmax),
 lo = max(zero_point, qmin) with ReLU else qmin (docs/numerics.md; NumPy twin:
@@ -8,7 +10,7 @@ the output is valid and not taken, so rows are never lost or duplicated under ba
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -20,18 +22,19 @@ OUT_BITS = 8  # activations are stored one per byte
 
 
 def postproc_layouts(cfg: AccelConfig) -> tuple[data.StructLayout, data.ArrayLayout]:
-    """Input row (accumulators, per-lane parameters, the instruction's relu/zero point)
-    and output row layouts."""
+    """Input (accumulators, per-lane parameters, the instruction's relu/zero point) and output
+    layouts of one pass through the ``cfg.pp_lanes`` lanes."""
     insn = LAYOUTS[Opcode.POSTPROC]
+    lanes = cfg.pp_lanes
     row_in = data.StructLayout(
         {
-            "acc": data.ArrayLayout(signed(cfg.acc_bits), cfg.cols),
-            "params": data.ArrayLayout(ChannelParams, cfg.cols),
+            "acc": data.ArrayLayout(signed(cfg.acc_bits), lanes),
+            "params": data.ArrayLayout(ChannelParams, lanes),
             "relu": insn["relu"].shape,
             "zero_point": insn["zero_point"].shape,
         }
     )
-    return row_in, data.ArrayLayout(signed(OUT_BITS), cfg.cols)
+    return row_in, data.ArrayLayout(signed(OUT_BITS), lanes)
 
 
 LATENCY = 8  # PostProcess's pipeline stages: cycles from a row in to its result row out
@@ -62,7 +65,7 @@ class PostProcess(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cfg, lanes = self.cfg, self.cfg.cols
+        cfg, lanes = self.cfg, self.cfg.pp_lanes
         qmin, qmax = cfg.act_min, cfg.act_max
         x_bits = max(cfg.acc_bits, ChannelParams["bias"].width) + 1
         m_bits = ChannelParams["multiplier"].width
@@ -136,8 +139,10 @@ PostprocCmd = data.StructLayout({**{n: LAYOUTS[Opcode.POSTPROC][n].shape for n i
 class PostprocEngine(wiring.Component):
     """Runs a POSTPROC instruction: waits until the ``wait`` MATMULs still in flight when it
     was dispatched (not counting one retiring in that cycle) have retired, so that its
-    accumulator rows are final, reads the parameter row, then streams one accumulator row
-    per cycle through :class:`PostProcess` into the output buffer.
+    accumulator rows are final, reads the parameter row, then streams the accumulator rows
+    through :class:`PostProcess` into the output buffer: one row per ``cfg.pp_row_cycles``
+    cycles, ``pp_lanes`` columns a cycle (the acc read port holds a row while its slices pass),
+    each output row written once its last slice is out.
 
     While it has rows left to read it reports their range (``reading``, ``acc_lo``,
     ``acc_hi``) so that a later MATMUL does not overwrite them first.
@@ -156,7 +161,7 @@ class PostprocEngine(wiring.Component):
             "reading": Out(1),
             "acc_lo": Out(acc_aw + 1),
             "acc_hi": Out(acc_aw + 1),
-            "row_in": Out(1),  # a row enters the requantization pipeline
+            "row_in": Out(1),  # a row (or a slice of one, with fewer lanes than columns) enters the pipeline
             "waiting": Out(1),  # a command waits for its MATMULs
         })
 
@@ -173,10 +178,21 @@ class PostprocEngine(wiring.Component):
         rd_addr = Signal.like(self.acc_rd.addr)
         wr_addr = Signal.like(self.out_wr.addr)
         params = Signal(data.ArrayLayout(ChannelParams, cfg.cols))
-        feed = Signal()  # the acc row read last cycle goes into the pipeline now
+        feed = Signal()  # a slice of the acc row read last goes into the pipeline now
+        ratio, lanes = cfg.pp_row_cycles, cfg.pp_lanes
+        phase = Signal(range(ratio))  # slice of the row being read (0: a new row may be read)
+        feed_slice = Signal(range(ratio))  # slice fed into the pipeline this cycle
+        out_slice = Signal(range(ratio))  # slice leaving the pipeline
+        out_row = Signal(data.ArrayLayout(signed(OUT_BITS), cfg.cols))  # slices collected so far
 
         m.d.comb += [self.reading.eq(left != 0), self.acc_lo.eq(rd_addr), self.acc_hi.eq(rd_addr + left)]
+        # the read port keeps its data while not enabled (its enable is 1 unless driven low)
+        m.d.comb += self.acc_rd.en.eq(0)
         m.d.sync += feed.eq(0)
+        with m.If(feed & (feed_slice != ratio - 1)):  # the row's other slices follow from the held read data
+            m.d.sync += [feed.eq(1), feed_slice.eq(feed_slice + 1)]
+        with m.Elif(feed):
+            m.d.sync += feed_slice.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.cmd.ready.eq(1)
@@ -193,22 +209,37 @@ class PostprocEngine(wiring.Component):
                     m.d.comb += [self.param_rd.addr.eq(cmd.param_addr), self.param_rd.en.eq(1)]
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.sync += params.eq(self.param_rd.data)
+                m.d.sync += [params.eq(self.param_rd.data), phase.eq(0)]
                 m.next = "STREAM"
             with m.State("STREAM"):
-                with m.If(left != 0):
+                if ratio > 1:
+                    m.d.sync += phase.eq(Mux(phase == ratio - 1, 0, phase + 1))
+                with m.If((left != 0) & (phase == 0)):
                     m.d.comb += [self.acc_rd.addr.eq(rd_addr), self.acc_rd.en.eq(1)]
                     m.d.sync += [rd_addr.eq(rd_addr + 1), left.eq(left - 1), feed.eq(1)]
                 with m.If(self.out_wr.en & (pending == 1)):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
 
-        # the pipeline never stalls: its output is written to the buffer every cycle it is valid
+        # the pipeline never stalls: a row is written to the buffer as soon as its last slice is out
         view = data.View(row_in, pp.i.payload)
-        m.d.comb += [pp.i.valid.eq(feed), view.acc.eq(self.acc_rd.data), view.params.eq(params),
-                     view.relu.eq(cmd.relu), view.zero_point.eq(cmd.zero_point), self.row_in.eq(feed),
-                     pp.o.ready.eq(1),
-                     self.out_wr.addr.eq(wr_addr), self.out_wr.data.eq(pp.o.payload), self.out_wr.en.eq(pp.o.valid)]
+        acc_row = data.View(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols), self.acc_rd.data)
+        for k in range(ratio):
+            with m.If(feed_slice == k):
+                for i in range(lanes):
+                    m.d.comb += [view.acc[i].eq(acc_row[k * lanes + i]), view.params[i].eq(params[k * lanes + i])]
+        m.d.comb += [pp.i.valid.eq(feed), view.relu.eq(cmd.relu), view.zero_point.eq(cmd.zero_point),
+                     self.row_in.eq(feed), pp.o.ready.eq(1)]
+        row_done = pp.o.valid & (out_slice == ratio - 1)
         with m.If(pp.o.valid):
+            for k in range(ratio - 1):
+                with m.If(out_slice == k):
+                    m.d.sync += [out_row[k * lanes + i].eq(pp.o.payload[i]) for i in range(lanes)]
+            if ratio > 1:
+                m.d.sync += out_slice.eq(Mux(out_slice == ratio - 1, 0, out_slice + 1))
+        last_slice = Cat(*(pp.o.payload[i] for i in range(lanes)))
+        m.d.comb += [self.out_wr.addr.eq(wr_addr), self.out_wr.en.eq(row_done),
+                     self.out_wr.data.eq(Cat(out_row.as_value()[: 8 * (cfg.cols - lanes)], last_slice))]
+        with m.If(row_done):
             m.d.sync += [wr_addr.eq(wr_addr + 1), pending.eq(pending - 1)]
         return m

@@ -45,6 +45,8 @@ def test_derived_buffer_geometry(default):
         ({"weight_buf_bytes": 100}, ["weight_buf_bytes"]),
         ({"group_size": 24}, ["group_size", "multiple of rows"]),
         ({"clock_mhz": 0}, ["clock_mhz", "1000"]),
+        ({"postproc_lanes": 3}, ["postproc_lanes = 3", "power of two", "cols = 16"]),
+        ({"postproc_lanes": 32}, ["postproc_lanes = 32", "no larger than cols"]),
         ({"frobnicate": 1}, ["frobnicate", "unknown key"]),
     ],
 )

@@ -6,6 +6,7 @@ import pytest
 
 from compiler.gemm import Requant, WeightGroups, gemm_program, reference_gemm
 from hw.asm import assemble
+from hw.config import from_dict
 from hw.datatypes import DATATYPES
 from hw.isa import INSN_BYTES, ErrorCode, Opcode, Queue, encode
 from hw.program import Program, Segment, TensorDesc
@@ -65,6 +66,16 @@ def test_memory_models_give_the_same_bytes(tiny, rng, tmp_path):
     assert runs[0].tensors["out"] == runs[1].tensors["out"]
     for name in ("insns", "array_busy", "postproc_busy"):
         assert runs[0].result["counters"][name] == runs[1].result["counters"][name]
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_gemm_with_fewer_postproc_lanes(tiny, rng, tmp_path, lanes):
+    """Post-processing a row in 4 or 2 slices (1 or 2 requantization lanes for 4 columns) gives
+    the same bytes, under AXI back-pressure."""
+    cfg = from_dict({**tiny.model_dump(), "name": f"tiny-pp{lanes}", "postproc_lanes": lanes})
+    assert cfg.pp_row_cycles == 4 // lanes
+    check(run_rtl(random_gemm(cfg, rng, 37, 53, 29, "int4", True, "resident"), "axi_ram", pause=0.3,
+                  work_dir=tmp_path))
 
 
 def test_default_config_gemm(default, rng, tmp_path):

@@ -21,7 +21,7 @@ from compiler.tiling import (
     search_exhaustive,
     tiling_cost,
 )
-from hw.config import load_config
+from hw.config import from_dict, load_config
 from hw.isa import PARAM_BYTES
 from sim.golden import run_program
 
@@ -237,3 +237,22 @@ def test_choice_reads_well(default):
     assert "conv1 12544x147x64" in text and str(choice.tiling) in text and "cycles" in text
     assert 0 < choice.cost.utilization <= 1
     assert choice.cost.dma_bytes >= 12544 * 147 + 147 * 64 // 2 + 12544 * 64 + 4 * 16 * PARAM_BYTES
+
+
+def test_fewer_postproc_lanes_cost_their_cycles(default, rng):
+    """With 4 requantization lanes for 16 columns a row takes 4 cycles in POSTPROC: the two
+    models still agree, a one-pass GEMM (K = rows) becomes post-processing bound, and a deep
+    one (K = 16 passes) hides it behind the array: only the last tile's POSTPROC shows."""
+    slow = from_dict({**default.model_dump(), "name": "default-pp4", "postproc_lanes": 4})
+    assert slow.pp_row_cycles == 4 and default.pp_row_cycles == 1
+    for _ in range(4):
+        gemm, bits = random_gemm(rng, 600, True), int(rng.choice([2, 4, 8]))
+        cands = evaluate(slow, gemm, bits)
+        for i in rng.choice(len(cands), size=min(40, len(cands)), replace=False):
+            assert cands.cost(i) == tiling_cost(slow, gemm, bits, cands.tilings[i])
+    shallow = Gemm("shallow", 512, 16, 64)
+    fast_cost, slow_cost = search(default, shallow, 4).cost, search(slow, shallow, 4).cost
+    assert slow_cost.compute >= 512 * 4 * 4 > fast_cost.compute
+    deep = Gemm("deep", 512, 256, 64)
+    slow_deep, fast_deep = search(slow, deep, 4).cost, search(default, deep, 4).cost
+    assert fast_deep.cycles < slow_deep.cycles < 1.02 * fast_deep.cycles
