@@ -61,7 +61,8 @@ class AccelConfig(BaseModel):
     param_buf_bytes: Bytes = 4096
     double_buffer: bool = True
     postproc_lanes: Annotated[int, Field(ge=0, le=64)] = Field(
-        0, description="requantization lanes: columns post-processed per cycle (0: all cols, a row per cycle)"
+        4, description="requantization lanes: columns post-processed per cycle (0, or cols and up: "
+        "one per column, a row per cycle)"
     )
     dep_queue_depth: Annotated[int, Field(ge=1, le=255)] = Field(
         8, description="dependency tokens each queue-to-queue channel holds"
@@ -143,10 +144,9 @@ class AccelConfig(BaseModel):
             row = self.buffer_row_bytes(field)
             if have % row:
                 raise ValueError(f"{field} = {have}: must be a multiple of its row, {row} bytes")
-        if self.postproc_lanes and (self.postproc_lanes > self.cols or self.postproc_lanes & (self.postproc_lanes - 1)):
+        if self.postproc_lanes & (self.postproc_lanes - 1):
             raise ValueError(
-                f"postproc_lanes = {self.postproc_lanes}: must be 0 (one per column) or a power of two "
-                f"no larger than cols = {self.cols}"
+                f"postproc_lanes = {self.postproc_lanes}: must be 0 (one per column) or a power of two"
             )
         return self
 
@@ -154,8 +154,9 @@ class AccelConfig(BaseModel):
 
     @property
     def pp_lanes(self) -> int:
-        """Requantization lanes: ``postproc_lanes``, or one per column when that is 0."""
-        return self.postproc_lanes or self.cols
+        """Requantization lanes: ``postproc_lanes``, or one per column when that is 0 or more
+        than ``cols``."""
+        return min(self.postproc_lanes or self.cols, self.cols)
 
     @property
     def pp_row_cycles(self) -> int:

@@ -14,7 +14,7 @@ dispatched; the run ends once the running work has finished, so no transfer is c
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -147,15 +147,17 @@ class Controller(wiring.Component):
         owed = Signal(range(FETCH_DEPTH + 1))  # requested, not yet arrived
         fetch_fault = Signal()  # the instruction at `asked` lies past the end of DRAM
         want = Signal(range(FETCH_BURST + 1))
-        left = Signal(PC_BITS)
+        # kept as registers, updated by each request, so that sizing the next request takes
+        # one short compare: instructions left, the next address and the DRAM bytes beyond it
+        left = Signal(PC_BITS)  # prog_len - asked
+        fetch_addr = Signal(PC_BITS + 5)  # prog_base + asked * INSN_BYTES
+        dram_left = Signal(signed(PC_BITS + 7))  # dram_bytes - fetch_addr
         room = Signal(range(FETCH_DEPTH + 2))
-        m.d.comb += [left.eq(self.prog_len - asked), room.eq(FETCH_DEPTH - fetched.level - owed)]
+        m.d.comb += room.eq(FETCH_DEPTH - fetched.level - owed)
         m.d.comb += want.eq(Mux(left < FETCH_BURST, left, FETCH_BURST))
-        fetch_addr = Signal(PC_BITS + 5)
-        m.d.comb += fetch_addr.eq(self.prog_base + asked * INSN_BYTES)
         # near the end of DRAM, ask one instruction at a time; the first one outside is a fault
-        past_dram = fetch_addr + want * INSN_BYTES > cfg.dram_bytes
-        outside = fetch_addr + INSN_BYTES > cfg.dram_bytes
+        past_dram = dram_left < want * INSN_BYTES
+        outside = dram_left < INSN_BYTES
         n_ask = Signal(range(FETCH_BURST + 1))
         m.d.comb += n_ask.eq(Mux(past_dram, 1, want))
         m.d.comb += [
@@ -171,11 +173,14 @@ class Controller(wiring.Component):
         asked_now = Signal()
         m.d.comb += asked_now.eq(fetcher.cmd.valid & fetcher.cmd.ready)
         with m.If(clear):
-            m.d.sync += [asked.eq(0), owed.eq(0), fetch_fault.eq(0)]
+            m.d.sync += [asked.eq(0), owed.eq(0), fetch_fault.eq(0), left.eq(self.prog_len),
+                         fetch_addr.eq(self.prog_base), dram_left.eq(cfg.dram_bytes - self.prog_base)]
         with m.Else():
             m.d.sync += owed.eq(owed + Mux(asked_now, n_ask, 0) - got)
             with m.If(asked_now):
-                m.d.sync += asked.eq(asked + n_ask)
+                m.d.sync += [asked.eq(asked + n_ask), left.eq(left - n_ask),
+                             fetch_addr.eq(fetch_addr + n_ask * INSN_BYTES),
+                             dram_left.eq(dram_left - n_ask * INSN_BYTES)]
             with m.If(running & ~halting & (want != 0) & outside):
                 m.d.sync += fetch_fault.eq(1)
 

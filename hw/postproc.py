@@ -180,9 +180,9 @@ class PostprocEngine(wiring.Component):
         params = Signal(data.ArrayLayout(ChannelParams, cfg.cols))
         feed = Signal()  # a slice of the acc row read last goes into the pipeline now
         ratio, lanes = cfg.pp_row_cycles, cfg.pp_lanes
-        phase = Signal(range(ratio))  # slice of the row being read (0: a new row may be read)
-        feed_slice = Signal(range(ratio))  # slice fed into the pipeline this cycle
-        out_slice = Signal(range(ratio))  # slice leaving the pipeline
+        phase = Signal(range(max(2, ratio)))  # slice of the row being read (0: a new row may be read)
+        feed_slice = Signal(range(max(2, ratio)))  # slice fed into the pipeline this cycle
+        out_slice = Signal(range(max(2, ratio)))  # slice leaving the pipeline
         out_row = Signal(data.ArrayLayout(signed(OUT_BITS), cfg.cols))  # slices collected so far
 
         m.d.comb += [self.reading.eq(left != 0), self.acc_lo.eq(rd_addr), self.acc_hi.eq(rd_addr + left)]

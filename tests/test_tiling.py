@@ -240,19 +240,18 @@ def test_choice_reads_well(default):
 
 
 def test_fewer_postproc_lanes_cost_their_cycles(default, rng):
-    """With 4 requantization lanes for 16 columns a row takes 4 cycles in POSTPROC: the two
-    models still agree, a one-pass GEMM (K = rows) becomes post-processing bound, and a deep
-    one (K = 16 passes) hides it behind the array: only the last tile's POSTPROC shows."""
-    slow = from_dict({**default.model_dump(), "name": "default-pp4", "postproc_lanes": 4})
-    assert slow.pp_row_cycles == 4 and default.pp_row_cycles == 1
+    """The default preset's 4 requantization lanes for 16 columns take 4 cycles per POSTPROC row:
+    the two models still agree, a one-pass GEMM (K = rows) is post-processing bound, and a
+    deep one (K = 16 passes) hides it behind the array: only the last tile's POSTPROC shows."""
+    fast = from_dict({**default.model_dump(), "name": "default-pp16", "postproc_lanes": 0})
+    assert default.pp_row_cycles == 4 and fast.pp_row_cycles == 1 and fast.pp_lanes == 16
     for _ in range(4):
         gemm, bits = random_gemm(rng, 600, True), int(rng.choice([2, 4, 8]))
-        cands = evaluate(slow, gemm, bits)
+        cands = evaluate(default, gemm, bits)
         for i in rng.choice(len(cands), size=min(40, len(cands)), replace=False):
-            assert cands.cost(i) == tiling_cost(slow, gemm, bits, cands.tilings[i])
+            assert cands.cost(i) == tiling_cost(default, gemm, bits, cands.tilings[i])
     shallow = Gemm("shallow", 512, 16, 64)
-    fast_cost, slow_cost = search(default, shallow, 4).cost, search(slow, shallow, 4).cost
-    assert slow_cost.compute >= 512 * 4 * 4 > fast_cost.compute
+    assert search(default, shallow, 4).cost.compute >= 512 * 4 * 4 > search(fast, shallow, 4).cost.compute
     deep = Gemm("deep", 512, 256, 64)
-    slow_deep, fast_deep = search(slow, deep, 4).cost, search(default, deep, 4).cost
+    slow_deep, fast_deep = search(default, deep, 4).cost, search(fast, deep, 4).cost
     assert fast_deep.cycles < slow_deep.cycles < 1.02 * fast_deep.cycles
