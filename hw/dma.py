@@ -132,7 +132,9 @@ class BurstSplitter(wiring.Component):
         cap = Signal(range(MAX_BURST_BEATS + 1))
         blen = Signal(range(MAX_BURST_BEATS + 1))
         m.d.comb += [
-            row_beats.eq((row_addr + n - 1)[wb:] - row_addr[wb:] + 1),
+            # beats the row touches: only the row's offset within its first beat matters, so a
+            # short add instead of two address-wide carry chains
+            row_beats.eq(((row_addr[:wb] + n - 1) >> wb) + 1),
             cur_eff.eq(Mux(in_row, cur, Cat(C(0, wb), row_addr[wb:]))),
             left_eff.eq(Mux(in_row, beats_left, row_beats)),
             to_boundary.eq((C(BOUNDARY_BYTES) - cur_eff[: _log2(BOUNDARY_BYTES)])[wb:]),
