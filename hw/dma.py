@@ -125,16 +125,13 @@ class BurstSplitter(wiring.Component):
         cur = Signal.like(cmd.dram_addr)
         beats_left = Signal(COUNT_BITS)
 
-        row_beats = Signal(COUNT_BITS)
+        row_beats = Signal(COUNT_BITS)  # beats the current row touches, set when the row starts
         cur_eff = Signal.like(cur)
         left_eff = Signal(COUNT_BITS)
         to_boundary = Signal(range(BOUNDARY_BYTES // W + 1))
         cap = Signal(range(MAX_BURST_BEATS + 1))
         blen = Signal(range(MAX_BURST_BEATS + 1))
         m.d.comb += [
-            # beats the row touches: only the row's offset within its first beat matters, so a
-            # short add instead of two address-wide carry chains
-            row_beats.eq(((row_addr[:wb] + n - 1) >> wb) + 1),
             cur_eff.eq(Mux(in_row, cur, Cat(C(0, wb), row_addr[wb:]))),
             left_eff.eq(Mux(in_row, beats_left, row_beats)),
             to_boundary.eq((C(BOUNDARY_BYTES) - cur_eff[: _log2(BOUNDARY_BYTES)])[wb:]),
@@ -158,12 +155,18 @@ class BurstSplitter(wiring.Component):
             self.busy.eq(active),
         ]
 
+        def beats(offset, nbytes):
+            """Beats a row of nbytes touches from byte `offset` of its first beat."""
+            return ((offset + nbytes - 1) >> wb) + 1
+
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [active.eq(1), in_row.eq(0), row_addr.eq(cmd.dram_addr), rows_left.eq(cmd.rows),
-                         n.eq(cmd.row_bytes), stride.eq(cmd.dram_stride)]
+                         n.eq(cmd.row_bytes), stride.eq(cmd.dram_stride),
+                         row_beats.eq(beats(cmd.dram_addr[:wb], cmd.row_bytes))]
         with m.If(self.bursts.valid & self.bursts.ready):
             with m.If(row_done):
-                m.d.sync += [in_row.eq(0), row_addr.eq(row_addr + stride), rows_left.eq(rows_left - 1)]
+                m.d.sync += [in_row.eq(0), row_addr.eq(row_addr + stride), rows_left.eq(rows_left - 1),
+                             row_beats.eq(beats((row_addr[:wb] + stride[:wb])[:wb], n))]
                 with m.If(last_row):
                     m.d.sync += active.eq(0)
             with m.Else():
