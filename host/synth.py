@@ -161,8 +161,17 @@ class SynthResult:
 # the wrapper
 
 
-def wrapper_verilog(manifest: dict, pin_polarity: dict[str, str] | None = None) -> tuple[str, dict]:
-    """Verilog of ``lowbit_fpga_top`` for a manifest's ports, and a summary of its overhead."""
+# Per family: the buffer that puts the synchronized reset on a global network. Every register of
+# the core has a synchronous reset, so the reset reaches tens of thousands of flip-flops; nextpnr
+# promotes only clocks to globals on an ECP5 (on an iCE40 it promotes resets itself), and a reset
+# left on general routing congests the whole device.
+RESET_GLOBAL = {"ecp5": "DCCA rst_global (.CLKI(rst_sync[1]), .CE(1'b1), .CLKO(core_rst));"}
+
+
+def wrapper_verilog(manifest: dict, pin_polarity: dict[str, str] | None = None,
+                    family: str = "generic") -> tuple[str, dict]:
+    """Verilog of ``lowbit_fpga_top`` for a manifest's ports, and a summary of its overhead;
+    ``family`` picks the global buffer (if any) that drives the core's reset."""
     low = {p for p, v in (pin_polarity or {}).items() if v == "active-low"}
     bus = [p for p in manifest["ports"] if p["name"] not in ("clk", "rst", "irq")]
     ins = [p for p in bus if p["direction"] == "in"]
@@ -198,7 +207,8 @@ module {WRAPPER_TOP} (
     reg  [{n_out - 1}:0] out_shift = {n_out}'d0;
     wire [{n_out - 1}:0] out_bits;
     reg  [1:0] rst_sync = 2'b11;
-    wire core_rst = rst_sync[1];
+    wire core_rst;
+    {RESET_GLOBAL.get(family, "assign core_rst = rst_sync[1];")}
     wire core_irq{'' if has_irq else " = 1'b0"};
 
     always @(posedge clk) begin
@@ -218,6 +228,7 @@ endmodule
 """
     summary = {"top": WRAPPER_TOP, "pins": len(WRAPPER_PINS), "core_input_bits": n_in,
                "core_output_bits": n_out, "flip_flops": 2 * n_in + n_out + 2,
+               "reset_buffer": RESET_GLOBAL.get(family, "none").split(" ")[0],
                "note": "core ports on two shift chains; the wrapper adds 2*inputs + outputs + 2 flip-flops and "
                        "about one LUT per output bit"}
     return text, summary
@@ -484,7 +495,7 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 # the flow
 
 
-FLOW_VERSION = 2  # bump when the Yosys scripts change, so that no older netlist is reused
+FLOW_VERSION = 3  # bump when the Yosys scripts change, so that no older netlist is reused
 
 
 def synth_key(work: Path, target: Target, core: str) -> str:
@@ -552,7 +563,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     say(f"generating Verilog for {cfg.name}")
     t = time.perf_counter()
     manifest = emit(cfg, work, unit)
-    text, wrapper = wrapper_verilog(manifest, target.pin_polarity)
+    text, wrapper = wrapper_verilog(manifest, target.pin_polarity, target.family)
     (work / f"{WRAPPER_TOP}.v").write_text(text)
     times["generate"] = time.perf_counter() - t
 
