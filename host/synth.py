@@ -166,6 +166,8 @@ class SynthResult:
 # promotes only clocks to globals on an ECP5 (on an iCE40 it promotes resets itself), and a reset
 # left on general routing congests the whole device.
 RESET_GLOBAL = {"ecp5": "DCCA rst_global (.CLKI(rst_sync[1]), .CE(1'b1), .CLKO(core_rst));"}
+# ... and the Yosys library that declares that buffer, read before the wrapper is elaborated
+PRIMITIVES = {"ecp5": "+/lattice/cells_bb_ecp5.v"}
 
 
 def wrapper_verilog(manifest: dict, pin_polarity: dict[str, str] | None = None,
@@ -317,9 +319,10 @@ def select_line(name: str) -> str:
     return f"{WRAPPER_TOP}/{name[1:] if name.startswith(chr(92)) else name}"
 
 
-def yosys_prep(work: Path, core: str) -> tuple[list[dict], float]:
+def yosys_prep(work: Path, core: str, family: str) -> tuple[list[dict], float]:
     """Read, elaborate and flatten the design once (prep.il) and list its multipliers."""
-    script = f"""read_verilog {core}.v
+    lib = f"read_verilog -lib {PRIMITIVES[family]}\n" if family in PRIMITIVES else ""
+    script = f"""{lib}read_verilog {core}.v
 read_verilog {WRAPPER_TOP}.v
 hierarchy -check -top {WRAPPER_TOP}
 proc
@@ -582,7 +585,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         mult_info = cached["multipliers"]
     else:
         say("yosys: read and flatten (the first call compiles WebAssembly)")
-        muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
+        muls, times["yosys_prep"] = yosys_prep(work, manifest["top"], target.family)
         chosen, _ = choose_dsp_muls(muls, rules, target.capacity.get("dsps")) if rules else ([], 0)
         mult_info = {"total": len(muls), "in_dsps": len(chosen), "in_luts": len(muls) - len(chosen),
                      "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls)}

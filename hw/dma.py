@@ -126,19 +126,22 @@ class BurstSplitter(wiring.Component):
         beats_left = Signal(COUNT_BITS)
 
         row_beats = Signal(COUNT_BITS)  # beats the current row touches, set when the row starts
+        # beats from the row's start (row_addr) and from cur to the next 4 KiB boundary, kept in
+        # registers so that a burst's length is two comparisons away from a register
+        span = range(BOUNDARY_BYTES // W + 1)
+        tb_row, tb_in, tb_eff = Signal(span), Signal(span), Signal(span)
         cur_eff = Signal.like(cur)
         left_eff = Signal(COUNT_BITS)
-        to_boundary = Signal(range(BOUNDARY_BYTES // W + 1))
         cap = Signal(range(MAX_BURST_BEATS + 1))
         blen = Signal(range(MAX_BURST_BEATS + 1))
         m.d.comb += [
             cur_eff.eq(Mux(in_row, cur, Cat(C(0, wb), row_addr[wb:]))),
             left_eff.eq(Mux(in_row, beats_left, row_beats)),
-            to_boundary.eq((C(BOUNDARY_BYTES) - cur_eff[: _log2(BOUNDARY_BYTES)])[wb:]),
-            cap.eq(Mux(to_boundary < MAX_BURST_BEATS, to_boundary, MAX_BURST_BEATS)),
+            tb_eff.eq(Mux(in_row, tb_in, tb_row)),
+            cap.eq(Mux(tb_eff < MAX_BURST_BEATS, tb_eff, MAX_BURST_BEATS)),
             blen.eq(Mux(left_eff < cap, left_eff, cap)),
         ]
-        row_done = left_eff == blen
+        row_done = left_eff <= cap
         last_row = rows_left == 1
 
         m.d.comb += [
@@ -159,18 +162,29 @@ class BurstSplitter(wiring.Component):
             """Beats a row of nbytes touches from byte `offset` of its first beat."""
             return ((offset + nbytes - 1) >> wb) + 1
 
+        def to_boundary(addr_low):
+            """Beats from the beat holding byte address `addr_low` (mod 4 KiB) to the boundary."""
+            return (C(BOUNDARY_BYTES) - Cat(C(0, wb), addr_low[wb:_log2(BOUNDARY_BYTES)]))[wb:]
+
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [active.eq(1), in_row.eq(0), row_addr.eq(cmd.dram_addr), rows_left.eq(cmd.rows),
                          n.eq(cmd.row_bytes), stride.eq(cmd.dram_stride),
-                         row_beats.eq(beats(cmd.dram_addr[:wb], cmd.row_bytes))]
+                         row_beats.eq(beats(cmd.dram_addr[:wb], cmd.row_bytes)),
+                         tb_row.eq(to_boundary(cmd.dram_addr))]
         with m.If(self.bursts.valid & self.bursts.ready):
             with m.If(row_done):
+                next_row = (row_addr[:_log2(BOUNDARY_BYTES)] + stride[:_log2(BOUNDARY_BYTES)])
                 m.d.sync += [in_row.eq(0), row_addr.eq(row_addr + stride), rows_left.eq(rows_left - 1),
-                             row_beats.eq(beats((row_addr[:wb] + stride[:wb])[:wb], n))]
+                             row_beats.eq(beats((row_addr[:wb] + stride[:wb])[:wb], n)),
+                             tb_row.eq(to_boundary(next_row))]
                 with m.If(last_row):
                     m.d.sync += active.eq(0)
             with m.Else():
-                m.d.sync += [in_row.eq(1), cur.eq(cur_eff + (blen << wb)), beats_left.eq(left_eff - blen)]
+                # a burst that does not end its row is `cap` beats long: it stops at the boundary
+                # (the next one starts a whole 4 KiB away from the next) or after MAX_BURST_BEATS
+                m.d.sync += [in_row.eq(1), cur.eq(cur_eff + (cap << wb)), beats_left.eq(left_eff - cap),
+                             tb_in.eq(Mux(tb_eff <= MAX_BURST_BEATS, BOUNDARY_BYTES // W,
+                                          tb_eff - MAX_BURST_BEATS))]
         return m
 
 
