@@ -161,19 +161,8 @@ class SynthResult:
 # the wrapper
 
 
-# Per family: the buffer that puts the synchronized reset on a global network. Every register of
-# the core has a synchronous reset, so the reset reaches tens of thousands of flip-flops; nextpnr
-# promotes only clocks to globals on an ECP5 (on an iCE40 it promotes resets itself), and a reset
-# left on general routing congests the whole device.
-RESET_GLOBAL = {"ecp5": "DCCA rst_global (.CLKI(rst_sync[1]), .CE(1'b1), .CLKO(core_rst));"}
-# ... and the Yosys library that declares that buffer, read before the wrapper is elaborated
-PRIMITIVES = {"ecp5": "+/lattice/cells_bb_ecp5.v"}
-
-
-def wrapper_verilog(manifest: dict, pin_polarity: dict[str, str] | None = None,
-                    family: str = "generic") -> tuple[str, dict]:
-    """Verilog of ``lowbit_fpga_top`` for a manifest's ports, and a summary of its overhead;
-    ``family`` picks the global buffer (if any) that drives the core's reset."""
+def wrapper_verilog(manifest: dict, pin_polarity: dict[str, str] | None = None) -> tuple[str, dict]:
+    """Verilog of ``lowbit_fpga_top`` for a manifest's ports, and a summary of its overhead."""
     low = {p for p, v in (pin_polarity or {}).items() if v == "active-low"}
     bus = [p for p in manifest["ports"] if p["name"] not in ("clk", "rst", "irq")]
     ins = [p for p in bus if p["direction"] == "in"]
@@ -209,8 +198,7 @@ module {WRAPPER_TOP} (
     reg  [{n_out - 1}:0] out_shift = {n_out}'d0;
     wire [{n_out - 1}:0] out_bits;
     reg  [1:0] rst_sync = 2'b11;
-    wire core_rst;
-    {RESET_GLOBAL.get(family, "assign core_rst = rst_sync[1];")}
+    wire core_rst = rst_sync[1];
     wire core_irq{'' if has_irq else " = 1'b0"};
 
     always @(posedge clk) begin
@@ -230,7 +218,6 @@ endmodule
 """
     summary = {"top": WRAPPER_TOP, "pins": len(WRAPPER_PINS), "core_input_bits": n_in,
                "core_output_bits": n_out, "flip_flops": 2 * n_in + n_out + 2,
-               "reset_buffer": RESET_GLOBAL.get(family, "none").split(" ")[0],
                "note": "core ports on two shift chains; the wrapper adds 2*inputs + outputs + 2 flip-flops and "
                        "about one LUT per output bit"}
     return text, summary
@@ -319,10 +306,9 @@ def select_line(name: str) -> str:
     return f"{WRAPPER_TOP}/{name[1:] if name.startswith(chr(92)) else name}"
 
 
-def yosys_prep(work: Path, core: str, family: str) -> tuple[list[dict], float]:
+def yosys_prep(work: Path, core: str) -> tuple[list[dict], float]:
     """Read, elaborate and flatten the design once (prep.il) and list its multipliers."""
-    lib = f"read_verilog -lib {PRIMITIVES[family]}\n" if family in PRIMITIVES else ""
-    script = f"""{lib}read_verilog {core}.v
+    script = f"""read_verilog {core}.v
 read_verilog {WRAPPER_TOP}.v
 hierarchy -check -top {WRAPPER_TOP}
 proc
@@ -498,7 +484,7 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 # the flow
 
 
-FLOW_VERSION = 3  # bump when the Yosys scripts change, so that no older netlist is reused
+FLOW_VERSION = 2  # bump when the Yosys scripts change, so that no older netlist is reused
 
 
 def synth_key(work: Path, target: Target, core: str) -> str:
@@ -566,7 +552,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     say(f"generating Verilog for {cfg.name}")
     t = time.perf_counter()
     manifest = emit(cfg, work, unit)
-    text, wrapper = wrapper_verilog(manifest, target.pin_polarity, target.family)
+    text, wrapper = wrapper_verilog(manifest, target.pin_polarity)
     (work / f"{WRAPPER_TOP}.v").write_text(text)
     times["generate"] = time.perf_counter() - t
 
@@ -585,7 +571,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         mult_info = cached["multipliers"]
     else:
         say("yosys: read and flatten (the first call compiles WebAssembly)")
-        muls, times["yosys_prep"] = yosys_prep(work, manifest["top"], target.family)
+        muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
         chosen, _ = choose_dsp_muls(muls, rules, target.capacity.get("dsps")) if rules else ([], 0)
         mult_info = {"total": len(muls), "in_dsps": len(chosen), "in_luts": len(muls) - len(chosen),
                      "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls)}

@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw import serial
 from hw.config import AccelConfig
+from hw.datapath import delay
 from hw.datatypes import DATATYPES
 
 ACT_BITS = serial.ACT_BITS  # activations are stored and multiplied as bytes (act_bits sets the clamp range)
@@ -75,18 +76,17 @@ class ParallelPE(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        w = [Signal(signed(weight_bits(self.cfg)), name=f"w{b}") for b in range(2)]
+        w = [Signal(signed(weight_bits(self.cfg)), name=f"w{b}", reset_less=True) for b in range(2)]
         with m.If(self.w_we):
             with m.If(self.w_bank):
                 m.d.sync += w[1].eq(self.w_data)
             with m.Else():
                 m.d.sync += w[0].eq(self.w_data)
-        product = Signal(signed(ACT_BITS + weight_bits(self.cfg)))
-        m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.bank_out.eq(self.bank_in),
-            product.eq(self.a_in * Mux(self.bank_in, w[1], w[0])),
-            self.psum_out.eq(self.psum_in + product),
+        product = delay(m, self.a_in * Mux(self.bank_in, w[1], w[0]), "product")
+        m.d.comb += [
+            self.a_out.eq(delay(m, self.a_in, "a")),
+            self.bank_out.eq(delay(m, self.bank_in, "bank")),
+            self.psum_out.eq(delay(m, self.psum_in + product, "psum")),
         ]
         return m
 
@@ -133,14 +133,9 @@ class SystolicArray(wiring.Component):
         for i in range(R):
             a, bank, plane = self.a[i], self.bank, (self.plane if is_serial else None)
             for d in range(i):
-                a_d = Signal.like(pe[i][0].a_in, name=f"skew_a{i}_{d}")
-                b_d = Signal(name=f"skew_b{i}_{d}")
-                m.d.sync += [a_d.eq(a), b_d.eq(bank)]
-                a, bank = a_d, b_d
+                a, bank = delay(m, a, f"skew_a{i}_{d}"), delay(m, bank, f"skew_b{i}_{d}")
                 if is_serial:
-                    p_d = Signal.like(self.plane, name=f"skew_p{i}_{d}")
-                    m.d.sync += p_d.eq(plane)
-                    plane = p_d
+                    plane = delay(m, plane, f"skew_p{i}_{d}")
             m.d.comb += [pe[i][0].a_in.eq(a), pe[i][0].bank_in.eq(bank)]
             if is_serial:
                 m.d.comb += pe[i][0].plane_in.eq(plane)
@@ -161,8 +156,6 @@ class SystolicArray(wiring.Component):
         for j in range(C):
             s = pe[R - 1][j].psum_out
             for d in range(C - 1 - j):
-                s_d = Signal.like(s, name=f"deskew{j}_{d}")
-                m.d.sync += s_d.eq(s)
-                s = s_d
+                s = delay(m, s, f"deskew{j}_{d}")
             m.d.comb += self.psum[j].eq(s)
         return m

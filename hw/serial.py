@@ -14,6 +14,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import AccelConfig
+from hw.datapath import delay
 from hw.datatypes import DATATYPES, Datatype
 
 ACT_BITS = 8
@@ -66,7 +67,7 @@ class SerialPE(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        w = [Signal(term_layout(self.cfg), name=f"w{b}") for b in range(2)]
+        w = [Signal(term_layout(self.cfg), name=f"w{b}", reset_less=True) for b in range(2)]
         with m.If(self.w_we):
             with m.If(self.w_bank):
                 m.d.sync += w[1].eq(self.w_data)
@@ -77,8 +78,9 @@ class SerialPE(wiring.Component):
         shifted = Signal(signed(ACT_BITS + max_shift(self.cfg) + 1))
         m.d.comb += shifted.eq(self.a_in << (t.exp + self.plane_in))
         term = Mux(t.mant.bit_select(self.plane_in, 1), Mux(t.sign, -shifted, shifted), 0)
-        m.d.sync += [
-            self.a_out.eq(self.a_in), self.bank_out.eq(self.bank_in), self.plane_out.eq(self.plane_in),
-            self.psum_out.eq(self.psum_in + term),
+        m.d.comb += [
+            self.a_out.eq(delay(m, self.a_in, "a")), self.bank_out.eq(delay(m, self.bank_in, "bank")),
+            self.plane_out.eq(delay(m, self.plane_in, "plane")),
+            self.psum_out.eq(delay(m, self.psum_in + term, "psum")),
         ]
         return m
