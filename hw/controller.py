@@ -158,14 +158,20 @@ class Controller(wiring.Component):
         # near the end of DRAM, ask one instruction at a time; the first one outside is a fault
         past_dram = dram_left < want * INSN_BYTES
         outside = dram_left < INSN_BYTES
+        # the request's size is computed in the cycle after `left` and `dram_left` change and
+        # kept in registers (`sized`): a request goes out at most every other cycle, 8
+        # instructions at a time, and its handshake is a compare away from a register
+        sized = Signal()
         n_ask = Signal(range(FETCH_BURST + 1))
-        m.d.comb += n_ask.eq(Mux(past_dram, 1, want))
+        any_left = Signal()
+        outside_r = Signal()
         m.d.comb += [
             fetcher.cmd.payload.dram_addr.eq(fetch_addr),
             fetcher.cmd.payload.rows.eq(1),
             fetcher.cmd.payload.row_bytes.eq(n_ask * INSN_BYTES),
             fetcher.cmd.payload.dram_stride.eq(0),
-            fetcher.cmd.valid.eq(running & ~halting & ~fetch_fault & (want != 0) & ~outside & (room >= n_ask)),
+            fetcher.cmd.valid.eq(running & ~halting & ~fetch_fault & sized & any_left & ~outside_r
+                                 & (room >= n_ask)),
         ]
         got = Signal()
         m.d.comb += [got.eq(fetcher.rows.valid), fetcher.rows.ready.eq(1),
@@ -174,14 +180,18 @@ class Controller(wiring.Component):
         m.d.comb += asked_now.eq(fetcher.cmd.valid & fetcher.cmd.ready)
         with m.If(clear):
             m.d.sync += [asked.eq(0), owed.eq(0), fetch_fault.eq(0), left.eq(self.prog_len),
-                         fetch_addr.eq(self.prog_base), dram_left.eq(cfg.dram_bytes - self.prog_base)]
+                         fetch_addr.eq(self.prog_base), dram_left.eq(cfg.dram_bytes - self.prog_base),
+                         sized.eq(0)]
         with m.Else():
             m.d.sync += owed.eq(owed + Mux(asked_now, n_ask, 0) - got)
             with m.If(asked_now):
                 m.d.sync += [asked.eq(asked + n_ask), left.eq(left - n_ask),
                              fetch_addr.eq(fetch_addr + n_ask * INSN_BYTES),
-                             dram_left.eq(dram_left - n_ask * INSN_BYTES)]
-            with m.If(running & ~halting & (want != 0) & outside):
+                             dram_left.eq(dram_left - n_ask * INSN_BYTES), sized.eq(0)]
+            with m.Else():
+                m.d.sync += [sized.eq(1), n_ask.eq(Mux(past_dram, 1, want)), any_left.eq(want != 0),
+                             outside_r.eq(outside)]
+            with m.If(running & ~halting & sized & any_left & outside_r):
                 m.d.sync += fetch_fault.eq(1)
 
         # ---- decode ---------------------------------------------------------------------------
