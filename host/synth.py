@@ -490,10 +490,10 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 FLOW_VERSION = 2  # bump when the Yosys scripts change, so that no older netlist is reused
 
 
-def synth_key(work: Path, target: Target, core: str) -> str:
+def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> str:
     """Identity of a synthesis: the Verilog, the wrapper, what of the target synthesis reads
     (family, Yosys options, DSP budget) and the version of the scripts."""
-    what = [FLOW_VERSION, target.family, target.yosys, target.capacity.get("dsps"), target.lut_width]
+    what = [FLOW_VERSION, target.family, target.yosys, dsp_budget, target.lut_width]
     h = hashlib.sha256(json.dumps(what).encode())
     for f in (work / f"{core}.v", work / f"{WRAPPER_TOP}.v"):
         h.update(f.read_bytes())
@@ -536,14 +536,16 @@ def emit(cfg: AccelConfig, work: Path, unit: str) -> dict:
 def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | None = None,
                freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
-               pnr_args: tuple[str, ...] = ()) -> SynthResult:
+               pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
     of the identical Verilog for the same target in ``out_dir`` is reused (place-and-route again,
     e.g. at another frequency or seed, without synthesizing again). ``unit="array"`` runs the
     systolic array alone (in the same wrapper) instead of the whole accelerator. ``pnr_args``
-    go to nextpnr after the target's own options (placer density, router, heatmaps)."""
+    go to nextpnr after the target's own options (placer density, router, heatmaps).
+    ``dsp_budget`` caps the DSP blocks multipliers may take (default: all of the device's); the
+    rest become LUT logic."""
     target = load_target(target) if isinstance(target, str) else target
     work = Path(out_dir) if out_dir else default_out_dir(cfg, target, unit)
     work.mkdir(parents=True, exist_ok=True)
@@ -562,7 +564,11 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     (work / f"{WRAPPER_TOP}.v").write_text(text)
     times["generate"] = time.perf_counter() - t
 
-    key = synth_key(work, target, manifest["top"])
+    budget = target.capacity.get("dsps") if dsp_budget is None else dsp_budget
+    if budget is not None and (budget < 0 or budget > target.capacity.get("dsps", budget)):
+        raise KeyError(f"DSP budget {budget} is outside 0..{target.capacity.get('dsps')} "
+                       f"(the DSP blocks of {target.name})")
+    key = synth_key(work, target, manifest["top"], budget)
     if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args)):
         say("reusing the finished run of an identical design")
         old = SynthResult(**previous)
@@ -578,9 +584,10 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     else:
         say("yosys: read and flatten (the first call compiles WebAssembly)")
         muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
-        chosen, _ = choose_dsp_muls(muls, rules, target.capacity.get("dsps")) if rules else ([], 0)
+        chosen, _ = choose_dsp_muls(muls, rules, budget) if rules else ([], 0)
         mult_info = {"total": len(muls), "in_dsps": len(chosen), "in_luts": len(muls) - len(chosen),
-                     "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls)}
+                     "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls),
+                     "dsp_budget": budget or 0}
         say(f"yosys: {'synth -lut' if target.family == 'generic' else 'synth_' + target.family} "
             f"({len(muls)} multipliers, {len(chosen)} to DSP blocks)")
         times["yosys"] = yosys_synth(target, chosen, work)

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pnr-arg", action="append", default=[], metavar="OPTION",
                    help="an option for nextpnr after the target's own (repeatable; an option with a value is one "
                         "argument, e.g. --pnr-arg=--placer-heap-beta=0.7); recorded in the report")
+    p.add_argument("--dsp-budget", type=int, metavar="N",
+                   help="DSP blocks the multipliers may take, widest products first (default: all of the "
+                        "target's); the rest become Booth-encoded LUT logic")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
@@ -64,7 +67,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         with console.status(f"synth {cfg.name} for {target.name}") as status:
             result = synthesize(cfg, target, out_dir=args.out, freq_mhz=args.freq, place=not args.synth_only,
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
-                                pnr_args=tuple(args.pnr_arg),
+                                pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc

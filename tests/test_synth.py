@@ -104,7 +104,7 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     check_report(r)
     assert r.fits and r.stage == "bitstream" and not r.overflow
     assert 0 < r.luts < 5280 and r.ffs > 16 * 8 and r.dsps == 8
-    assert r.multipliers == {"total": 16, "in_dsps": 8, "in_luts": 8, "dsp_eligible": 16}
+    assert r.multipliers == {"total": 16, "in_dsps": 8, "in_luts": 8, "dsp_eligible": 16, "dsp_budget": 8}
     assert r.utilization["ICESTORM_DSP"]["used"] == 8 and r.utilization["ICESTORM_LC"]["available"] == 5280
     assert r.fmax_mhz and r.fmax_mhz > 5 and r.timing_met == (r.fmax_mhz >= tiny.clock_mhz)
     assert r.critical_path["from"] and r.critical_path["to"] and r.critical_path["delay_ns"] > 0
@@ -136,3 +136,8 @@ def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
     assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs < 5280
     assert r.multipliers["in_luts"] == 56 and "nextpnr" not in r.tool_seconds
     assert "NO: luts" in (synth.Path(r.out_dir) / "report.md").read_text()
+
+
+def test_dsp_budget_beyond_the_device_is_refused(tiny, tmp_path):
+    with pytest.raises(KeyError, match=r"DSP budget 99 is outside 0\.\.28 \(the DSP blocks of ecp5-25k\)"):
+        synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, dsp_budget=99)
