@@ -508,7 +508,9 @@ def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
         return False
     if not placed:
         return previous.get("stage") == "synthesis"
-    if previous.get("seed") != seed or previous.get("pnr_args", []) != list(pnr_args) or (previous.get("fits") and previous.get("stage") != "bitstream"):
+    if previous.get("seed") != seed or previous.get("pnr_args", []) != list(pnr_args):
+        return False
+    if previous.get("fits") and previous.get("stage") != "bitstream":
         return False
     return not previous.get("bitstream") or Path(previous["bitstream"]).exists()
 
