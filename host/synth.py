@@ -288,11 +288,18 @@ def dsp_cost(mul: dict, rules: dict) -> int:
     return pieces[0] * pieces[1]
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the numbers in a name by value: pe_2_3 < pe_10_0."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
+
+
 def choose_dsp_muls(muls: list[dict], rules: dict, budget: int | None) -> tuple[list[dict], int]:
     """The multipliers that go to DSP blocks within ``budget``: the most product bits per DSP
-    first, since a wide product costs the most LUTs. Returns (chosen, DSPs they use)."""
+    first, since a wide product costs the most LUTs; among equals in natural name order, so that
+    the PEs that get DSP blocks are whole array rows from the top (``pe_2_*`` before ``pe_10_*``).
+    Returns (chosen, DSPs they use)."""
     eligible = [m for m in muls if dsp_cost(m, rules)]
-    eligible.sort(key=lambda m: (-m["A_WIDTH"] * m["B_WIDTH"] / dsp_cost(m, rules), m["name"]))
+    eligible.sort(key=lambda m: (-m["A_WIDTH"] * m["B_WIDTH"] / dsp_cost(m, rules), natural_key(m["name"])))
     chosen, used = [], 0
     for m in eligible:
         cost = dsp_cost(m, rules)

@@ -79,6 +79,10 @@ def test_dsp_budget_prefers_wide_products():
     chosen, used = choose_dsp_muls(muls, ecp5, budget=6)
     assert used == 6 and [m["name"] for m in chosen] == ["$mul2", "$mul0", "$mul1"]
     assert choose_dsp_muls(muls, ecp5, budget=None)[1] == 7
+    pes = [{"name": f"array.pe_{i}_{j}.$mul", "A_WIDTH": 8, "B_WIDTH": 8, "Y_WIDTH": 16, "A_SIGNED": 1}
+           for i in (10, 2, 1, 0) for j in (10, 1)]
+    chosen, _ = choose_dsp_muls(pes, ecp5, budget=3)  # equal products: the top rows, in order
+    assert [m["name"] for m in chosen] == ["array.pe_0_1.$mul", "array.pe_0_10.$mul", "array.pe_1_1.$mul"]
 
 
 def test_nextpnr_log_and_report_parsing():
