@@ -505,7 +505,7 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 # the flow
 
 
-FLOW_VERSION = 2  # bump when the Yosys scripts change, so that no older netlist is reused
+FLOW_VERSION = 3  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
 
 
 def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> str:
