@@ -447,11 +447,15 @@ class Controller(wiring.Component):
             m.d.sync += idle_cycles.eq(0)
         with m.Else():
             m.d.sync += idle_cycles.eq(idle_cycles + 1)
-        waiting_pc = Mux(d1_valid, d1_pc, pc)
-        for q in Queue:  # the lowest pc waiting at a queue head
+        # the lowest pc waiting (in decode or at a queue head), one compare per cycle: a register
+        # per step, as the watchdog only reads it after WATCHDOG_CYCLES cycles in which none of
+        # these has changed
+        waiting_pc = Signal(PC_BITS, name="waiting_pc_decode")
+        m.d.sync += waiting_pc.eq(Mux(d1_valid, d1_pc, pc))
+        for q in Queue:
             e, _ = head(q)
             lowest = Signal(PC_BITS, name=f"waiting_pc_{q.name.lower()}")
-            m.d.comb += lowest.eq(Mux(queues[q].r_rdy & (e.pc < waiting_pc), e.pc, waiting_pc))
+            m.d.sync += lowest.eq(Mux(queues[q].r_rdy & (e.pc < waiting_pc), e.pc, waiting_pc))
             waiting_pc = lowest
         with m.If(running & (idle_cycles == WATCHDOG_CYCLES)):
             fail(ErrorCode.DEADLOCK, waiting_pc)
