@@ -245,15 +245,25 @@ def tool(name: str) -> str:
     return found
 
 
-def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (0,)) -> tuple[int, float]:
-    """Run one tool in ``cwd`` with its output in ``cwd/log``; (exit code, seconds)."""
+def log_tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (0,),
+             time_limit: float | None = None) -> tuple[int, float]:
+    """Run one tool in ``cwd`` with its output in ``cwd/log``; (exit code, seconds). A tool still
+    running after ``time_limit`` seconds is stopped (SynthError)."""
     t0 = time.perf_counter()
     with open(cwd / log, "w") as f:
-        rc = subprocess.run([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
+        try:
+            rc = subprocess.run([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                                timeout=time_limit).returncode
+        except subprocess.TimeoutExpired:
+            raise SynthError(f"{args[0]} stopped after the time limit of {time_limit:g} s; log {cwd / log}:\n"
+                             f"{log_tail(cwd / log)}") from None
     seconds = time.perf_counter() - t0
     if rc not in ok_codes:
-        tail = "\n".join((cwd / log).read_text(errors="replace").splitlines()[-15:])
-        raise SynthError(f"{args[0]} failed (exit {rc}); log {cwd / log}:\n{tail}")
+        raise SynthError(f"{args[0]} failed (exit {rc}); log {cwd / log}:\n{log_tail(cwd / log)}")
     return rc, seconds
 
 
@@ -475,18 +485,19 @@ def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
             *options]
 
 
-def place_and_route(target: Target, work: Path, freq: float, seed: int,
-                    extra: tuple[str, ...] = ()) -> tuple[dict, float, list[str]]:
-    """Run nextpnr (with the target's options, then ``extra``); (report dict or {}, seconds,
-    overflowing resources if it did not fit)."""
+def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: tuple[str, ...] = (),
+                    time_limit: float | None = None) -> tuple[dict, float, list[str]]:
+    """Run nextpnr (with the target's options, then ``extra``, stopped after ``time_limit``
+    seconds); (report dict or {}, seconds, overflowing resources if it did not fit)."""
     name, text = constraints(target)
     (work / name).write_text(text)
     args = nextpnr_args(target, name, freq, seed, extra)
-    rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1))
+    rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1), time_limit=time_limit)
     if rc:
         overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
-        if not overflow:
-            run_tool(args, work, "nextpnr.log")  # not a capacity problem: raise with its log
+        if not overflow:  # not a capacity problem
+            raise SynthError(f"{args[0]} failed (exit {rc}); log {work / 'nextpnr.log'}:\n"
+                             f"{log_tail(work / 'nextpnr.log')}")
         return {}, seconds, overflow
     return json.loads((work / "nextpnr_report.json").read_text()), seconds, []
 
@@ -556,7 +567,8 @@ def emit(cfg: AccelConfig, work: Path, unit: str) -> dict:
 def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | None = None,
                freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
-               pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None) -> SynthResult:
+               pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
+               pnr_time_limit: float | None = None) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -565,7 +577,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     systolic array alone (in the same wrapper) instead of the whole accelerator. ``pnr_args``
     go to nextpnr after the target's own options (placer density, router, heatmaps).
     ``dsp_budget`` caps the DSP blocks multipliers may take (default: all of the device's); the
-    rest become LUT logic."""
+    rest become LUT logic. ``pnr_time_limit`` stops nextpnr after that many seconds (SynthError,
+    the log kept); by default it runs until it finishes."""
     target = load_target(target) if isinstance(target, str) else target
     work = Path(out_dir) if out_dir else default_out_dir(cfg, target, unit)
     work.mkdir(parents=True, exist_ok=True)
@@ -634,7 +647,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
 
     if target.places and place and result.fits:
         say(f"nextpnr-{target.family}: place and route at {freq:g} MHz")
-        report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed, tuple(pnr_args))
+        report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed, tuple(pnr_args),
+                                                                      pnr_time_limit)
         result.stage = "place-and-route"
         if pnr_overflow:
             result.fits, result.overflow = False, pnr_overflow

