@@ -297,9 +297,13 @@ class Controller(wiring.Component):
             with m.Elif(d1_free):
                 m.d.comb += [fetched.r_en.eq(1), self.decoded.eq(1), take.eq(1)]
                 m.d.sync += pc.eq(pc + 1)
-        with m.If(take):
-            m.d.sync += [d1_valid.eq(1), d1_word.eq(word), d1_pc.eq(pc), d1_queue.eq(queue_of),
+        # d1's registers load whenever d1 is free, whatever d0 holds: their enable does not wait
+        # for the decode of the fetched word, and their contents matter only while d1_valid
+        with m.If(d1_free):
+            m.d.sync += [d1_word.eq(word), d1_pc.eq(pc), d1_queue.eq(queue_of),
                          d1_span.eq(span), d1_sram_rows.eq(sram_rows)]
+        with m.If(take):
+            m.d.sync += d1_valid.eq(1)
         with m.Elif(d1_leave | halting | clear):
             m.d.sync += d1_valid.eq(0)
         # the word at `pc` never comes: past DRAM, or past the program without END
