@@ -126,10 +126,12 @@ class BurstSplitter(wiring.Component):
         beats_left = Signal(COUNT_BITS)
 
         row_beats = Signal(COUNT_BITS)  # beats the current row touches, set when the row starts
-        # beats from the row's start (row_addr) and from cur to the next 4 KiB boundary, kept in
-        # registers so that a burst's length is two comparisons away from a register
+        # beats from the row's start (row_addr) and from cur to the next 4 KiB boundary, and the
+        # burst length they allow, min(beats to the boundary, MAX_BURST_BEATS), kept in registers
+        # so that a burst's length is one comparison away from a register
         span = range(BOUNDARY_BYTES // W + 1)
         tb_row, tb_in, tb_eff = Signal(span), Signal(span), Signal(span)
+        cap_row, cap_in = Signal(range(MAX_BURST_BEATS + 1)), Signal(range(MAX_BURST_BEATS + 1))
         cur_eff = Signal.like(cur)
         left_eff = Signal(COUNT_BITS)
         cap = Signal(range(MAX_BURST_BEATS + 1))
@@ -138,7 +140,7 @@ class BurstSplitter(wiring.Component):
             cur_eff.eq(Mux(in_row, cur, Cat(C(0, wb), row_addr[wb:]))),
             left_eff.eq(Mux(in_row, beats_left, row_beats)),
             tb_eff.eq(Mux(in_row, tb_in, tb_row)),
-            cap.eq(Mux(tb_eff < MAX_BURST_BEATS, tb_eff, MAX_BURST_BEATS)),
+            cap.eq(Mux(in_row, cap_in, cap_row)),
             blen.eq(Mux(left_eff < cap, left_eff, cap)),
         ]
         row_done = left_eff <= cap
@@ -166,17 +168,26 @@ class BurstSplitter(wiring.Component):
             """Beats from the beat holding byte address `addr_low` (mod 4 KiB) to the boundary."""
             return (C(BOUNDARY_BYTES) - Cat(C(0, wb), addr_low[wb:_log2(BOUNDARY_BYTES)]))[wb:]
 
+        def boundary_cap(addr_low):
+            """min(to_boundary(addr_low), MAX_BURST_BEATS), the comparison made on the address
+            beside the subtraction rather than after it."""
+            page = BOUNDARY_BYTES // W
+            if page <= MAX_BURST_BEATS:
+                return to_boundary(addr_low)
+            index = addr_low[wb:_log2(BOUNDARY_BYTES)]
+            return Mux(index > page - MAX_BURST_BEATS, to_boundary(addr_low), MAX_BURST_BEATS)
+
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [active.eq(1), in_row.eq(0), row_addr.eq(cmd.dram_addr), rows_left.eq(cmd.rows),
                          n.eq(cmd.row_bytes), stride.eq(cmd.dram_stride),
                          row_beats.eq(beats(cmd.dram_addr[:wb], cmd.row_bytes)),
-                         tb_row.eq(to_boundary(cmd.dram_addr))]
+                         tb_row.eq(to_boundary(cmd.dram_addr)), cap_row.eq(boundary_cap(cmd.dram_addr))]
         with m.If(self.bursts.valid & self.bursts.ready):
             with m.If(row_done):
                 next_row = (row_addr[:_log2(BOUNDARY_BYTES)] + stride[:_log2(BOUNDARY_BYTES)])
                 m.d.sync += [in_row.eq(0), row_addr.eq(row_addr + stride), rows_left.eq(rows_left - 1),
                              row_beats.eq(beats((row_addr[:wb] + stride[:wb])[:wb], n)),
-                             tb_row.eq(to_boundary(next_row))]
+                             tb_row.eq(to_boundary(next_row)), cap_row.eq(boundary_cap(next_row))]
                 with m.If(last_row):
                     m.d.sync += active.eq(0)
             with m.Else():
@@ -184,7 +195,10 @@ class BurstSplitter(wiring.Component):
                 # (the next one starts a whole 4 KiB away from the next) or after MAX_BURST_BEATS
                 m.d.sync += [in_row.eq(1), cur.eq(cur_eff + (cap << wb)), beats_left.eq(left_eff - cap),
                              tb_in.eq(Mux(tb_eff <= MAX_BURST_BEATS, BOUNDARY_BYTES // W,
-                                          tb_eff - MAX_BURST_BEATS))]
+                                          tb_eff - MAX_BURST_BEATS)),
+                             cap_in.eq(Mux(tb_eff <= MAX_BURST_BEATS, min(BOUNDARY_BYTES // W, MAX_BURST_BEATS),
+                                           Mux(tb_eff < 2 * MAX_BURST_BEATS, tb_eff - MAX_BURST_BEATS,
+                                               MAX_BURST_BEATS)))]
         return m
 
 
