@@ -324,12 +324,20 @@ def select_line(name: str) -> str:
     return f"{WRAPPER_TOP}/{name[1:] if name.startswith(chr(92)) else name}"
 
 
+# A register whose wire carries `keep` (hw.datapath.delay(..., keep=True)) stays its own cell:
+# opt_merge would otherwise fold registers with the same input into one, e.g. the PEs' bank bits
+# of one anti-diagonal of the systolic array (up to 325 loads on one net across the array).
+# Yosys honours `keep` on cells, not on the wires they drive, so the attribute is copied over.
+KEEP_REGISTERS = "setattr -set keep 1 a:keep %ci1:+$dff[Q] t:$dff %i"
+
+
 def yosys_prep(work: Path, core: str) -> tuple[list[dict], float]:
     """Read, elaborate and flatten the design once (prep.il) and list its multipliers."""
     script = f"""read_verilog {core}.v
 read_verilog {WRAPPER_TOP}.v
 hierarchy -check -top {WRAPPER_TOP}
 proc
+{KEEP_REGISTERS}
 flatten
 opt_expr
 opt_clean
@@ -516,7 +524,7 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 # the flow
 
 
-FLOW_VERSION = 3  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
+FLOW_VERSION = 4  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
 
 
 def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> str:

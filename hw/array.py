@@ -85,7 +85,7 @@ class ParallelPE(wiring.Component):
         product = delay(m, self.a_in * Mux(self.bank_in, w[1], w[0]), "product")
         m.d.comb += [
             self.a_out.eq(delay(m, self.a_in, "a")),
-            self.bank_out.eq(delay(m, self.bank_in, "bank")),
+            self.bank_out.eq(delay(m, self.bank_in, "bank", keep=True)),
             self.psum_out.eq(delay(m, self.psum_in + product, "psum")),
         ]
         return m
@@ -133,9 +133,9 @@ class SystolicArray(wiring.Component):
         for i in range(R):
             a, bank, plane = self.a[i], self.bank, (self.plane if is_serial else None)
             for d in range(i):
-                a, bank = delay(m, a, f"skew_a{i}_{d}"), delay(m, bank, f"skew_b{i}_{d}")
+                a, bank = delay(m, a, f"skew_a{i}_{d}"), delay(m, bank, f"skew_b{i}_{d}", keep=True)
                 if is_serial:
-                    plane = delay(m, plane, f"skew_p{i}_{d}")
+                    plane = delay(m, plane, f"skew_p{i}_{d}", keep=True)
             m.d.comb += [pe[i][0].a_in.eq(a), pe[i][0].bank_in.eq(bank)]
             if is_serial:
                 m.d.comb += pe[i][0].plane_in.eq(plane)

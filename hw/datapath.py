@@ -11,8 +11,13 @@ from __future__ import annotations
 from amaranth import Module, Signal
 
 
-def delay(m: Module, value, name: str) -> Signal:
-    """``value`` one cycle later, from a flip-flop without reset (its initial value is 0)."""
-    r = Signal.like(value, name=name, reset_less=True)
+def delay(m: Module, value, name: str, keep: bool = False) -> Signal:
+    """``value`` one cycle later, from a flip-flop without reset (its initial value is 0).
+
+    ``keep`` marks the register with the `keep` attribute: a pipeline register that must stay
+    where it is, one per place it is made, even where another register holds the same value
+    (synthesis would otherwise merge them into one with the fanout of all; see
+    docs/fpga.md, "Registers that stay apart")."""
+    r = Signal.like(value, name=name, reset_less=True, attrs={"keep": 1} if keep else {})
     m.d.sync += r.eq(value)
     return r

@@ -79,8 +79,8 @@ class SerialPE(wiring.Component):
         m.d.comb += shifted.eq(self.a_in << (t.exp + self.plane_in))
         term = Mux(t.mant.bit_select(self.plane_in, 1), Mux(t.sign, -shifted, shifted), 0)
         m.d.comb += [
-            self.a_out.eq(delay(m, self.a_in, "a")), self.bank_out.eq(delay(m, self.bank_in, "bank")),
-            self.plane_out.eq(delay(m, self.plane_in, "plane")),
+            self.a_out.eq(delay(m, self.a_in, "a")), self.bank_out.eq(delay(m, self.bank_in, "bank", keep=True)),
+            self.plane_out.eq(delay(m, self.plane_in, "plane", keep=True)),
             self.psum_out.eq(delay(m, self.psum_in + term, "psum")),
         ]
         return m

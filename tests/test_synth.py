@@ -6,6 +6,7 @@ in all on two busy cores; the first call of each tool compiles its WebAssembly).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -128,6 +129,12 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     bit = synth.Path(r.bitstream)
     assert bit.suffix == ".bin" and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
     assert {"yosys_prep", "yosys", "nextpnr", "pack"} <= set(r.tool_seconds) and r.synth_key
+    # every PE keeps its own bank flip-flop (registers marked `keep`): Yosys would otherwise merge
+    # those of one anti-diagonal, which carry the same value, into one register for all of them
+    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][synth.WRAPPER_TOP]["cells"]
+    bank_ffs = {re.match(r"core\.pe_(\d+)_(\d+)\.bank_", name).groups() for name, c in cells.items()
+                if c["type"].startswith("SB_DFF") and re.match(r"core\.pe_\d+_\d+\.bank_", name)}
+    assert bank_ffs == {(str(i), str(j)) for i in range(tiny.rows) for j in range(tiny.cols)}
     same = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")  # nothing changed: no tool runs
     assert same.to_dict() == r.to_dict()
     again = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", place=False)
