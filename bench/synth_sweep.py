@@ -6,7 +6,7 @@ peak INT4 MACs per cycle as a bit-parallel N x N array, and each pair below is c
 peak throughput. The parallel points use the `default` preset's datatypes (INT8 x INT2/INT4/INT8,
 8x8-bit multipliers), the serial points the `serial` preset's (every datatype, per-group types).
 
-What it runs by default (about 30 minutes on two busy cores, WebAssembly tools; a point whose
+What it runs by default (8 to 12 minutes on two busy cores, WebAssembly tools; a point whose
 report in bitstreams/build/sweep/ is from the identical run is not run again):
 
 - the systolic array alone (``SystolicArray`` in the 7-pin wrapper of host/synth.py,
