@@ -138,7 +138,7 @@ class SynthResult:
     timing_met: bool | None
     bitstream: str | None
     seconds: float
-    stage: str  # the last stage run: synthesis, place-and-route or bitstream
+    stage: str  # the last stage run: synthesis, placement, place-and-route or bitstream
     tool_seconds: dict[str, float] = field(default_factory=dict)
     capacity: dict[str, int] = field(default_factory=dict)
     utilization: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -147,6 +147,7 @@ class SynthResult:
     memory_bits: int = 0
     lut_levels: int | None = None
     critical_path: dict | None = None
+    fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
     wrapper: dict = field(default_factory=dict)
     out_dir: str = ""
     report: str = ""
@@ -461,6 +462,18 @@ def parse_pnr_report(report: dict) -> tuple[dict[str, dict[str, int]], float | N
     return util, (min(fmax) if fmax else None), crit
 
 
+MAX_FREQ_RE = re.compile(r"Max frequency for clock '([^']+)': ([0-9.]+) MHz")
+ROUTER_START_RE = re.compile(r"^Info: Routing\.\.|^Info: Running router2", re.M)
+
+
+def placed_fmax(log: str) -> float | None:
+    """nextpnr's Fmax estimate after placement (the slowest clock's last estimate before the
+    router starts), from its log; None if it printed none."""
+    start = ROUTER_START_RE.search(log)
+    latest = dict(MAX_FREQ_RE.findall(log[:start.start()] if start else log))
+    return min(float(v) for v in latest.values()) if latest else None
+
+
 OVERFLOW_RE = re.compile(r"^\s*(?:Info:\s*)?\s*([A-Za-z0-9_]+):\s+(\d+)\s*/\s*(\d+)\s+\d+%", re.M)
 
 
@@ -493,13 +506,18 @@ def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
             *options]
 
 
+# options that would stop nextpnr short of a routed design, which the flow would then pack
+STAGE_OPTIONS = ("--no-route", "--no-place", "--pack-only")
+
+
 def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: tuple[str, ...] = (),
-                    time_limit: float | None = None) -> tuple[dict, float, list[str]]:
+                    time_limit: float | None = None, route: bool = True) -> tuple[dict, float, list[str]]:
     """Run nextpnr (with the target's options, then ``extra``, stopped after ``time_limit``
-    seconds); (report dict or {}, seconds, overflowing resources if it did not fit)."""
+    seconds; placement only unless ``route``); (report dict or {}, seconds, overflowing resources
+    if it did not fit)."""
     name, text = constraints(target)
     (work / name).write_text(text)
-    args = nextpnr_args(target, name, freq, seed, extra)
+    args = nextpnr_args(target, name, freq, seed, (*extra, *([] if route else ["--no-route"])))
     rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1), time_limit=time_limit)
     if rc:
         overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
@@ -538,7 +556,7 @@ def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> 
 
 
 def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
-                pnr_args: tuple[str, ...] = ()) -> bool:
+                pnr_args: tuple[str, ...] = (), routed: bool = True) -> bool:
     """Whether an earlier report in the output folder is this very run (same synthesis, clock
     constraint, seed, nextpnr options and stages), with its bitstream still there."""
     if not previous or previous.get("synth_key") != key or previous.get("constraint_mhz") != freq:
@@ -547,7 +565,7 @@ def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
         return previous.get("stage") == "synthesis"
     if previous.get("seed") != seed or previous.get("pnr_args", []) != list(pnr_args):
         return False
-    if previous.get("fits") and previous.get("stage") != "bitstream":
+    if previous.get("fits") and previous.get("stage") != ("bitstream" if routed else "placement"):
         return False
     return not previous.get("bitstream") or Path(previous["bitstream"]).exists()
 
@@ -576,7 +594,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
-               pnr_time_limit: float | None = None) -> SynthResult:
+               pnr_time_limit: float | None = None, route: bool = True) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -586,8 +604,14 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     go to nextpnr after the target's own options (placer density, router, heatmaps).
     ``dsp_budget`` caps the DSP blocks multipliers may take (default: all of the device's); the
     rest become LUT logic. ``pnr_time_limit`` stops nextpnr after that many seconds (SynthError,
-    the log kept); by default it runs until it finishes."""
+    the log kept); by default it runs until it finishes. ``route=False`` stops after placement:
+    nextpnr's Fmax estimate (``fmax_placed_mhz``) and utilisation, no routed Fmax, no bitstream
+    (for a design that does not route in reasonable time)."""
     target = load_target(target) if isinstance(target, str) else target
+    stops = [a for a in pnr_args if a.split("=")[0] in STAGE_OPTIONS]
+    if stops:
+        raise SynthError(f"nextpnr option {stops[0]} stops before routing, and the flow would pack the "
+                         "unrouted design into a bitstream: use place-only (--place-only) instead")
     work = Path(out_dir) if out_dir else default_out_dir(cfg, target, unit)
     work.mkdir(parents=True, exist_ok=True)
     previous = json.loads((work / "report.json").read_text()) if (work / "report.json").exists() else {}
@@ -610,7 +634,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         raise KeyError(f"DSP budget {budget} is outside 0..{target.capacity.get('dsps')} "
                        f"(the DSP blocks of {target.name})")
     key = synth_key(work, target, manifest["top"], budget)
-    if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args)):
+    if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route):
         say("reusing the finished run of an identical design")
         old = SynthResult(**previous)
         (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
@@ -654,14 +678,15 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     )
 
     if target.places and place and result.fits:
-        say(f"nextpnr-{target.family}: place and route at {freq:g} MHz")
+        say(f"nextpnr-{target.family}: {'place and route' if route else 'place'} at {freq:g} MHz")
         report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed, tuple(pnr_args),
-                                                                      pnr_time_limit)
-        result.stage = "place-and-route"
+                                                                      pnr_time_limit, route)
+        result.stage = "place-and-route" if route else "placement"
         if pnr_overflow:
             result.fits, result.overflow = False, pnr_overflow
         else:
             util, fmax, crit = parse_pnr_report(report)
+            result.fmax_placed_mhz = placed_fmax((work / "nextpnr.log").read_text(errors="replace"))
             result.utilization.update(util)
             result.fmax_mhz = round(fmax, 2) if fmax is not None else None
             result.timing_met = fmax is not None and fmax >= freq
@@ -670,9 +695,12 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             for res in ("luts", "ffs", "dsps", "brams"):  # nextpnr's counts are the placed design's
                 if res in bels and bels[res] in util:
                     setattr(result, res, util[bels[res]]["used"])
-            say("packing the bitstream")
-            bit, times["pack"] = pack(target, work, default_out_dir(cfg, target, unit).name)
-            result.bitstream, result.stage = str(bit), "bitstream"
+            if route:
+                say("packing the bitstream")
+                bit, times["pack"] = pack(target, work, default_out_dir(cfg, target, unit).name)
+                result.bitstream, result.stage = str(bit), "bitstream"
+            else:  # nextpnr measures no Fmax before routing: only its estimate
+                result.fmax_mhz, result.timing_met = None, None
 
     result.seed, result.pnr_args, result.synth_key = seed, list(pnr_args), key
     result.tool_seconds = {k: round(v, 2) for k, v in times.items()}
@@ -717,8 +745,13 @@ def report_markdown(r: SynthResult) -> str:
     if r.fmax_mhz is not None:
         verdict = "met" if r.timing_met else f"MISSED by {r.constraint_mhz - r.fmax_mhz:.1f} MHz"
         lines.append(f"| Fmax | {r.fmax_mhz:.1f} MHz against {r.constraint_mhz:g} MHz: {verdict} |")
+    elif r.fmax_placed_mhz is not None:
+        lines.append(f"| Fmax | not routed; {r.fmax_placed_mhz:.1f} MHz estimated after placement, against "
+                     f"{r.constraint_mhz:g} MHz |")
     else:
         lines.append(f"| Fmax | not measured (no place-and-route); constraint {r.constraint_mhz:g} MHz |")
+    if r.fmax_mhz is not None and r.fmax_placed_mhz is not None:
+        lines.append(f"| Fmax after placement | {r.fmax_placed_mhz:.1f} MHz (nextpnr's estimate before routing) |")
     if r.bitstream:
         lines.append(f"| bitstream | `{r.bitstream}` |")
     if r.critical_path:

