@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from host.floorplan import DspSites, apply_floorplan
 from hw.config import AccelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,6 +94,7 @@ class Target:
     pins: dict[str, str] = field(default_factory=dict)
     pin_polarity: dict[str, str] = field(default_factory=dict)
     lut_width: int = 4
+    dsp_sites: DspSites | None = None  # where the DSP blocks are, for the PEs' floorplan
 
     @property
     def places(self) -> bool:
@@ -110,6 +112,8 @@ def load_target(name: str) -> Target:
     raw = tomllib.loads(path.read_text())
     for key in ("nextpnr", "yosys"):
         raw[key] = tuple(raw.get(key, ()))
+    if "dsp_sites" in raw:
+        raw["dsp_sites"] = DspSites.from_toml(raw["dsp_sites"], str(path))
     target = Target(name=name, **raw)
     missing = [p for p in WRAPPER_PINS if target.places and p not in target.pins]
     if target.family not in CELLS or missing:
@@ -148,6 +152,7 @@ class SynthResult:
     lut_levels: int | None = None
     critical_path: dict | None = None
     fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
+    floorplan: dict = field(default_factory=dict)  # the PEs' DSP blocks fixed to sites (host/floorplan.py)
     wrapper: dict = field(default_factory=dict)
     out_dir: str = ""
     report: str = ""
@@ -556,14 +561,16 @@ def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> 
 
 
 def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
-                pnr_args: tuple[str, ...] = (), routed: bool = True) -> bool:
+                pnr_args: tuple[str, ...] = (), routed: bool = True, floorplanned: bool = False) -> bool:
     """Whether an earlier report in the output folder is this very run (same synthesis, clock
-    constraint, seed, nextpnr options and stages), with its bitstream still there."""
+    constraint, seed, nextpnr options, floorplan and stages), with its bitstream still there."""
     if not previous or previous.get("synth_key") != key or previous.get("constraint_mhz") != freq:
         return False
     if not placed:
         return previous.get("stage") == "synthesis"
     if previous.get("seed") != seed or previous.get("pnr_args", []) != list(pnr_args):
+        return False
+    if bool(previous.get("floorplan")) != floorplanned:
         return False
     if previous.get("fits") and previous.get("stage") != ("bitstream" if routed else "placement"):
         return False
@@ -594,7 +601,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
-               pnr_time_limit: float | None = None, route: bool = True) -> SynthResult:
+               pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -606,7 +613,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     rest become LUT logic. ``pnr_time_limit`` stops nextpnr after that many seconds (SynthError,
     the log kept); by default it runs until it finishes. ``route=False`` stops after placement:
     nextpnr's Fmax estimate (``fmax_placed_mhz``) and utilisation, no routed Fmax, no bitstream
-    (for a design that does not route in reasonable time)."""
+    (for a design that does not route in reasonable time). ``floorplan`` fixes the PEs' DSP blocks
+    to the target's DSP sites in array order (host/floorplan.py; targets without ``[dsp_sites]``
+    leave them to the placer)."""
     target = load_target(target) if isinstance(target, str) else target
     stops = [a for a in pnr_args if a.split("=")[0] in STAGE_OPTIONS]
     if stops:
@@ -634,7 +643,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         raise KeyError(f"DSP budget {budget} is outside 0..{target.capacity.get('dsps')} "
                        f"(the DSP blocks of {target.name})")
     key = synth_key(work, target, manifest["top"], budget)
-    if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route):
+    floorplanned = floorplan and target.dsp_sites is not None
+    if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route,
+                             floorplanned):
         say("reusing the finished run of an identical design")
         old = SynthResult(**previous)
         (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
@@ -678,6 +689,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     )
 
     if target.places and place and result.fits:
+        if target.dsp_sites is not None:  # set or clear: the netlist may come from a run with the other choice
+            placed = apply_floorplan(work / "netlist.json", WRAPPER_TOP, target.dsp_sites, floorplanned)
+            result.floorplan = placed if floorplanned else {}
         say(f"nextpnr-{target.family}: {'place and route' if route else 'place'} at {freq:g} MHz")
         report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed, tuple(pnr_args),
                                                                       pnr_time_limit, route)
@@ -686,7 +700,11 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             result.fits, result.overflow = False, pnr_overflow
         else:
             util, fmax, crit = parse_pnr_report(report)
-            result.fmax_placed_mhz = placed_fmax((work / "nextpnr.log").read_text(errors="replace"))
+            log = (work / "nextpnr.log").read_text(errors="replace")
+            result.fmax_placed_mhz = placed_fmax(log)
+            if result.floorplan:  # what nextpnr placed from constraints: the fixed DSP blocks and the pins
+                m = re.search(r"Placed (\d+) cells based on constraints", log)
+                result.floorplan["constrained_cells"] = int(m.group(1)) if m else 0
             result.utilization.update(util)
             result.fmax_mhz = round(fmax, 2) if fmax is not None else None
             result.timing_met = fmax is not None and fmax >= freq
@@ -738,6 +756,10 @@ def report_markdown(r: SynthResult) -> str:
         f"| multipliers | {r.multipliers.get('total', 0)}: {r.multipliers.get('in_dsps', 0)} in DSP blocks, "
         f"{r.multipliers.get('in_luts', 0)} in LUTs |",
     ]
+    if r.floorplan:
+        f = r.floorplan
+        lines.append(f"| DSP floorplan | {f['pe_dsps']} PE DSP blocks fixed in array order, {f['first']} to "
+                     f"{f['last']} |")
     if r.memory_bits:
         lines.append(f"| memory bits | {r.memory_bits} |")
     if r.lut_levels is not None:

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pnr-time-limit", type=float, metavar="SECONDS",
                    help="stop nextpnr after this many seconds and report it as an error, its log kept "
                         "(default: no limit; a congested design can route for hours)")
+    p.add_argument("--no-floorplan", action="store_true",
+                   help="leave the PEs' DSP blocks to the placer instead of fixing them to the target's DSP "
+                        "sites in array order (ECP5 targets; see docs/fpga.md, DSP floorplan)")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
@@ -77,6 +80,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
+                                floorplan=not args.no_floorplan,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc

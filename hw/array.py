@@ -96,7 +96,7 @@ class SystolicArray(wiring.Component):
 
     ``a``/``bank`` (and for the bit-serial PE ``plane``, the mantissa bit): one activation row
     per cycle (the caller tracks which cycles are valid); ``w_*``: writes PE row ``w_row`` of
-    weight bank ``w_bank``; ``psum``: the result row of the activation row that entered
+    weight bank ``w_bank``, at the end of the next cycle; ``psum``: the result row of the activation row that entered
     ``array_latency(cfg)`` cycles earlier.
     """
 
@@ -140,6 +140,14 @@ class SystolicArray(wiring.Component):
             if is_serial:
                 m.d.comb += pe[i][0].plane_in.eq(plane)
 
+        # weight writes land one cycle after the request: the column's data in one register at the
+        # array's edge, and each PE's write enable and bank in flip-flops of its own (kept apart,
+        # so that no enable net crosses the array: an array row can span the chip, docs/fpga.md)
+        w_data = [delay(m, self.w_data[j], f"w_data{j}") for j in range(C)]
+        w_we = [[delay(m, self.w_we & (self.w_row == i), f"w_we_{i}_{j}", keep=True) for j in range(C)]
+                for i in range(R)]
+        w_bank = [[delay(m, self.w_bank, f"w_bank_{i}_{j}", keep=True) for j in range(C)] for i in range(R)]
+
         # mesh: activations right, partial sums down; weights written one PE row at a time
         for i in range(R):
             for j in range(C):
@@ -149,8 +157,7 @@ class SystolicArray(wiring.Component):
                     if is_serial:
                         m.d.comb += pe[i][j + 1].plane_in.eq(p.plane_out)
                 m.d.comb += p.psum_in.eq(pe[i - 1][j].psum_out if i else 0)
-                m.d.comb += [p.w_we.eq(self.w_we & (self.w_row == i)), p.w_bank.eq(self.w_bank),
-                             p.w_data.eq(self.w_data[j])]
+                m.d.comb += [p.w_we.eq(w_we[i][j]), p.w_bank.eq(w_bank[i][j]), p.w_data.eq(w_data[j])]
 
         # output deskew: column j waits cols-1-j cycles
         for j in range(C):

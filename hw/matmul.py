@@ -163,7 +163,8 @@ class MatmulEngine(wiring.Component):
                 self._decode_term(m, array.w_data[j], codes[j], col_dtype[j])
         m.d.comb += [array.w_we.eq(wr), array.w_row.eq(wr_row), array.w_bank.eq(wr_bank)]
 
-        # hand the loaded tile to the stream stage's waiting slot
+        # hand the loaded tile to the stream stage's waiting slot (the array writes the last row at
+        # the end of the cycle after `wr`, at least two cycles before the tile's first activation)
         loaded = Signal()
         m.d.comb += loaded.eq(ld_busy & (ld_row == R) & ~wr)
         take_nx = Signal()  # the stream stage takes the waiting tile this cycle
