@@ -8,7 +8,7 @@ owns AW/W/B. docs/architecture.md draws the blocks and the dataflow.
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,7 +45,7 @@ class Accelerator(wiring.Component):
         m.submodules.postproc = pp = PostprocEngine(cfg)
         m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(LOADABLE))
 
-        # ---- scratchpads: one write port each, a read port per reader -----------------------
+        # ---- scratchpads: one write port each, a read port per reader (two share the ACC's) -----------------------
         mems = {b: scratchpad.make_memory(cfg, b) for b in Buffer}
         for b, mem in mems.items():
             m.submodules[f"{b.name.lower()}_buf"] = mem
@@ -61,8 +61,13 @@ class Accelerator(wiring.Component):
         acc_wp = mems[Buffer.ACC].write_port()
         wiring.connect(m, acc_wp, mm.acc_wr)
         wiring.connect(m, mems[Buffer.ACC].read_port(transparent_for=(acc_wp,)), mm.acc_rd)
-        wiring.connect(m, mems[Buffer.ACC].read_port(), pp.acc_rd)
-        wiring.connect(m, mems[Buffer.ACC].read_port(), store.acc_rd)
+        # the post-processing unit (a row every pp_row_cycles) and the store engine share one ACC
+        # read port, the post-processing unit first: each read port of a memory is another copy of
+        # it on an FPGA (on `default`, 15 block RAMs and 512 more loads on the write data)
+        acc_rd = mems[Buffer.ACC].read_port()
+        m.d.comb += [acc_rd.addr.eq(Mux(pp.acc_rd.en, pp.acc_rd.addr, store.acc_rd.addr)),
+                     acc_rd.en.eq(pp.acc_rd.en | store.acc_rd.en), store.acc_free.eq(~pp.acc_rd.en),
+                     pp.acc_rd.data.eq(acc_rd.data), store.acc_rd.data.eq(acc_rd.data)]
         wiring.connect(m, mems[Buffer.OUTPUT].write_port(), pp.out_wr)
         wiring.connect(m, mems[Buffer.OUTPUT].read_port(), store.output_rd)
 

@@ -141,8 +141,9 @@ class PostprocEngine(wiring.Component):
     was dispatched (not counting one retiring in that cycle) have retired, so that its
     accumulator rows are final, reads the parameter row, then streams the accumulator rows
     through :class:`PostProcess` into the output buffer: one row per ``cfg.pp_row_cycles``
-    cycles, ``pp_lanes`` columns a cycle (the acc read port holds a row while its slices pass),
-    each output row written once its last slice is out.
+    cycles, ``pp_lanes`` columns a cycle (the slices after the first come from a register that
+    holds the row, since the store engine reads through the same ACC port in between), each
+    output row written once its last slice is out.
 
     While it has rows left to read it reports their range (``reading``, ``acc_lo``,
     ``acc_hi``) so that a later MATMUL does not overwrite them first.
@@ -186,7 +187,6 @@ class PostprocEngine(wiring.Component):
         out_row = Signal(data.ArrayLayout(signed(OUT_BITS), cfg.cols))  # slices collected so far
 
         m.d.comb += [self.reading.eq(left != 0), self.acc_lo.eq(rd_addr), self.acc_hi.eq(rd_addr + left)]
-        # the read port keeps its data while not enabled (its enable is 1 unless driven low)
         m.d.comb += self.acc_rd.en.eq(0)
         m.d.sync += feed.eq(0)
         with m.If(feed & (feed_slice != ratio - 1)):  # the row's other slices follow from the held read data
@@ -221,9 +221,18 @@ class PostprocEngine(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
 
-        # the pipeline never stalls: a row is written to the buffer as soon as its last slice is out
+        # the pipeline never stalls: a row is written to the buffer as soon as its last slice is out;
+        # the first slice comes straight from the read port, the others from a copy of the row
+        # made in that cycle (the port may be read for the store engine meanwhile)
         view = data.View(row_in, pp.i.payload)
-        acc_row = data.View(data.ArrayLayout(signed(cfg.acc_bits), cfg.cols), self.acc_rd.data)
+        acc_layout = data.ArrayLayout(signed(cfg.acc_bits), cfg.cols)
+        if ratio > 1:
+            held = Signal(acc_layout, name="held_row")
+            with m.If(feed & (feed_slice == 0)):
+                m.d.sync += held.eq(self.acc_rd.data)
+            acc_row = data.View(acc_layout, Mux(feed_slice == 0, self.acc_rd.data, held.as_value()))
+        else:
+            acc_row = data.View(acc_layout, self.acc_rd.data)
         for k in range(ratio):
             with m.If(feed_slice == k):
                 for i in range(lanes):

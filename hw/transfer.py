@@ -16,7 +16,7 @@ from hw import scratchpad
 from hw.axi import axi4_read, axi4_write
 from hw.config import AccelConfig
 from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
-from hw.isa import LAYOUTS, LOADABLE, STORABLE, Opcode
+from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
 MemCmd = data.StructLayout({n: LAYOUTS[Opcode.LOAD][n].shape for n in MEM_FIELDS})
@@ -82,8 +82,10 @@ class LoadEngine(wiring.Component):
 class StoreEngine(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
+        # acc_free: the ACC read port, which the store shares with the post-processing unit, is free
+        # this cycle (the other reader goes first; the store waits, a row at a time)
         members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
-                   "bus_error": Out(1), "axi": Out(axi4_write(cfg))}
+                   "bus_error": Out(1), "axi": Out(axi4_write(cfg)), "acc_free": In(1, init=1)}
         for buf in STORABLE:
             members[f"{buf.name.lower()}_rd"] = In(scratchpad.read_port(cfg, buf))
         super().__init__(members)
@@ -125,7 +127,8 @@ class StoreEngine(wiring.Component):
 
         # read ahead while the FIFO has room for the row in flight
         read = Signal()
-        m.d.comb += read.eq(active & ~setup & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1))
+        m.d.comb += read.eq(active & ~setup & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1)
+                            & ((cmd.buffer != Buffer.ACC) | self.acc_free))
         m.d.sync += in_flight.eq(read)
         with m.If(read):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]

@@ -227,3 +227,42 @@ def test_compiled_model_stages_on_rtl(request, tmp_path, model, quantizer, weigh
             got = lay.unpack(np.frombuffer(run.tensors[name], np.uint8))
             assert np.array_equal(got, ref[name]), f"stage {k}: {name} differs from the reference"
             assert run.tensors[name] == run.golden_tensors[name]
+
+
+@pytest.mark.parametrize("lanes", [4, 1])
+def test_store_of_accumulators_alongside_postproc(tiny, rng, tmp_path, lanes):
+    """A STORE of accumulator rows while a POSTPROC streams the same rows: the two share the ACC
+    read port (the POSTPROC first, reading every cycle with 4 lanes, every fourth with 1), and
+    both the int32 accumulators and the int8 outputs match the golden model byte for byte."""
+    from hw import scratchpad
+    from hw.isa import Buffer, ChannelParams
+    from hw.records import pack_records
+
+    cfg = from_dict({**tiny.model_dump(), "name": f"tiny-pp{lanes}", "postproc_lanes": lanes})
+    m = 24
+    a = rng.integers(-128, 128, (m, cfg.rows)).astype(np.int8)
+    w = rng.integers(-128, 128, (cfg.rows, cfg.cols)).astype(np.int8)
+    params = pack_records(ChannelParams, bias=rng.integers(-3000, 3000, cfg.cols),
+                          multiplier=rng.integers(1 << 22, 1 << 24, cfg.cols), shift=np.full(cfg.cols, 35))
+    prow = scratchpad.row_bytes(cfg, Buffer.PARAM)
+    acc_row, out_row = 4 * cfg.cols, cfg.cols
+    text = f"""load buffer=input sram_addr=0 dram_addr=0x1000 rows={m} row_bytes={cfg.rows} dram_stride={cfg.rows}
+load buffer=weight sram_addr=0 dram_addr=0x2000 rows={cfg.rows} row_bytes={cfg.cols} dram_stride={cfg.cols}
+load buffer=param sram_addr=0 dram_addr=0x3000 rows=1 row_bytes={len(params)} dram_stride={prow} deps=push_next
+matmul dtype=int8 accumulate=0 in_addr=0 w_addr=0 acc_addr=0 m={m} deps=pop_prev|push_next
+postproc acc_addr=0 out_addr=0 param_addr=0 m={m} relu=0 zero_point=3 deps=push_next
+store buffer=acc sram_addr=0 dram_addr=0x4000 rows={m} row_bytes={acc_row} dram_stride={acc_row} deps=pop_prev
+store buffer=output sram_addr=0 dram_addr=0x5000 rows={m} row_bytes={out_row} dram_stride={out_row} deps=pop_prev
+end"""
+    segments = (Segment("a", 0x1000, a.tobytes()), Segment("w", 0x2000, w.tobytes()),
+                Segment("p", 0x3000, params.tobytes()))
+    tensors = (TensorDesc("acc", "output", 0x4000, (m, cfg.cols), "int32"),
+               TensorDesc("out", "output", 0x5000, (m, cfg.cols), "int8"))
+    run = run_rtl(Program(cfg, tuple(assemble(text)), 0, segments, tensors), "axi_ram", pause=0.2,
+                  work_dir=tmp_path, max_cycles=200_000)
+    assert run.golden.ok, run.golden.message
+    assert run.result["finished"] and run.error is ErrorCode.OK
+    want = a.astype(np.int64) @ w.astype(np.int64)
+    assert np.array_equal(np.frombuffer(run.golden_tensors["acc"], np.int32).reshape(m, cfg.cols), want)
+    assert run.tensors["acc"] == run.golden_tensors["acc"]
+    assert run.tensors["out"] == run.golden_tensors["out"] and len(set(run.tensors["out"])) > 10
