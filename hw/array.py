@@ -54,6 +54,9 @@ def pe_stages(cfg: AccelConfig) -> int:
     return 1 if cfg.pe == "serial" else 2
 
 
+WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
+
+
 def array_latency(cfg: AccelConfig) -> int:
     """Cycles from an activation row at the array input to its result row at the output."""
     return cfg.rows + cfg.cols - 2 + pe_stages(cfg)
@@ -96,8 +99,8 @@ class SystolicArray(wiring.Component):
 
     ``a``/``bank`` (and for the bit-serial PE ``plane``, the mantissa bit): one activation row
     per cycle (the caller tracks which cycles are valid); ``w_*``: writes PE row ``w_row`` of
-    weight bank ``w_bank``, at the end of the next cycle; ``psum``: the result row of the activation row that entered
-    ``array_latency(cfg)`` cycles earlier.
+    weight bank ``w_bank``, ``WEIGHT_WRITE_CYCLES`` later; ``psum``: the result row of the
+    activation row that entered ``array_latency(cfg)`` cycles earlier.
     """
 
     def __init__(self, cfg: AccelConfig):
@@ -140,13 +143,19 @@ class SystolicArray(wiring.Component):
             if is_serial:
                 m.d.comb += pe[i][0].plane_in.eq(plane)
 
-        # weight writes land one cycle after the request: the column's data in one register at the
-        # array's edge, and each PE's write enable and bank in flip-flops of its own (kept apart,
-        # so that no enable net crosses the array: an array row can span the chip, docs/fpga.md)
-        w_data = [delay(m, self.w_data[j], f"w_data{j}") for j in range(C)]
-        w_we = [[delay(m, self.w_we & (self.w_row == i), f"w_we_{i}_{j}", keep=True) for j in range(C)]
+        # weight writes land two cycles after the request, through two register stages: one per
+        # column (the request's row, enable, bank and the column's data), then one per PE (its
+        # write enable, decoded from its column's registers, and its bank). A column's PEs sit
+        # together on the FPGA (docs/fpga.md, DSP floorplan), an array row spans the chip, so no
+        # net of the write path reaches further than from the array's edge to one column. The
+        # per-PE flip-flops are kept apart (synthesis would merge those of a row).
+        col_row = [delay(m, self.w_row, f"w_row{j}", keep=True) for j in range(C)]
+        col_we = [delay(m, self.w_we, f"w_we{j}", keep=True) for j in range(C)]
+        col_bank = [delay(m, self.w_bank, f"w_bank{j}", keep=True) for j in range(C)]
+        w_data = [delay(m, delay(m, self.w_data[j], f"w_data{j}_0"), f"w_data{j}_1") for j in range(C)]
+        w_we = [[delay(m, col_we[j] & (col_row[j] == i), f"w_we_{i}_{j}", keep=True) for j in range(C)]
                 for i in range(R)]
-        w_bank = [[delay(m, self.w_bank, f"w_bank_{i}_{j}", keep=True) for j in range(C)] for i in range(R)]
+        w_bank = [[delay(m, col_bank[j], f"w_bank_{i}_{j}", keep=True) for j in range(C)] for i in range(R)]
 
         # mesh: activations right, partial sums down; weights written one PE row at a time
         for i in range(R):

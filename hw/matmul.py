@@ -19,7 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
-from hw.array import ACT_BITS, SystolicArray, planes
+from hw.array import ACT_BITS, WEIGHT_WRITE_CYCLES, SystolicArray, planes
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
 from hw.isa import LAYOUTS, Buffer, GroupParams, Opcode
@@ -163,8 +163,11 @@ class MatmulEngine(wiring.Component):
                 self._decode_term(m, array.w_data[j], codes[j], col_dtype[j])
         m.d.comb += [array.w_we.eq(wr), array.w_row.eq(wr_row), array.w_bank.eq(wr_bank)]
 
-        # hand the loaded tile to the stream stage's waiting slot (the array writes the last row at
-        # the end of the cycle after `wr`, at least two cycles before the tile's first activation)
+        # hand the loaded tile to the stream stage's waiting slot. PE row i is requested R-1-i
+        # cycles before the last `wr` and lands WEIGHT_WRITE_CYCLES later; the tile's first
+        # activation reaches row i 4+i cycles after the last `wr` at the earliest (input skew)
+        if WEIGHT_WRITE_CYCLES > R + 2:
+            raise ValueError("the array would write a tile's weights after its first activation arrives")
         loaded = Signal()
         m.d.comb += loaded.eq(ld_busy & (ld_row == R) & ~wr)
         take_nx = Signal()  # the stream stage takes the waiting tile this cycle
