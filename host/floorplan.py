@@ -68,8 +68,7 @@ def plan(cell_names: list[str], sites: DspSites) -> dict[str, str]:
     """The site of each PE DSP cell among ``cell_names``: column-major array order along the
     snake path. A PE with several DSP cells (a multiplier wider than one block) keeps them
     together, in name order."""
-    pe_cells = sorted(((pos[1], pos[0], name) for name in cell_names if (pos := pe_position(name))),
-                      key=lambda t: (t[0], t[1], t[2]))
+    pe_cells = sorted((pos[1], pos[0], name) for name in cell_names if (pos := pe_position(name)))
     path = sites.path()
     if len(pe_cells) > len(path):
         raise ValueError(f"{len(pe_cells)} PE DSP blocks for {len(path)} {sites.cell} sites")

@@ -45,7 +45,7 @@ class Accelerator(wiring.Component):
         m.submodules.postproc = pp = PostprocEngine(cfg)
         m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(LOADABLE))
 
-        # ---- scratchpads: one write port each, a read port per reader (two share the ACC's) -----------------------
+        # ---- scratchpads: one write port each, a read port per reader (two share the ACC's) ----
         mems = {b: scratchpad.make_memory(cfg, b) for b in Buffer}
         for b, mem in mems.items():
             m.submodules[f"{b.name.lower()}_buf"] = mem
