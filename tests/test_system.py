@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from compiler.gemm import Requant, WeightGroups, gemm_program, reference_gemm
+from hw import scratchpad
 from hw.asm import assemble
 from hw.config import from_dict
 from hw.datatypes import DATATYPES
-from hw.isa import INSN_BYTES, ErrorCode, Opcode, Queue, encode
+from hw.isa import INSN_BYTES, Buffer, ChannelParams, ErrorCode, Opcode, Queue, encode
 from hw.program import Program, Segment, TensorDesc
+from hw.records import pack_records
 from sim.system import run_rtl
 
 
@@ -234,10 +236,6 @@ def test_store_of_accumulators_alongside_postproc(tiny, rng, tmp_path, lanes):
     """A STORE of accumulator rows while a POSTPROC streams the same rows: the two share the ACC
     read port (the POSTPROC first, reading every cycle with 4 lanes, every fourth with 1), and
     both the int32 accumulators and the int8 outputs match the golden model byte for byte."""
-    from hw import scratchpad
-    from hw.isa import Buffer, ChannelParams
-    from hw.records import pack_records
-
     cfg = from_dict({**tiny.model_dump(), "name": f"tiny-pp{lanes}", "postproc_lanes": lanes})
     m = 24
     a = rng.integers(-128, 128, (m, cfg.rows)).astype(np.int8)
