@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from host.depth import deepest_paths_file
 from host.floorplan import DspSites, apply_floorplan
 from hw.config import AccelConfig
 
@@ -42,6 +43,7 @@ BUILD_DIR = ROOT / "bitstreams" / "build"
 WRAPPER_TOP = "lowbit_fpga_top"
 ARRAY_TOP = "lowbit_array"  # the systolic array alone (`unit="array"`), for per-PE figures
 UNITS = ("accelerator", "array")
+DEEP_PATHS = 12  # how many of the deepest paths the report lists (ECP5 targets)
 WRAPPER_PINS = ("clk", "rst", "scan_in", "scan_en", "scan_update", "scan_out", "irq")
 
 # Per family: the mul2dsp limits of Yosys' own synth_* script, the techmap that turns the
@@ -151,6 +153,7 @@ class SynthResult:
     memory_bits: int = 0
     lut_levels: int | None = None
     critical_path: dict | None = None
+    deep_paths: list[dict] = field(default_factory=list)  # the deepest paths by logic levels (host/depth.py)
     fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
     floorplan: dict = field(default_factory=dict)  # the PEs' DSP blocks fixed to sites (host/floorplan.py)
     wrapper: dict = field(default_factory=dict)
@@ -679,13 +682,16 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
 
     overflow = [f"{k}: {counts[k]} > {cap}" for k, cap in target.capacity.items()
                 if k in counts and counts[k] > cap]
+    deep = []
+    if target.family == "ecp5":  # the logic depth of every path, read from the netlist in seconds
+        deep = [p.as_dict() for p in deepest_paths_file(work / "netlist.json", WRAPPER_TOP, DEEP_PATHS)]
     result = SynthResult(
         target=target.name, config=cfg.name, config_hash=cfg.hash, device=target.device, unit=unit,
         fits=not overflow, overflow=overflow, luts=counts["luts"], ffs=counts["ffs"],
         dsps=counts["dsps"], brams=counts["brams"], fmax_mhz=None, constraint_mhz=freq, timing_met=None,
         bitstream=None, seconds=0.0, stage="synthesis", capacity=dict(target.capacity),
         cells=cells, multipliers=mult_info, memory_bits=mem_bits, lut_levels=levels, wrapper=wrapper,
-        out_dir=str(work),
+        out_dir=str(work), deep_paths=deep,
     )
 
     if target.places and place and result.fits:
@@ -781,6 +787,10 @@ def report_markdown(r: SynthResult) -> str:
         lines += ["", "## Critical path", "",
                   f"From `{c['from']}` to `{c['to']}`: {c['delay_ns']} ns ({c['logic_ns']} ns logic, "
                   f"{c['routing_ns']} ns routing, {c['logic_levels']} logic levels)."]
+    if r.deep_paths:
+        lines += ["", "## Deepest paths (logic levels in the netlist, before place-and-route)", "",
+                  "| to | from | levels | carry cells |", "|---|---|---|---|"]
+        lines += [f"| `{p['end']}` | `{p['start']}` | {p['levels']} | {p['carry']} |" for p in r.deep_paths]
     if r.utilization:
         lines += ["", "## Utilisation (nextpnr)", "", "| BEL | used | available |", "|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} |" for k, v in r.utilization.items() if v["used"]]
