@@ -23,6 +23,7 @@ from hw.axi import axi4_read
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
 from hw.dma import DmaRead
+from hw.extents import SPAN_BITS, SRAM_ROWS_BITS, Extents, TransferExtents
 from hw.isa import (
     INSN_BITS,
     INSN_BYTES,
@@ -55,7 +56,9 @@ PREV = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}
 NEXT = {Queue.LOAD: Queue.COMPUTE, Queue.COMPUTE: Queue.STORE, Queue.STORE: None}
 
 # a queued instruction: its word, its index and the verdict of its operand checks (decode stage 2)
-Entry = data.StructLayout({"word": INSN_BITS, "pc": PC_BITS, "fault": 1, "code": ErrorCode})
+# and, for a MATMUL, the end of its accumulator rows (acc_addr + m), for dispatch's check against
+# the rows a POSTPROC still reads
+Entry = data.StructLayout({"word": INSN_BITS, "pc": PC_BITS, "fault": 1, "code": ErrorCode, "acc_end": 17})
 
 
 def _enum_ok(value, shape) -> object:
@@ -80,6 +83,8 @@ class TokenChannel:
         self.push = Signal(name=f"{name}_push")  # a promised token arrives
         self.push_now = Signal(name=f"{name}_push_now")  # SYNC: push without a promise
         self.depth = depth
+        # count + promised, kept in its own register so that `room` is a compare of a register
+        self.used = Signal(range(depth + 1), name=f"{name}_used")
 
     @property
     def available(self):
@@ -87,14 +92,15 @@ class TokenChannel:
 
     @property
     def room(self):
-        return (self.count + self.promised) < self.depth
+        return self.used < self.depth
 
     def elaborate(self, m: Module, clear) -> None:
         with m.If(clear):
-            m.d.sync += [self.count.eq(0), self.promised.eq(0)]
+            m.d.sync += [self.count.eq(0), self.promised.eq(0), self.used.eq(0)]
         with m.Else():
             m.d.sync += [self.count.eq(self.count - self.pop + self.push + self.push_now),
-                         self.promised.eq(self.promised + self.promise - self.push)]
+                         self.promised.eq(self.promised + self.promise - self.push),
+                         self.used.eq(self.used - self.pop + self.push_now + self.promise)]
 
 
 class Controller(wiring.Component):
@@ -142,7 +148,10 @@ class Controller(wiring.Component):
         # ---- fetch ----------------------------------------------------------------------------
         m.submodules.fetcher = fetcher = DmaRead(cfg, INSN_BYTES)
         wiring.connect(m, wiring.flipped(self.fetch_axi), fetcher.axi)
-        m.submodules.fetched = fetched = fifo.SyncFIFOBuffered(width=INSN_BITS, depth=FETCH_DEPTH)
+        # fetched words pass through the transfer-extents pipeline (hw/extents.py) into the FIFO;
+        # `owed` counts the words asked for and not yet in the FIFO, those in the pipeline included
+        m.submodules.extents = extents = TransferExtents(cfg)
+        m.submodules.fetched = fetched = fifo.SyncFIFOBuffered(width=Extents.size, depth=FETCH_DEPTH)
         asked = Signal(PC_BITS)  # instructions requested so far
         owed = Signal(range(FETCH_DEPTH + 1))  # requested, not yet arrived
         fetch_fault = Signal()  # the instruction at `asked` lies past the end of DRAM
@@ -173,9 +182,10 @@ class Controller(wiring.Component):
             fetcher.cmd.valid.eq(running & ~halting & ~fetch_fault & sized & any_left & ~outside_r
                                  & (room >= n_ask)),
         ]
-        got = Signal()
-        m.d.comb += [got.eq(fetcher.rows.valid), fetcher.rows.ready.eq(1),
-                     fetched.w_data.eq(fetcher.rows.payload.data), fetched.w_en.eq(got & ~halting)]
+        got = Signal()  # a word enters the FIFO
+        m.d.comb += [extents.valid.eq(fetcher.rows.valid), extents.word.eq(fetcher.rows.payload.data),
+                     fetcher.rows.ready.eq(1), got.eq(extents.out_valid),
+                     fetched.w_data.eq(extents.out), fetched.w_en.eq(got & ~halting)]
         asked_now = Signal()
         m.d.comb += asked_now.eq(fetcher.cmd.valid & fetcher.cmd.ready)
         with m.If(clear):
@@ -200,7 +210,8 @@ class Controller(wiring.Component):
             fail(ErrorCode.BUS_ERROR, pc)
         ended = Signal()
         overrun = Signal()
-        word = fetched.r_data
+        head_entry = data.View(Extents, fetched.r_data)
+        word = head_entry.word
         hdr = data.View(Header, word[:Header.size])
         opcode = hdr.opcode.as_value()
         queue_of = Signal(Queue)
@@ -228,10 +239,17 @@ class Controller(wiring.Component):
         m.d.comb += deps_ok.eq(~(no_prev & (deps.pop_prev | deps.push_prev))
                                & ~(no_next & (deps.pop_next | deps.push_next)))
 
+        # Each queue holds one entry more than insn_queue_depth: d1 writes to it on a flag
+        # registered the cycle before (`has_room`: at most insn_queue_depth - 1 entries then), not
+        # on the FIFO's own w_rdy, so the queues' levels are no longer on the path through d1,
+        # d0 and the instruction FIFO's read. A queue still takes insn_queue_depth entries.
         queues = {}
+        has_room = {}
         for q in Queue:
-            qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=cfg.insn_queue_depth)
+            qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=cfg.insn_queue_depth + 1)
             m.submodules[f"{q.name.lower()}_queue"] = queues[q] = qf
+            has_room[q] = Signal(name=f"{q.name.lower()}_queue_has_room")
+            m.d.sync += has_room[q].eq(qf.level < cfg.insn_queue_depth)
 
         # A second decode stage (d1) takes the instruction a cycle later, with the products of
         # its range checks registered, finishes the checks and writes the instruction, the
@@ -241,16 +259,11 @@ class Controller(wiring.Component):
         d1_word = Signal(INSN_BITS)
         d1_pc = Signal(PC_BITS)
         d1_queue = Signal(Queue)
-        mem = _view(Opcode.LOAD, word)  # LOAD and STORE share one layout
-        span = Signal(48)  # (rows - 1) * dram_stride
-        sram_rows = Signal(33)  # rows * scratchpad rows per DRAM row
-        d1_span = Signal.like(span)
-        d1_sram_rows = Signal.like(sram_rows)
-        m.d.comb += span.eq((mem.rows - 1) * mem.dram_stride)
-        for buf in dict.fromkeys((*LOADABLE, *STORABLE)):
-            rb = scratchpad.row_bytes(cfg, buf)
-            with m.If(mem.buffer == buf):
-                m.d.comb += sram_rows.eq(mem.rows * ((mem.row_bytes + (rb - 1)) >> (rb.bit_length() - 1)))
+        # a transfer's (rows - 1) * dram_stride and rows * scratchpad rows per DRAM row, computed
+        # on the way into the FIFO
+        span, sram_rows = head_entry.span, head_entry.sram_rows
+        d1_span = Signal(SPAN_BITS)
+        d1_sram_rows = Signal(SRAM_ROWS_BITS)
 
         d1_fault = Signal()
         d1_code = Signal(ErrorCode)
@@ -263,11 +276,14 @@ class Controller(wiring.Component):
         f, c = self._check_compute(m, _view(Opcode.MATMUL, d1_word), _view(Opcode.POSTPROC, d1_word), d1_op)
         with m.If((d1_op == Opcode.MATMUL.value) | (d1_op == Opcode.POSTPROC.value)):
             m.d.comb += [d1_fault.eq(f), d1_code.eq(c)]
+        d1_acc_end = Signal(17)
+        d1_mm = _view(Opcode.MATMUL, d1_word)
+        m.d.comb += d1_acc_end.eq(d1_mm.acc_addr + d1_mm.m)
         d1_full = Signal()  # d1's queue has no room
         for q in Queue:
             with m.If(d1_queue == q):
-                m.d.comb += d1_full.eq(~queues[q].w_rdy)
-            m.d.comb += queues[q].w_data.eq(Cat(d1_word, d1_pc, d1_fault, d1_code))
+                m.d.comb += d1_full.eq(~has_room[q])
+            m.d.comb += queues[q].w_data.eq(Cat(d1_word, d1_pc, d1_fault, d1_code, d1_acc_end))
         d1_leave = Signal()
         m.d.comb += d1_leave.eq(d1_valid & ~d1_full & ~halting)
         with m.If(d1_leave):
@@ -306,11 +322,20 @@ class Controller(wiring.Component):
             m.d.sync += d1_valid.eq(1)
         with m.Elif(d1_leave | halting | clear):
             m.d.sync += d1_valid.eq(0)
-        # the word at `pc` never comes: past DRAM, or past the program without END
-        with m.If(running & ~halting & ~ended & ~fetched.r_rdy & (owed == 0) & (pc == asked)):
+        # the word at `pc` never comes: past DRAM, or past the program without END. The two pc
+        # compares are registers, a cycle late: pc and asked only move while words are on their
+        # way (decode took one, so it was there; fetch asked, so owed != 0), and a cycle later
+        # the flags are current again; `clear` sets them for pc = asked = 0.
+        pc_at_asked = Signal()
+        pc_at_end = Signal()
+        with m.If(clear):
+            m.d.sync += [pc_at_asked.eq(1), pc_at_end.eq(self.prog_len == 0)]
+        with m.Else():
+            m.d.sync += [pc_at_asked.eq(pc == asked), pc_at_end.eq(pc == self.prog_len)]
+        with m.If(running & ~halting & ~ended & ~fetched.r_rdy & (owed == 0) & pc_at_asked):
             with m.If(fetch_fault):
                 fail(ErrorCode.DRAM_RANGE, pc)
-            with m.Elif(pc == self.prog_len):
+            with m.Elif(pc_at_end):
                 m.d.comb += overrun.eq(1)
         with m.If(clear):
             m.d.sync += [pc.eq(0), ended.eq(0)]
@@ -421,7 +446,7 @@ class Controller(wiring.Component):
 
         tokens = token_ready(Queue.COMPUTE, h.deps)
         fault, code = e.fault, e.code
-        overlap = (self.pp_reading & (mm.acc_addr < self.pp_acc_hi) & (self.pp_acc_lo < mm.acc_addr + mm.m))
+        overlap = (self.pp_reading & (mm.acc_addr < self.pp_acc_hi) & (self.pp_acc_lo < e.acc_end))
         m.d.comb += rob.w_data.eq(Cat(op == Opcode.POSTPROC.value, h.deps.push_prev, h.deps.push_next))
         m.d.comb += self.mm_waiting.eq(dispatching & qf.r_rdy & (op == Opcode.MATMUL.value) & ~qf.r_en)
         with m.If(dispatching & qf.r_rdy):

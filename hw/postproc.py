@@ -186,7 +186,11 @@ class PostprocEngine(wiring.Component):
         out_slice = Signal(range(max(2, ratio)))  # slice leaving the pipeline
         out_row = Signal(data.ArrayLayout(signed(OUT_BITS), cfg.cols))  # slices collected so far
 
-        m.d.comb += [self.reading.eq(left != 0), self.acc_lo.eq(rd_addr), self.acc_hi.eq(rd_addr + left)]
+        # the range still to read, from registers: acc_hi (rd_addr + left) does not change while
+        # the rows are read, and `reading` is left != 0
+        reading = Signal()
+        acc_hi = Signal.like(self.acc_hi)
+        m.d.comb += [self.reading.eq(reading), self.acc_lo.eq(rd_addr), self.acc_hi.eq(acc_hi)]
         m.d.comb += self.acc_rd.en.eq(0)
         m.d.sync += feed.eq(0)
         with m.If(feed & (feed_slice != ratio - 1)):  # the row's other slices follow from the held read data
@@ -199,7 +203,8 @@ class PostprocEngine(wiring.Component):
                 with m.If(self.cmd.valid):
                     p = self.cmd.payload
                     m.d.sync += [cmd.eq(p), wait.eq(p.wait), left.eq(p.m), pending.eq(p.m),
-                                 rd_addr.eq(p.acc_addr), wr_addr.eq(p.out_addr)]
+                                 rd_addr.eq(p.acc_addr), wr_addr.eq(p.out_addr), reading.eq(p.m != 0),
+                                 acc_hi.eq(p.acc_addr[:len(rd_addr)] + p.m)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.waiting.eq(1)
@@ -216,7 +221,7 @@ class PostprocEngine(wiring.Component):
                     m.d.sync += phase.eq(Mux(phase == ratio - 1, 0, phase + 1))
                 with m.If((left != 0) & (phase == 0)):
                     m.d.comb += [self.acc_rd.addr.eq(rd_addr), self.acc_rd.en.eq(1)]
-                    m.d.sync += [rd_addr.eq(rd_addr + 1), left.eq(left - 1), feed.eq(1)]
+                    m.d.sync += [rd_addr.eq(rd_addr + 1), left.eq(left - 1), feed.eq(1), reading.eq(left != 1)]
                 with m.If(self.out_wr.en & (pending == 1)):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
