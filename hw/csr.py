@@ -196,7 +196,9 @@ def csr_markdown() -> str:
         "instruction that caused it; these keep their values until the next run ends.",
         "",
         "Reads of unmapped addresses return 0 with SLVERR; writes to unmapped addresses or to read-only "
-        "registers are dropped with SLVERR. Writes honour WSTRB; reserved bits read 0.",
+        "registers are dropped with SLVERR. Writes honour WSTRB; reserved bits read 0. A read is answered "
+        "two cycles after its address is taken (the address is registered before the register file's read "
+        "multiplexer), one read at a time.",
         "",
         f"## Error codes (ERROR.code, {error.layout['code'].width} bits)", "",
         "| code | name | meaning |", "|---|---|---|",
@@ -272,11 +274,16 @@ class CsrBank(wiring.Component):
         m.d.comb += [status.busy.eq(self.busy), status.done.eq(done), status.error.eq(failed),
                      self.irq.eq(done & ctrl.irq_enable)]
 
-        # ---- AXI4-Lite read: one register per AR, answered the next cycle ------------------------
-        m.d.comb += bus.arready.eq(~bus.rvalid)
+        # ---- AXI4-Lite read: one register per AR, answered two cycles later (the address is
+        # registered before the register file's read multiplexer) ----------------------------------
+        ar_pending = Signal()
+        ar_word = Signal.like(word(bus.araddr))
+        m.d.comb += bus.arready.eq(~bus.rvalid & ~ar_pending)
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += bus.rvalid.eq(1)
-            with m.Switch(word(bus.araddr)):
+            m.d.sync += [ar_pending.eq(1), ar_word.eq(word(bus.araddr))]
+        with m.If(ar_pending):
+            m.d.sync += [ar_pending.eq(0), bus.rvalid.eq(1)]
+            with m.Switch(ar_word):
                 for r in REGISTERS:
                     with m.Case(r.offset // REG_BYTES):
                         m.d.sync += [bus.rdata.eq(reads[r.name]), bus.rresp.eq(RESP_OKAY)]

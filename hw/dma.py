@@ -270,8 +270,10 @@ class DmaRead(wiring.Component):
         w_data = Signal(8 * W)
         w_last = Signal()  # the command's final word
         w_units = Signal(range(max(W // B, 1) + 1))  # scratchpad rows in the word (B < W)
-        need = beats_left != 0
-        final_word = words_left == 1
+        # beats_left != 0 and words_left == 1, kept as flags updated with the counters, so that the
+        # handshakes and the next descriptor's load are not behind two 16-bit compares
+        need = Signal()
+        final_word = Signal()
         m.d.comb += [
             axi.rready.eq(active & (prime | (w_ready & need))),
             w_valid.eq(active & ~prime & (~need | axi.rvalid)),
@@ -281,16 +283,17 @@ class DmaRead(wiring.Component):
         ]
         step = w_valid & w_ready
         with m.If(axi.rvalid & axi.rready):
-            m.d.sync += [prev.eq(axi.rdata), beats_left.eq(beats_left - 1), prime.eq(0)]
+            m.d.sync += [prev.eq(axi.rdata), beats_left.eq(beats_left - 1), need.eq(beats_left != 1), prime.eq(0)]
         with m.If(step):
-            m.d.sync += [words_left.eq(words_left - 1), rem.eq(_minus_beat(rem, W))]
+            m.d.sync += [words_left.eq(words_left - 1), final_word.eq(words_left == 2), rem.eq(_minus_beat(rem, W))]
             with m.If(final_word):
                 m.d.sync += active.eq(0)
         load = descs.r_rdy & (~active | (step & final_word))
         m.d.comb += descs.r_en.eq(load)
         with m.If(load):
             m.d.sync += [active.eq(1), prime.eq(d.row.off != 0), off.eq(d.row.off), beats_left.eq(d.row.nbeats),
-                         words_left.eq(d.nwords), rem.eq(d.row.n), last_row.eq(d.row.last)]
+                         need.eq(d.row.nbeats != 0), words_left.eq(d.nwords), final_word.eq(d.nwords == 1),
+                         rem.eq(d.row.n), last_row.eq(d.row.last)]
             if B < W:
                 m.d.sync += last_units.eq((d.row.n - 1)[_log2(B) : wb] + 1)
 
@@ -400,7 +403,11 @@ class DmaWrite(wiring.Component):
 
         word_valid, word_ready = Signal(), Signal()
         word = Signal(8 * W)
-        need = words_left != 0
+        # words_left != 0, words_left == 1 and beats_left == 1, kept as flags updated with the
+        # counters, so that the handshakes and the next descriptor's load are not behind 16-bit compares
+        need = Signal()
+        final_word = Signal()
+        last_beat = Signal()
         can = active & (~axi.wvalid | axi.wready) & lens.r_rdy
         go = can & (~need | word_valid)
         wlast = beat_idx == lens.r_data
@@ -417,25 +424,28 @@ class DmaWrite(wiring.Component):
                 axi.wlast.eq(wlast),
                 beat_idx.eq(Mux(wlast, 0, beat_idx + 1)),
                 beats_left.eq(beats_left - 1),
+                last_beat.eq(beats_left == 2),
                 span.eq(_minus_beat(span, W)),
                 first.eq(0),
             ]
             with m.If(need):
-                m.d.sync += [prev.eq(word), words_left.eq(words_left - 1)]
-            with m.If(beats_left == 1):
+                m.d.sync += [prev.eq(word), words_left.eq(words_left - 1), need.eq(words_left != 1),
+                             final_word.eq(words_left == 2)]
+            with m.If(last_beat):
                 m.d.sync += active.eq(0)
-        load = descs.r_rdy & (~active | (go & (beats_left == 1)))
+        load = descs.r_rdy & (~active | (go & last_beat))
         m.d.comb += descs.r_en.eq(load)
         with m.If(load):
+            words = (d.n + W - 1) >> wb
             m.d.sync += [active.eq(1), first.eq(1), off.eq(d.off), beats_left.eq(d.nbeats),
-                         words_left.eq((d.n + W - 1) >> wb), span.eq(d.off + d.n)]
+                         last_beat.eq(d.nbeats == 1), words_left.eq(words), need.eq(words != 0),
+                         final_word.eq(words == 1), span.eq(d.off + d.n)]
             if B < W:
                 m.d.sync += last_units.eq((d.n - 1)[_log2(B) : wb] + 1)
 
         # ---- scratchpad rows -> words of W row bytes (the unused tail of a DRAM row's last
         # scratchpad row is dropped)
         rows = self.rows
-        final_word = words_left == 1
         if B >= W:
             k = B // W
             widx = Signal(range(k)) if k > 1 else C(0, 1)  # the next word's place in its row

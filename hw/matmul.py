@@ -238,8 +238,10 @@ class MatmulEngine(wiring.Component):
         m.d.comb += [self.acc_wr.addr.eq(upd.acc_row), self.acc_wr.en.eq(upd.valid),
                      self.retire.eq(upd.valid & upd.last)]
 
+        # any row in the array: a register, set from what meta[1..L+1] will hold next cycle (the
+        # OR of L+1 bits is not on the path from `idle` into the controller)
         in_flight = Signal()
-        m.d.comb += in_flight.eq(Cat(*(meta[d].valid for d in range(1, L + 2))).any())
+        m.d.sync += in_flight.eq(Cat(*(meta[d].valid for d in range(0, L + 1))).any())
         m.d.comb += [self.pending.eq(ld_busy | nx_valid | st_valid),
                      self.idle.eq(~ld_busy & ~nx_valid & ~st_valid & ~in_flight)]
         return m
