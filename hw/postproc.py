@@ -192,6 +192,7 @@ class PostprocEngine(wiring.Component):
         acc_hi = Signal.like(self.acc_hi)
         m.d.comb += [self.reading.eq(reading), self.acc_lo.eq(rd_addr), self.acc_hi.eq(acc_hi)]
         m.d.comb += self.acc_rd.en.eq(0)
+        m.d.comb += self.param_rd.addr.eq(cmd.param_addr)  # read when en is high; the address is a register
         m.d.sync += feed.eq(0)
         with m.If(feed & (feed_slice != ratio - 1)):  # the row's other slices follow from the held read data
             m.d.sync += [feed.eq(1), feed_slice.eq(feed_slice + 1)]
@@ -211,7 +212,7 @@ class PostprocEngine(wiring.Component):
                 with m.If(self.mm_retire):
                     m.d.sync += wait.eq(wait - 1)
                 with m.If((wait == 0) | ((wait == 1) & self.mm_retire)):
-                    m.d.comb += [self.param_rd.addr.eq(cmd.param_addr), self.param_rd.en.eq(1)]
+                    m.d.comb += self.param_rd.en.eq(1)
                     m.next = "PARAMS"
             with m.State("PARAMS"):
                 m.d.sync += [params.eq(self.param_rd.data), phase.eq(0)]
