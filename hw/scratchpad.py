@@ -36,8 +36,4 @@ def write_port(cfg: AccelConfig, buf: Buffer) -> memory.WritePort.Signature:
 
 
 def make_memory(cfg: AccelConfig, buf: Buffer) -> memory.Memory:
-    # PARAM is shallow and wide (a row of parameters per output column): left to the synthesis
-    # tool it becomes distributed RAM, hundreds of LUT RAMs across the chip behind one address,
-    # on an FPGA's critical path; block RAM keeps the read inside a few RAM blocks
-    attrs = {"ram_style": "block"} if buf is Buffer.PARAM else None
-    return memory.Memory(shape=8 * row_bytes(cfg, buf), depth=depth(cfg, buf), init=[], attrs=attrs)
+    return memory.Memory(shape=8 * row_bytes(cfg, buf), depth=depth(cfg, buf), init=[])
