@@ -3,13 +3,14 @@
 Decode checks that a LOAD or STORE stays inside DRAM and inside its scratchpad buffer. Both
 checks need a product of two instruction fields: the DRAM span ``(rows - 1) * dram_stride``
 (16 x 32 bits) and the scratchpad row count ``rows * ceil(row_bytes / buffer row bytes)``
-(16 x 16 bits). Computed in decode, each was a multiplier between two registers of the
+(16 x 17 bits). Computed in decode, each was a multiplier between two registers of the
 control logic, with the routes to and from a DSP block on the path. Fetched words flow one
 way and never wait (fetch asks only for what the FIFO has room for), so the products are
-computed here, in a pipeline of ``LATENCY`` register stages beside each word: the operands are
-copied once more before the multipliers, so their registers can sit next to the DSP blocks,
-the 16 x 32-bit product is two 16 x 16-bit halves added in the stage after, and every word, of
-any opcode, comes out ``LATENCY`` cycles after it went in, with its two extents.
+computed here, in a pipeline of ``LATENCY`` register stages beside each word: the operands
+(with ``rows - 1`` and the scratchpad rows per DRAM row) get registers of their own before the
+multipliers, so they can sit next to the DSP blocks, the 16 x 32-bit product is two 16 x 16-bit
+halves added in the stage after, and every word, of any opcode, comes out ``LATENCY`` cycles
+after it went in, with its two extents.
 """
 
 from __future__ import annotations
