@@ -159,7 +159,8 @@ class SynthResult:
     wrapper: dict = field(default_factory=dict)
     out_dir: str = ""
     report: str = ""
-    seed: int = 1
+    seed: int = 1  # the placement seed of the routed design
+    seeds_tried: list[dict] = field(default_factory=list)  # seeds given up on before it: {"seed", "why"}
     pnr_args: list[str] = field(default_factory=list)  # nextpnr options beyond the target's
     synth_key: str = ""
 
@@ -258,22 +259,63 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+class RoutingDiverged(SynthError):
+    """nextpnr's router stopped making progress on this placement (another seed may route)."""
+
+    def __init__(self, message: str, why: str):
+        super().__init__(message)
+        self.why = why
+
+
 def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (0,),
-             time_limit: float | None = None) -> tuple[int, float]:
+             time_limit: float | None = None, watch: Callable[[str], str | None] | None = None,
+             ) -> tuple[int, float]:
     """Run one tool in ``cwd`` with its output in ``cwd/log``; (exit code, seconds). A tool still
-    running after ``time_limit`` seconds is stopped (SynthError)."""
+    running after ``time_limit`` seconds is stopped (SynthError). ``watch`` reads the log every
+    few seconds; a message from it stops the tool (RoutingDiverged with that message)."""
     t0 = time.perf_counter()
     with open(cwd / log, "w") as f:
+        proc = subprocess.Popen([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
         try:
-            rc = subprocess.run([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
-                                timeout=time_limit).returncode
-        except subprocess.TimeoutExpired:
-            raise SynthError(f"{args[0]} stopped after the time limit of {time_limit:g} s; log {cwd / log}:\n"
-                             f"{log_tail(cwd / log)}") from None
+            while (rc := proc.poll()) is None:
+                try:
+                    proc.wait(timeout=WATCH_SECONDS if watch else time_limit)
+                except subprocess.TimeoutExpired:
+                    pass
+                if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                    raise SynthError(f"{args[0]} stopped after the time limit of {time_limit:g} s; log "
+                                     f"{cwd / log}:\n{log_tail(cwd / log)}")
+                if watch and proc.poll() is None and (why := watch((cwd / log).read_text(errors="replace"))):
+                    raise RoutingDiverged(f"{args[0]} stopped: {why}; log {cwd / log}", why)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     seconds = time.perf_counter() - t0
     if rc not in ok_codes:
         raise SynthError(f"{args[0]} failed (exit {rc}); log {cwd / log}:\n{log_tail(cwd / log)}")
     return rc, seconds
+
+
+WATCH_SECONDS = 5.0  # how often a watched tool's log is read
+# router2 is taken to have diverged when its overused wires have not reached a new minimum for
+# STALL_ITERS iterations and stand above 2 * minimum + DIVERGE_MARGIN (a converging run wanders by
+# a few wires near the end; a diverging one climbs by thousands)
+STALL_ITERS = 10
+DIVERGE_MARGIN = 100
+ROUTER_ITER = re.compile(r"^Info:\s+iter=(\d+)\s+wires=\d+\s+overused=(\d+)", re.M)
+
+
+def router_diverged(log: str) -> str | None:
+    """Why router2 will not finish, from its per-iteration lines in nextpnr's log; None while it may."""
+    best, best_iter, iters = None, 0, ROUTER_ITER.findall(log)
+    for it, over in ((int(a), int(b)) for a, b in iters):
+        if best is None or over < best:
+            best, best_iter = over, it
+        elif it - best_iter >= STALL_ITERS and over > 2 * best + DIVERGE_MARGIN:
+            return (f"router2 diverged: {over:,} overused wires at iteration {it}, "
+                    f"against {best:,} at iteration {best_iter}")
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,11 +564,12 @@ def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: t
                     time_limit: float | None = None, route: bool = True) -> tuple[dict, float, list[str]]:
     """Run nextpnr (with the target's options, then ``extra``, stopped after ``time_limit``
     seconds; placement only unless ``route``); (report dict or {}, seconds, overflowing resources
-    if it did not fit)."""
+    if it did not fit). A router that diverges is stopped (RoutingDiverged)."""
     name, text = constraints(target)
     (work / name).write_text(text)
     args = nextpnr_args(target, name, freq, seed, (*extra, *([] if route else ["--no-route"])))
-    rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1), time_limit=time_limit)
+    rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1), time_limit=time_limit,
+                           watch=router_diverged if route else None)
     if rc:
         overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
         if not overflow:  # not a capacity problem
@@ -534,6 +577,31 @@ def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: t
                              f"{log_tail(work / 'nextpnr.log')}")
         return {}, seconds, overflow
     return json.loads((work / "nextpnr_report.json").read_text()), seconds, []
+
+
+def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries: int,
+                       extra: tuple[str, ...] = (), time_limit: float | None = None, route: bool = True,
+                       say: Callable[[str], None] = lambda _msg: None,
+                       ) -> tuple[dict, float, list[str], int, list[dict]]:
+    """place_and_route with seeds seed, seed + 1, ... until one routes, ``tries`` at most; (report,
+    seconds of every run, overflow, the seed that routed, the seeds given up with why). The log
+    of a seed given up is kept as nextpnr-seedN.log."""
+    given_up: list[dict] = []
+    seconds = 0.0
+    for used in range(seed, seed + tries):
+        t = time.perf_counter()
+        try:
+            report, _, overflow = place_and_route(target, work, freq, used, extra, time_limit, route)
+            return report, seconds + time.perf_counter() - t, overflow, used, given_up
+        except RoutingDiverged as e:
+            seconds += time.perf_counter() - t
+            given_up.append({"seed": used, "why": e.why})
+            (work / "nextpnr.log").replace(work / f"nextpnr-seed{used}.log")
+            if used < seed + tries - 1:
+                say(f"seed {used}: {e.why}; placing again with seed {used + 1}")
+    raise RoutingDiverged(f"no placement routed with seeds {seed}..{seed + tries - 1}: "
+                          + "; ".join(f"seed {d['seed']}: {d['why']}" for d in given_up)
+                          + f" (logs nextpnr-seedN.log in {work})", given_up[-1]["why"])
 
 
 def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
@@ -571,7 +639,8 @@ def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
         return False
     if not placed:
         return previous.get("stage") == "synthesis"
-    if previous.get("seed") != seed or previous.get("pnr_args", []) != list(pnr_args):
+    asked = (previous.get("seeds_tried") or [{"seed": previous.get("seed")}])[0]["seed"]
+    if asked != seed or previous.get("pnr_args", []) != list(pnr_args):
         return False
     if bool(previous.get("floorplan")) != floorplanned:
         return False
@@ -604,7 +673,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                freq_mhz: float | None = None, place: bool = True, seed: int = 1, reuse: bool = True,
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
-               pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True) -> SynthResult:
+               pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True,
+               tries: int = 3) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -618,7 +688,10 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     nextpnr's Fmax estimate (``fmax_placed_mhz``) and utilisation, no routed Fmax, no bitstream
     (for a design that does not route in reasonable time). ``floorplan`` fixes the PEs' DSP blocks
     to the target's DSP sites in array order (host/floorplan.py; targets without ``[dsp_sites]``
-    leave them to the placer)."""
+    leave them to the placer). When the router diverges on a placement, nextpnr is stopped and
+    runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up)."""
+    if tries < 1:
+        raise ValueError(f"tries = {tries}: at least one nextpnr run is needed")
     target = load_target(target) if isinstance(target, str) else target
     stops = [a for a in pnr_args if a.split("=")[0] in STAGE_OPTIONS]
     if stops:
@@ -699,8 +772,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             placed = apply_floorplan(work / "netlist.json", WRAPPER_TOP, target.dsp_sites, floorplanned)
             result.floorplan = placed if floorplanned else {}
         say(f"nextpnr-{target.family}: {'place and route' if route else 'place'} at {freq:g} MHz")
-        report, times["nextpnr"], pnr_overflow = place_and_route(target, work, freq, seed, tuple(pnr_args),
-                                                                      pnr_time_limit, route)
+        report, times["nextpnr"], pnr_overflow, used, result.seeds_tried = place_with_retries(
+            target, work, freq, seed, tries, tuple(pnr_args), pnr_time_limit, route, say)
         result.stage = "place-and-route" if route else "placement"
         if pnr_overflow:
             result.fits, result.overflow = False, pnr_overflow
@@ -726,7 +799,10 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             else:  # nextpnr measures no Fmax before routing: only its estimate
                 result.fmax_mhz, result.timing_met = None, None
 
-    result.seed, result.pnr_args, result.synth_key = seed, list(pnr_args), key
+        result.seed = used
+    else:
+        result.seed = seed
+    result.pnr_args, result.synth_key = list(pnr_args), key
     result.tool_seconds = {k: round(v, 2) for k, v in times.items()}
     result.seconds = round(time.perf_counter() - t0, 2)
     result.report = str(work / "report.md")
@@ -750,7 +826,9 @@ def report_markdown(r: SynthResult) -> str:
         "",
         f"Config `{r.config}` ({r.config_hash}), device {r.device or 'none (generic 4-LUT synthesis)'}, "
         f"stage reached: {r.stage}, {r.seconds:.1f} s in all."
-        + (f" nextpnr seed {r.seed}, extra options `{' '.join(r.pnr_args)}`." if r.pnr_args else ""),
+        + (f" nextpnr seed {r.seed}." if r.stage in ("placement", "place-and-route", "bitstream") else "")
+        + (f" Extra nextpnr options `{' '.join(r.pnr_args)}`." if r.pnr_args else "")
+        + "".join(f" Seed {d['seed']} given up: {d['why']}." for d in r.seeds_tried),
         "",
         "| resource | used |",
         "|---|---|",

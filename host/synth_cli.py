@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="output folder (default: bitstreams/build/CONFIG-TARGET[-array])")
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the config's clock_mhz)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
+    p.add_argument("--tries", type=int, default=3, metavar="N",
+                   help="seeds to try: when the router diverges on a placement (overused wires climbing "
+                        "for 10 iterations), nextpnr is stopped and places again with the next seed, N "
+                        "seeds in all, those given up listed in the report (default: 3)")
     p.add_argument("--pnr-arg", action="append", default=[], metavar="OPTION",
                    help="an option for nextpnr after the target's own (repeatable; an option with a value is one "
                         "argument, e.g. --pnr-arg=--placer-heap-beta=0.7; --pnr-arg=--router=router1 replaces "
@@ -80,7 +84,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
-                                floorplan=not args.no_floorplan,
+                                floorplan=not args.no_floorplan, tries=args.tries,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc
@@ -124,6 +128,9 @@ def render(r) -> None:
     if r.critical_path:
         c = r.critical_path
         t.add_row("critical path", f"{c['from']} -> {c['to']}: {c['delay_ns']} ns, {c['logic_levels']} logic levels")
+    if r.stage != "synthesis":
+        t.add_row("nextpnr seed", str(r.seed) + "".join(f"; seed {d['seed']} given up: {d['why']}"
+                                                         for d in r.seeds_tried))
     t.add_row("bitstream", r.bitstream or "none")
     t.add_row("tool seconds", ", ".join(f"{k} {v}" for k, v in r.tool_seconds.items()) + f" (total {r.seconds})")
     Console(width=None if sys.stdout.isatty() else 160).print(t)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 
@@ -126,6 +127,56 @@ def test_placed_fmax_is_the_estimate_before_routing():
     assert placed_fmax(log.replace("Running router2...", "Routing..")) == 48.75  # router1
     assert placed_fmax(log.split("Info: Routing globals")[0]) == 48.75  # placement only
     assert placed_fmax("Info: Program finished normally.\n") is None
+
+
+def router_log(overused: list[int]) -> str:
+    return "Info: Running router2...\n" + "".join(
+        f"Info:     iter={i} wires={100_000 + i} overused={o} overuse={o + 3} archfail=NA\n"
+        for i, o in enumerate(overused, 1))
+
+
+def test_router_divergence_is_told_from_a_slow_finish():
+    falling = [70_000 // (i + 1) for i in range(30)]
+    # a converging run wanders by a few wires for many iterations at the end
+    assert synth.router_diverged(router_log(falling + [1, 2, 1, 3, 5, 7, 10, 10, 6, 3, 2, 4, 1, 0])) is None
+    # a diverging one climbs away from its minimum: stopped once it stands above 2 * min + 100
+    climbing = falling + [870, 900, 972, 1058, 1131, 1214, 1396, 1504, 1652, 1770, 1801, 1948, 2076, 2300]
+    why = synth.router_diverged(router_log(climbing))
+    assert why is not None and "1,948 overused wires at iteration 42" in why and "870 at iteration 31" in why
+    assert synth.router_diverged(router_log(climbing[:-3])) is None  # 1,801 < 2 * 870 + 100
+    # high but not yet STALL_ITERS past the minimum: keep going
+    assert synth.router_diverged(router_log(falling + [500] + [5000] * (synth.STALL_ITERS - 1))) is None
+    assert synth.router_diverged("Info: Running router1...\n") is None
+
+
+def test_a_diverging_router_is_stopped_and_the_next_seed_placed(tmp_path, monkeypatch):
+    """run_tool stops a tool whose log its watch objects to; place_with_retries moves on to the
+    next seed, keeps the given-up log and gives up after `tries` seeds."""
+    script = tmp_path / "fake_router.py"
+    script.write_text("import sys, time\n"
+                      f"sys.stdout.write({router_log([900, 500] + [400 + 300 * i for i in range(20)])!r})\n"
+                      "sys.stdout.flush()\ntime.sleep(600)\n")
+    monkeypatch.setattr(synth, "WATCH_SECONDS", 0.2)
+    with pytest.raises(synth.RoutingDiverged) as err:
+        synth.run_tool([sys.executable, str(script)], tmp_path, "nextpnr.log", watch=synth.router_diverged)
+    assert "iteration" in err.value.why and "nextpnr.log" in str(err.value)
+
+    target, calls = load_target("ecp5-85k"), []
+
+    def fake_pnr(target, work, freq, seed, extra=(), time_limit=None, route=True):
+        calls.append(seed)
+        (work / "nextpnr.log").write_text(f"seed {seed}\n")
+        if seed < 7:
+            raise synth.RoutingDiverged("stopped", f"diverged with seed {seed}")
+        return {"fmax": {}}, 1.0, []
+
+    monkeypatch.setattr(synth, "place_and_route", fake_pnr)
+    report, _, overflow, used, given_up = synth.place_with_retries(target, tmp_path, 100.0, 5, 3)
+    assert (calls, used, overflow, report) == ([5, 6, 7], 7, [], {"fmax": {}})
+    assert given_up == [{"seed": 5, "why": "diverged with seed 5"}, {"seed": 6, "why": "diverged with seed 6"}]
+    assert (tmp_path / "nextpnr-seed6.log").read_text() == "seed 6\n"
+    with pytest.raises(synth.RoutingDiverged, match=r"seeds 1\.\.2: seed 1: diverged with seed 1; seed 2"):
+        synth.place_with_retries(target, tmp_path, 100.0, 1, 2)
 
 
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
