@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 # cell type -> {input port: {output port: (levels, carry cells)}}, for the combinational arcs
@@ -47,9 +47,16 @@ class DeepPath:
     start: str
     levels: int
     carry: int
+    alike: int = 1  # paths of the same shape (names equal but for their indices) it stands for
 
     def as_dict(self) -> dict:
-        return {"end": self.end, "start": self.start, "levels": self.levels, "carry": self.carry}
+        return {"end": self.end, "start": self.start, "levels": self.levels, "carry": self.carry,
+                "alike": self.alike}
+
+
+def shape(name: str) -> str:
+    """`core.matmul.array.pe_10_3.product` -> `core.matmul.array.pe_#_#.product`."""
+    return re.sub(r"\d+", "#", name)
 
 
 def _bit_names(module: dict) -> dict[int, str]:
@@ -88,9 +95,10 @@ def _combinational(cell: dict) -> dict[str, dict[str, tuple[int, int]]] | None:
     return None
 
 
-def deepest_paths(netlist: dict, top: str | None = None, count: int = 20) -> list[DeepPath]:
+def deepest_paths(netlist: dict, top: str | None = None, count: int = 20, group: bool = False) -> list[DeepPath]:
     """The ``count`` deepest paths of the netlist's top module (or ``top``), one per end
-    register, deepest first (levels, then carry cells)."""
+    register, deepest first (levels, then carry cells). With ``group``, one per shape of
+    (end, start) (the 256 PEs' products are one entry), ``alike`` counting the ends it stands for."""
     modules = netlist["modules"]
     if top is None:
         tops = [n for n, mod in modules.items() if str(mod.get("attributes", {}).get("top", "0")).strip("0") != ""]
@@ -165,8 +173,17 @@ def deepest_paths(netlist: dict, top: str | None = None, count: int = 20) -> lis
         old = worst.get(end)
         if old is None or (p.levels, p.carry) > (old.levels, old.carry):
             worst[end] = p
-    return sorted(worst.values(), key=lambda p: (-p.levels, -p.carry, p.end))[:count]
+    ranked = sorted(worst.values(), key=lambda p: (-p.levels, -p.carry, p.end))
+    if group:
+        kinds: dict[tuple[str, str], DeepPath] = {}
+        for p in ranked:  # the deepest of each shape comes first
+            key = (shape(p.end), shape(p.start))
+            old = kinds.get(key)
+            kinds[key] = p if old is None else replace(old, alike=old.alike + 1)
+        ranked = list(kinds.values())
+    return ranked[:count]
 
 
-def deepest_paths_file(path: str | Path, top: str | None = None, count: int = 20) -> list[DeepPath]:
-    return deepest_paths(json.loads(Path(path).read_text()), top, count)
+def deepest_paths_file(path: str | Path, top: str | None = None, count: int = 20,
+                       group: bool = False) -> list[DeepPath]:
+    return deepest_paths(json.loads(Path(path).read_text()), top, count, group)

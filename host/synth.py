@@ -43,7 +43,7 @@ BUILD_DIR = ROOT / "bitstreams" / "build"
 WRAPPER_TOP = "lowbit_fpga_top"
 ARRAY_TOP = "lowbit_array"  # the systolic array alone (`unit="array"`), for per-PE figures
 UNITS = ("accelerator", "array")
-DEEP_PATHS = 12  # how many of the deepest paths the report lists (ECP5 targets)
+DEEP_PATHS = 16  # how many shapes of deepest path the report lists (ECP5 targets)
 WRAPPER_PINS = ("clk", "rst", "scan_in", "scan_en", "scan_update", "scan_out", "irq")
 
 # Per family: the mul2dsp limits of Yosys' own synth_* script, the techmap that turns the
@@ -757,7 +757,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                 if k in counts and counts[k] > cap]
     deep = []
     if target.family == "ecp5":  # the logic depth of every path, read from the netlist in seconds
-        deep = [p.as_dict() for p in deepest_paths_file(work / "netlist.json", WRAPPER_TOP, DEEP_PATHS)]
+        deep = [p.as_dict() for p in deepest_paths_file(work / "netlist.json", WRAPPER_TOP, DEEP_PATHS,
+                                                               group=True)]
     result = SynthResult(
         target=target.name, config=cfg.name, config_hash=cfg.hash, device=target.device, unit=unit,
         fits=not overflow, overflow=overflow, luts=counts["luts"], ffs=counts["ffs"],
@@ -867,8 +868,11 @@ def report_markdown(r: SynthResult) -> str:
                   f"{c['routing_ns']} ns routing, {c['logic_levels']} logic levels)."]
     if r.deep_paths:
         lines += ["", "## Deepest paths (logic levels in the netlist, before place-and-route)", "",
-                  "| to | from | levels | carry cells |", "|---|---|---|---|"]
-        lines += [f"| `{p['end']}` | `{p['start']}` | {p['levels']} | {p['carry']} |" for p in r.deep_paths]
+                  "One row per shape of path: `alike` counts the registers whose paths differ from the "
+                  "row's only in their indices (the row shows the deepest).", "",
+                  "| to | from | levels | carry cells | alike |", "|---|---|---|---|---|"]
+        lines += [f"| `{p['end']}` | `{p['start']}` | {p['levels']} | {p['carry']} | {p.get('alike', 1)} |"
+                  for p in r.deep_paths]
     if r.utilization:
         lines += ["", "## Utilisation (nextpnr)", "", "| BEL | used | available |", "|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} |" for k, v in r.utilization.items() if v["used"]]

@@ -63,6 +63,22 @@ def test_paths_are_ranked_deepest_first_one_per_register():
     assert len({p.end for p in ranked}) == len(ranked)
 
 
+def test_paths_of_one_shape_are_grouped_under_the_deepest():
+    """Two PEs' product registers (one LUT and two LUTs deep) and one other register: grouped,
+    the PEs are one entry, the deeper one's, standing for both."""
+    cells = {"a_ff": _ff(30, 2), "b_ff": _ff(31, 3),
+             "l0": _cell("LUT4", {"A": 2}, {"Z": 20}), "p0_ff": _ff(20, 21),
+             "l1": _cell("LUT4", {"A": 3}, {"Z": 22}), "l2": _cell("LUT4", {"A": 22}, {"Z": 23}), "p1_ff": _ff(23, 24),
+             "l3": _cell("LUT4", {"A": 2}, {"Z": 25}), "x_ff": _ff(25, 26)}
+    nets = {"clk": [1], "pe_0.a": [2], "pe_1.a": [3], "pe_0.product": [21], "pe_1.product": [24], "x": [26]}
+    ungrouped = deepest_paths(_netlist(cells, nets))
+    assert [(p.end, p.levels, p.alike) for p in ungrouped] == [("pe_1.product", 2, 1), ("pe_0.product", 1, 1),
+                                                                ("x", 1, 1)]
+    grouped = deepest_paths(_netlist(cells, nets), group=True)
+    assert [(p.end, p.start, p.levels, p.alike) for p in grouped] == [("pe_1.product", "pe_1.a", 2, 2),
+                                                                       ("x", "pe_0.a", 1, 1)]
+
+
 def test_combinational_loop_and_unknown_top_are_named():
     cells = {"l0": _cell("LUT4", {"A": 5}, {"Z": 6}), "l1": _cell("LUT4", {"A": 6}, {"Z": 5}),
              "ff": _ff(6, 7)}
@@ -77,6 +93,8 @@ def test_tiny_array_report_lists_the_pe_products_deepest(tiny, tmp_path):
     product registers (the Booth or DSP multiply), and the report lists them."""
     r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False)
     assert r.deep_paths and len(r.deep_paths) <= synth.DEEP_PATHS
-    assert all(p["levels"] >= DSP_LEVELS for p in r.deep_paths)
-    assert any(".product" in p["end"] for p in r.deep_paths)
+    # one entry per shape, deepest first: the products, all 16 PEs' of them, come first
+    assert r.deep_paths[0]["levels"] >= DSP_LEVELS and ".product" in r.deep_paths[0]["end"]
+    products = [p for p in r.deep_paths if p["end"].endswith(".product")]
+    assert sum(p["alike"] for p in products) == tiny.rows * tiny.cols
     assert "## Deepest paths" in (tmp_path / "report.md").read_text()
