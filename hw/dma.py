@@ -36,6 +36,7 @@ from hw.axi import (
 )
 from hw.config import AccelConfig
 from hw.isa import LAYOUTS, Opcode
+from hw.skid import SkidBuffer
 
 # Bursts in flight per mover. Rows of one beat need about one outstanding burst per cycle of
 # memory latency to stream at one beat per cycle; 32 covers ~30 cycles.
@@ -229,7 +230,8 @@ class DmaRead(wiring.Component):
         desc_layout = self._desc_layout()
 
         m.submodules.bursts = bursts = BurstSplitter(cfg)
-        m.submodules.descs = descs = SyncFIFO(width=desc_layout.size, depth=MAX_OUTSTANDING)
+        # buffered: the R side loads the next row's counters from a register, not a RAM read
+        m.submodules.descs = descs = SyncFIFOBuffered(width=desc_layout.size, depth=MAX_OUTSTANDING)
         wiring.connect(m, wiring.flipped(self.cmd), bursts.cmd)
 
         # ---- AR: a register slice fed by the splitter; a descriptor per DRAM row for the R side
@@ -300,19 +302,20 @@ class DmaRead(wiring.Component):
         # ---- words -> scratchpad rows
         rows = self.rows
         if B >= W:
+            # the row is assembled in place: word i goes straight into its slot of the output
+            # register, so a slot's enable drives only its own W bytes (no row-wide copy)
             k = B // W
             j = Signal(range(k)) if k > 1 else C(0, 1)  # the word's place in its row
-            stage = [Signal(8 * W, name=f"stage{i}") for i in range(k - 1)]
-            m.d.comb += w_ready.eq((j != k - 1) | ~rows.valid | rows.ready)
+            slots = [rows.payload.data[8 * W * i : 8 * W * (i + 1)] for i in range(k)]
+            m.d.comb += w_ready.eq(~rows.valid | rows.ready)
             with m.If(rows.ready):
                 m.d.sync += rows.valid.eq(0)
             with m.If(step):
                 with m.If(j == k - 1):
-                    m.d.sync += [rows.valid.eq(1), rows.payload.data.eq(Cat(*stage, w_data)),
-                                 rows.payload.last.eq(w_last)]
+                    m.d.sync += [rows.valid.eq(1), rows.payload.last.eq(w_last)]
                 if k > 1:
                     m.d.sync += j.eq(Mux(j == k - 1, 0, j + 1))
-                for i, slot in enumerate(stage):
+                for i, slot in enumerate(slots):
                     with m.If(j == i):
                         m.d.sync += slot.eq(w_data)
         else:
@@ -490,8 +493,8 @@ def _port_names(n: int) -> list[str]:
 
 class AxiReadArbiter(wiring.Component):
     """n read masters onto one AXI4 read port: round-robin AR through a register slice, and an
-    in-order FIFO of port indices (one per burst in flight) that routes R beats back, popped on
-    rlast. One AXI ID everywhere, so R returns in AR order."""
+    in-order FIFO of ports (one per burst in flight, popped on rlast) that routes R beats back
+    through a skid buffer. One AXI ID everywhere, so R returns in AR order."""
 
     def __init__(self, cfg: AccelConfig, n: int, depth: int | None = None):
         self.cfg, self.n = cfg, n
@@ -505,7 +508,8 @@ class AxiReadArbiter(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         ports, axi = self.ports, self.axi
-        m.submodules.route = route = SyncFIFO(width=max(1, (self.n - 1).bit_length()), depth=self.depth)
+        # the route FIFO holds each burst's port one-hot; buffered, so its head is a register
+        m.submodules.route = route = SyncFIFOBuffered(width=self.n, depth=self.depth)
 
         # ---- AR: grant the first requester after the last granted port
         last = Signal(range(self.n))
@@ -519,7 +523,7 @@ class AxiReadArbiter(wiring.Component):
         load = any_valid & (~axi.arvalid | axi.arready) & route.w_rdy
         for i, p in enumerate(ports):
             m.d.comb += p.arready.eq(load & (grant == i))
-        m.d.comb += [route.w_en.eq(load), route.w_data.eq(grant)]
+        m.d.comb += [route.w_en.eq(load), route.w_data.eq(1 << grant)]
         with m.If(axi.arready):
             m.d.sync += axi.arvalid.eq(0)
         with m.If(load):
@@ -527,13 +531,23 @@ class AxiReadArbiter(wiring.Component):
             m.d.sync += [getattr(axi, name).eq(_select(grant, [getattr(p, name) for p in ports]))
                          for name in ("arid", "araddr", "arlen", "arsize", "arburst")]
 
-        # ---- R: to the port at the head of the route FIFO
-        owner = route.r_data[: max(1, (self.n - 1).bit_length())]
+        # ---- R: through a register slice, tagged with the one-hot port at the head of the route
+        # FIFO, so that a beat's routing and every port's rready meet registers on both sides
+        r_layout = data.StructLayout({"rid": len(axi.rid), "rdata": len(axi.rdata), "rresp": len(axi.rresp),
+                                      "rlast": 1, "owner": self.n})
+        m.submodules.r_slice = r_slice = SkidBuffer(r_layout)
+        beat, out = r_slice.i.payload, r_slice.o.payload
+        m.d.comb += [
+            r_slice.i.valid.eq(axi.rvalid & route.r_rdy),
+            axi.rready.eq(r_slice.i.ready & route.r_rdy),
+            route.r_en.eq(axi.rvalid & axi.rready & axi.rlast),
+            beat.rid.eq(axi.rid), beat.rdata.eq(axi.rdata), beat.rresp.eq(axi.rresp), beat.rlast.eq(axi.rlast),
+            beat.owner.eq(route.r_data),
+            r_slice.o.ready.eq((out.owner & Cat(*(p.rready for p in ports))).any()),
+        ]
         for i, p in enumerate(ports):
-            m.d.comb += [p.rid.eq(axi.rid), p.rdata.eq(axi.rdata), p.rresp.eq(axi.rresp), p.rlast.eq(axi.rlast),
-                         p.rvalid.eq(axi.rvalid & route.r_rdy & (owner == i))]
-        m.d.comb += axi.rready.eq(route.r_rdy & _select(owner, [p.rready for p in ports]))
-        m.d.comb += route.r_en.eq(axi.rvalid & axi.rready & axi.rlast)
+            m.d.comb += [p.rid.eq(out.rid), p.rdata.eq(out.rdata), p.rresp.eq(out.rresp), p.rlast.eq(out.rlast),
+                         p.rvalid.eq(r_slice.o.valid & out.owner[i])]
         return m
 
 

@@ -178,7 +178,8 @@ class PostprocEngine(wiring.Component):
         pending = Signal(17)  # rows still to write
         rd_addr = Signal.like(self.acc_rd.addr)
         wr_addr = Signal.like(self.out_wr.addr)
-        params = Signal(data.ArrayLayout(ChannelParams, cfg.cols))
+        # the parameter row stays in the read port's data register (read once, in PARAMS)
+        params = data.View(data.ArrayLayout(ChannelParams, cfg.cols), self.param_rd.data)
         feed = Signal()  # a slice of the acc row read last goes into the pipeline now
         ratio, lanes = cfg.pp_row_cycles, cfg.pp_lanes
         phase = Signal(range(max(2, ratio)))  # slice of the row being read (0: a new row may be read)
@@ -212,10 +213,11 @@ class PostprocEngine(wiring.Component):
                 with m.If(self.mm_retire):
                     m.d.sync += wait.eq(wait - 1)
                 with m.If((wait == 0) | ((wait == 1) & self.mm_retire)):
-                    m.d.comb += self.param_rd.en.eq(1)
                     m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.sync += [params.eq(self.param_rd.data), phase.eq(0)]
+                # the read's enable comes from the state register, not from the MATMUL retire
+                m.d.comb += self.param_rd.en.eq(1)
+                m.d.sync += phase.eq(0)
                 m.next = "STREAM"
             with m.State("STREAM"):
                 if ratio > 1:
