@@ -234,12 +234,15 @@ class DmaRead(wiring.Component):
         m.submodules.descs = descs = SyncFIFOBuffered(width=desc_layout.size, depth=MAX_OUTSTANDING)
         wiring.connect(m, wiring.flipped(self.cmd), bursts.cmd)
 
-        # ---- AR: a register slice fed by the splitter; a descriptor per DRAM row for the R side
-        burst = bursts.bursts.payload
+        # ---- AR: a register slice fed by the splitter through a skid buffer (the splitter's
+        # row arithmetic does not wait on the bus's arready); a descriptor per DRAM row for the R side
+        m.submodules.burst_q = burst_q = SkidBuffer(burst_layout(cfg))
+        wiring.connect(m, bursts.bursts, burst_q.i)
+        burst = burst_q.o.payload
         outstanding = Signal(range(MAX_OUTSTANDING + 1))  # bursts whose last beat has not arrived
-        m.d.comb += bursts.bursts.ready.eq((~axi.arvalid | axi.arready) & (outstanding < MAX_OUTSTANDING)
-                                           & (descs.w_rdy | ~burst.first))
-        take = bursts.bursts.valid & bursts.bursts.ready
+        m.d.comb += burst_q.o.ready.eq((~axi.arvalid | axi.arready) & (outstanding < MAX_OUTSTANDING)
+                                       & (descs.w_rdy | ~burst.first))
+        take = burst_q.o.valid & burst_q.o.ready
         m.d.comb += [axi.arid.eq(0), axi.arsize.eq(wb), axi.arburst.eq(BURST_INCR)]
         with m.If(axi.arready):
             m.d.sync += axi.arvalid.eq(0)
@@ -336,7 +339,8 @@ class DmaRead(wiring.Component):
                 m.d.sync += [hold.eq(w_data), rows.valid.eq(1), idx.eq(0), units_left.eq(w_units),
                              hold_last.eq(w_last)]
 
-        m.d.comb += self.busy.eq(bursts.busy | (outstanding != 0) | descs.r_rdy | active | rows.valid)
+        m.d.comb += self.busy.eq(bursts.busy | burst_q.o.valid | (outstanding != 0) | descs.r_rdy | active
+                                 | rows.valid)
         return m
 
 
