@@ -618,7 +618,7 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 # the flow
 
 
-FLOW_VERSION = 4  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
+FLOW_VERSION = 5  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
 
 
 def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> str:
@@ -653,18 +653,35 @@ def default_out_dir(cfg: AccelConfig, target: Target, unit: str = "accelerator")
     return BUILD_DIR / (f"{cfg.name}-{target.name}" + ("" if unit == "accelerator" else f"-{unit}"))
 
 
-def emit(cfg: AccelConfig, work: Path, unit: str) -> dict:
+PE_MUL = re.compile(r"pe_(\d+)_(\d+)[.\\]")  # a PE's multiplier in a flattened cell name
+
+
+def all_pes(cfg: AccelConfig) -> frozenset[tuple[int, int]]:
+    """Every PE of the array that has a multiplier (the bit-parallel array's)."""
+    if cfg.pe == "serial":
+        return frozenset()
+    return frozenset((i, j) for i in range(cfg.rows) for j in range(cfg.cols))
+
+
+def pe_forms(every_pe: frozenset[tuple[int, int]], chosen: list[dict]) -> frozenset[tuple[int, int]]:
+    """The PEs whose multiplier the DSP choice took (the others are written as LUT halves)."""
+    got = {(int(m.group(1)), int(m.group(2))) for c in chosen if (m := PE_MUL.search(c["name"]))}
+    return frozenset(got & every_pe)
+
+
+def emit(cfg: AccelConfig, work: Path, unit: str, dsp_pes: frozenset[tuple[int, int]] = frozenset()) -> dict:
     """Write the Verilog of the whole accelerator (lowbit_top.v + manifest.json) or of its
-    systolic array alone; returns the manifest (top, config, ports) the wrapper is built from."""
+    systolic array alone, the multiplies of ``dsp_pes`` written for DSP blocks (hw/array.py);
+    returns the manifest (top, config, ports) the wrapper is built from."""
     from hw.emit import generate, ports, to_verilog
 
     if unit == "accelerator":
-        return generate(cfg, work)
+        return generate(cfg, work, dsp_pes)
     if unit != "array":
         raise KeyError(f"unit must be one of {UNITS}, got {unit!r}")
     from hw.array import SystolicArray
 
-    array = SystolicArray(cfg)
+    array = SystolicArray(cfg, dsp_pes)
     (work / f"{ARRAY_TOP}.v").write_text(to_verilog(array, ARRAY_TOP))
     return {"top": ARRAY_TOP, "config_name": cfg.name, "config_hash": cfg.hash, "ports": ports(array)}
 
@@ -709,7 +726,10 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
 
     say(f"generating Verilog for {cfg.name}")
     t = time.perf_counter()
-    manifest = emit(cfg, work, unit)
+    # first with every PE's multiply written for a DSP block: the DSP budget then picks the PEs
+    # that get one, and the others are written again as two LUT halves (pe_forms)
+    every_pe = all_pes(cfg)
+    manifest = emit(cfg, work, unit, every_pe)
     text, wrapper = wrapper_verilog(manifest, target.pin_polarity)
     (work / f"{WRAPPER_TOP}.v").write_text(text)
     times["generate"] = time.perf_counter() - t
@@ -719,6 +739,11 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         raise KeyError(f"DSP budget {budget} is outside 0..{target.capacity.get('dsps')} "
                        f"(the DSP blocks of {target.name})")
     key = synth_key(work, target, manifest["top"], budget)
+    cached = json.loads((work / "synth.json").read_text()) if (work / "synth.json").exists() else {}
+    if reuse and cached.get("key") == key:  # the Verilog beside a reused netlist is the one it came from
+        dsp_pes = frozenset(map(tuple, cached.get("dsp_pes", every_pe)))
+        if dsp_pes != every_pe:
+            manifest = emit(cfg, work, unit, dsp_pes)
     floorplanned = floorplan and target.dsp_sites is not None
     if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route,
                              floorplanned):
@@ -727,7 +752,6 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
         (work / "report.md").write_text(report_markdown(old))
         return old
-    cached = json.loads((work / "synth.json").read_text()) if (work / "synth.json").exists() else {}
     rules = DSP_RULES.get(target.family)
     netlist = target.family == "generic" or (work / "netlist.json").exists()
     if reuse and cached.get("key") == key and (work / "stat.json").exists() and netlist:
@@ -737,13 +761,23 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         say("yosys: read and flatten (the first call compiles WebAssembly)")
         muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
         chosen, _ = choose_dsp_muls(muls, rules, budget) if rules else ([], 0)
+        dsp_pes = pe_forms(every_pe, chosen)
+        if dsp_pes != every_pe:
+            say(f"{len(every_pe) - len(dsp_pes)} PEs beyond the DSP budget: their multiplies in LUT halves")
+            t = time.perf_counter()
+            manifest = emit(cfg, work, unit, dsp_pes)
+            times["generate"] += time.perf_counter() - t
+            muls, t_prep = yosys_prep(work, manifest["top"])
+            times["yosys_prep"] += t_prep
+            chosen, _ = choose_dsp_muls(muls, rules, budget) if rules else ([], 0)
         mult_info = {"total": len(muls), "in_dsps": len(chosen), "in_luts": len(muls) - len(chosen),
                      "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls),
                      "dsp_budget": budget or 0}
         say(f"yosys: {'synth -lut' if target.family == 'generic' else 'synth_' + target.family} "
             f"({len(muls)} multipliers, {len(chosen)} to DSP blocks)")
         times["yosys"] = yosys_synth(target, chosen, work)
-        (work / "synth.json").write_text(json.dumps({"key": key, "multipliers": mult_info}) + "\n")
+        (work / "synth.json").write_text(json.dumps({"key": key, "multipliers": mult_info,
+                                                      "dsp_pes": sorted(map(list, dsp_pes))}) + "\n")
     cells, mem_bits = parse_stat((work / "stat.json").read_text())
     counts = {k: count_cells(cells, pats) for k, pats in CELLS[target.family].items()}
     if target.family == "generic":

@@ -8,6 +8,8 @@ owns AW/W/B. docs/architecture.md draws the blocks and the dataflow.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from amaranth import Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -25,8 +27,12 @@ from hw.transfer import LoadEngine, StoreEngine
 
 
 class Accelerator(wiring.Component):
-    def __init__(self, cfg: AccelConfig):
+    """``dsp_pes``: the array's PEs whose multiply the FPGA flow maps to DSP blocks
+    (SystolicArray); a netlist choice only."""
+
+    def __init__(self, cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
+        self.dsp_pes = frozenset(dsp_pes)
         super().__init__(self.ports_of(cfg))
 
     @staticmethod
@@ -41,7 +47,7 @@ class Accelerator(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(cfg)
         m.submodules.load = load = LoadEngine(cfg)
         m.submodules.store = store = StoreEngine(cfg)
-        m.submodules.matmul = mm = MatmulEngine(cfg)
+        m.submodules.matmul = mm = MatmulEngine(cfg, self.dsp_pes)
         m.submodules.postproc = pp = PostprocEngine(cfg)
         m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(LOADABLE))
 

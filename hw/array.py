@@ -15,6 +15,8 @@ result equals ``sim.arith.matmul_tile`` bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -49,9 +51,9 @@ def planes(cfg: AccelConfig) -> int:
 
 
 def pe_stages(cfg: AccelConfig) -> int:
-    """Register stages of one PE: the bit-parallel PE registers its product before the add
-    (multiply, then accumulate), the bit-serial PE does its shift-and-add in one."""
-    return 1 if cfg.pe == "serial" else 2
+    """Register stages of one PE: the bit-parallel PE multiplies in two (ParallelPE) and then
+    accumulates, the bit-serial PE does its shift-and-add in one."""
+    return 1 if cfg.pe == "serial" else 3
 
 
 WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
@@ -62,14 +64,22 @@ def array_latency(cfg: AccelConfig) -> int:
     return cfg.rows + cfg.cols - 2 + pe_stages(cfg)
 
 
-class ParallelPE(wiring.Component):
-    """One multiply-accumulate cell, one MAC per cycle in two stages: the product
-    a_in * w[bank_in] is registered (an FPGA's DSP block or a LUT multiplier ends in a flip-flop),
-    then psum_out = psum_in + product. The partial sum therefore arrives one cycle after the
-    activation, as it does for every PE of a column, so the whole array is one cycle deeper
-    (``array_latency``) and still takes one row per cycle."""
+LO_BITS = ACT_BITS // 2  # the activation's low half, multiplied apart from its high half
 
-    def __init__(self, cfg: AccelConfig):
+
+class ParallelPE(wiring.Component):
+    """One multiply-accumulate cell, one MAC per cycle in three stages. The product
+    a_in * w[bank_in] takes two: first the weight times each half of the activation,
+    lo = a[:LO_BITS] (unsigned) * w and hi = a[LO_BITS:] (signed) * w, two short multipliers
+    registered apart, then product = lo + (hi << LO_BITS); a LUT multiplier of the whole 8x8 would be
+    one path twice as deep. Third, psum_out = psum_in + product. With ``dsp`` the multiply is
+    one a * w (the synthesis flow maps it to a DSP block, which is fast enough alone), registered
+    and then delayed a stage, so every PE has the same timing. The partial sum arrives
+    ``pe_stages - 1`` cycles after the activation, as it does for every PE of a column, so the
+    array is that much deeper (``array_latency``) and still takes one row per cycle."""
+
+    def __init__(self, cfg: AccelConfig, dsp: bool = False):
+        self.dsp = dsp
         super().__init__({
             "a_in": In(signed(ACT_BITS)), "bank_in": In(1), "psum_in": In(signed(psum_bits(cfg))),
             "w_we": In(1), "w_bank": In(1), "w_data": In(signed(weight_bits(cfg))),
@@ -85,7 +95,13 @@ class ParallelPE(wiring.Component):
                 m.d.sync += w[1].eq(self.w_data)
             with m.Else():
                 m.d.sync += w[0].eq(self.w_data)
-        product = delay(m, self.a_in * Mux(self.bank_in, w[1], w[0]), "product")
+        w_now = Mux(self.bank_in, w[1], w[0])
+        if self.dsp:
+            product = delay(m, delay(m, self.a_in * w_now, "dsp_product"), "product")
+        else:
+            lo = delay(m, self.a_in[:LO_BITS] * w_now, "product_lo")  # unsigned half x signed weight
+            hi = delay(m, self.a_in[LO_BITS:].as_signed() * w_now, "product_hi")
+            product = delay(m, lo + (hi << LO_BITS), "product")
         m.d.comb += [
             self.a_out.eq(delay(m, self.a_in, "a")),
             self.bank_out.eq(delay(m, self.bank_in, "bank", keep=True)),
@@ -101,10 +117,15 @@ class SystolicArray(wiring.Component):
     per cycle (the caller tracks which cycles are valid); ``w_*``: writes PE row ``w_row`` of
     weight bank ``w_bank``, ``WEIGHT_WRITE_CYCLES`` later; ``psum``: the result row of the
     activation row that entered ``array_latency(cfg)`` cycles earlier.
+
+    ``dsp_pes``: the PEs (row, column) whose multiply the synthesis flow maps to a DSP block
+    (ParallelPE's ``dsp``; the FPGA flow passes the ones its DSP budget covers). It changes
+    the netlist only, never a result or a cycle.
     """
 
-    def __init__(self, cfg: AccelConfig):
+    def __init__(self, cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
+        self.dsp_pes = frozenset(dsp_pes)
         self.latency = array_latency(cfg)
         members = {
             "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),
@@ -124,10 +145,12 @@ class SystolicArray(wiring.Component):
         R, C = self.cfg.rows, self.cfg.cols
         is_serial = self.cfg.pe == "serial"
 
-        def make_pe():
-            return serial.SerialPE(self.cfg, psum_bits(self.cfg)) if is_serial else ParallelPE(self.cfg)
+        def make_pe(i: int, j: int):
+            if is_serial:
+                return serial.SerialPE(self.cfg, psum_bits(self.cfg))
+            return ParallelPE(self.cfg, dsp=(i, j) in self.dsp_pes)
 
-        pe = [[make_pe() for _ in range(C)] for _ in range(R)]
+        pe = [[make_pe(i, j) for j in range(C)] for i in range(R)]
         for i in range(R):
             for j in range(C):
                 m.submodules[f"pe_{i}_{j}"] = pe[i][j]

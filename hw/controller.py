@@ -410,14 +410,26 @@ class Controller(wiring.Component):
                 deliver(q, flags)
 
         # ---- compute queue --------------------------------------------------------------------
+        # Dispatch moves the head into an issue register (taking its tokens and a ROB entry) when
+        # that register is empty; the engines take their command from it. The engines' ready is
+        # then no longer on the path through the token, ROB and queue logic, for one cycle more per
+        # compute instruction (each keeps an engine busy for many). The issue register holds one
+        # instruction, so a MATMUL's overlap check still sees every POSTPROC before it running.
         qf = queues[Queue.COMPUTE]
         e, h = head(Queue.COMPUTE)
         op = h.opcode.as_value()
-        mm, pp = _view(Opcode.MATMUL, e.word), _view(Opcode.POSTPROC, e.word)
+        mm = _view(Opcode.MATMUL, e.word)
+        iss_valid = Signal()
+        iss_pp = Signal()  # the issued instruction is a POSTPROC (else a MATMUL)
+        iss_word = Signal(INSN_BITS)
+        iss_pc = Signal(PC_BITS)
+        iss_mm, iss_pp_view = _view(Opcode.MATMUL, iss_word), _view(Opcode.POSTPROC, iss_word)
         for n in MATMUL_FIELDS:
-            m.d.comb += getattr(self.mm.payload, n).eq(mm[n])
+            m.d.comb += getattr(self.mm.payload, n).eq(iss_mm[n])
         for n in POSTPROC_FIELDS:
-            m.d.comb += getattr(self.pp.payload, n).eq(pp[n])
+            m.d.comb += getattr(self.pp.payload, n).eq(iss_pp_view[n])
+        m.d.comb += [self.mm.valid.eq(iss_valid & ~iss_pp), self.pp.valid.eq(iss_valid & iss_pp)]
+        accepted = (self.mm.valid & self.mm.ready) | (self.pp.valid & self.pp.ready)
 
         # in-order retirement: a FIFO of (is_postproc, push flags) per dispatched MATMUL/POSTPROC
         Rob = data.StructLayout({"postproc": 1, "push_prev": 1, "push_next": 1})
@@ -434,12 +446,13 @@ class Controller(wiring.Component):
         m.d.sync += [mm_done.eq(mm_done + self.mm_retire - retire_mm), pp_done.eq(pp_done + self.pp_done - retire_pp)]
 
         mm_dispatch = Signal()
+        m.d.comb += mm_dispatch.eq(self.mm.valid & self.mm.ready)
         m.d.sync += mm_inflight.eq(mm_inflight + mm_dispatch - self.mm_retire)
         # the engine checks a grouped tile's datatypes once it has read them: a fault belongs to
         # the MATMUL it took last
         mm_pc = Signal(PC_BITS)
         with m.If(mm_dispatch):
-            m.d.sync += mm_pc.eq(e.pc)
+            m.d.sync += mm_pc.eq(iss_pc)
         with m.If(self.mm_fault):
             fail(ErrorCode.BAD_DTYPE, mm_pc)
         m.d.comb += self.pp.payload.wait.eq(mm_inflight - self.mm_retire)
@@ -448,8 +461,11 @@ class Controller(wiring.Component):
         fault, code = e.fault, e.code
         overlap = (self.pp_reading & (mm.acc_addr < self.pp_acc_hi) & (self.pp_acc_lo < e.acc_end))
         m.d.comb += rob.w_data.eq(Cat(op == Opcode.POSTPROC.value, h.deps.push_prev, h.deps.push_next))
-        m.d.comb += self.mm_waiting.eq(dispatching & qf.r_rdy & (op == Opcode.MATMUL.value) & ~qf.r_en)
-        with m.If(dispatching & qf.r_rdy):
+        m.d.comb += self.mm_waiting.eq((dispatching & qf.r_rdy & (op == Opcode.MATMUL.value) & ~qf.r_en)
+                                       | (self.mm.valid & ~self.mm.ready))
+        with m.If(accepted):
+            m.d.sync += iss_valid.eq(0)
+        with m.If(dispatching & qf.r_rdy & ~iss_valid):
             with m.If(tokens):
                 with m.If(op == Opcode.SYNC.value):
                     with m.If(~rob.r_rdy & self.mm_idle & (mm_done == 0) & (pp_done == 0)):
@@ -457,22 +473,20 @@ class Controller(wiring.Component):
                         take_tokens(Queue.COMPUTE, h.deps, promise=False)
                 with m.Elif(fault):
                     fail(code, e.pc)
-                with m.Elif(rob.w_rdy):
-                    with m.If(op == Opcode.MATMUL.value):
-                        m.d.comb += self.mm.valid.eq(~overlap)
-                        m.d.comb += mm_dispatch.eq(self.mm.valid & self.mm.ready)
-                    with m.Else():
-                        m.d.comb += self.pp.valid.eq(1)
-                    with m.If((self.mm.valid & self.mm.ready) | (self.pp.valid & self.pp.ready)):
-                        m.d.comb += [qf.r_en.eq(1), rob.w_en.eq(1)]
-                        take_tokens(Queue.COMPUTE, h.deps, promise=True)
+                with m.Elif(rob.w_rdy & ((op != Opcode.MATMUL.value) | ~overlap)):
+                    m.d.comb += [qf.r_en.eq(1), rob.w_en.eq(1)]
+                    take_tokens(Queue.COMPUTE, h.deps, promise=True)
+                    m.d.sync += [iss_valid.eq(1), iss_pp.eq(op == Opcode.POSTPROC.value), iss_word.eq(e.word),
+                                 iss_pc.eq(e.pc)]
+        with m.If(clear):
+            m.d.sync += iss_valid.eq(0)
 
         # ---- end of run -----------------------------------------------------------------------
         queues_empty = Cat(*(~queues[q].r_rdy for q in Queue)).all() & ~d1_valid
         engines_idle = ~self.load_busy & ~self.store_busy & self.mm_idle & ~rob.r_rdy & (owed == 0)
         idle_cycles = Signal(range(WATCHDOG_CYCLES + 1))
         with m.If(~running | self.activity | self.decoded | d1_leave | qf.r_en | queues[Queue.LOAD].r_en
-                  | queues[Queue.STORE].r_en | rob.r_en):
+                  | queues[Queue.STORE].r_en | rob.r_en | accepted):
             m.d.sync += idle_cycles.eq(0)
         with m.Else():
             m.d.sync += idle_cycles.eq(idle_cycles + 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -42,11 +43,12 @@ def ports(component: wiring.Component) -> list[dict]:
     return out
 
 
-def generate(cfg: AccelConfig, out_dir: str | Path) -> dict:
-    """Write <top>.v and manifest.json for one configuration; returns the manifest."""
+def generate(cfg: AccelConfig, out_dir: str | Path, dsp_pes: Collection[tuple[int, int]] = ()) -> dict:
+    """Write <top>.v and manifest.json for one configuration; returns the manifest. ``dsp_pes``:
+    the PEs whose multiply is written for a DSP block (the FPGA flow's choice, hw/array.py)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    top = build_top(cfg)
+    top = build_top(cfg, dsp_pes)
     vfile = out / f"{TOP_NAME}.v"
     vfile.write_text(to_verilog(top, TOP_NAME))
     manifest = {
@@ -69,7 +71,7 @@ def generate(cfg: AccelConfig, out_dir: str | Path) -> dict:
             "irq": {"role": "level interrupt: STATUS.DONE and CTRL.IRQ_ENABLE"},
         },
         "array": {"rows": cfg.rows, "cols": cfg.cols, "dataflow": "weight-stationary",
-                  "latency_cycles": array_latency(cfg)},
+                  "latency_cycles": array_latency(cfg), "dsp_pes": sorted(map(list, dsp_pes))},
         "csr": csr_map(cfg),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -14,6 +14,8 @@ no gap in the array:
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -43,8 +45,9 @@ def _check_twos_complement(name: str) -> None:
 
 
 class MatmulEngine(wiring.Component):
-    def __init__(self, cfg: AccelConfig):
+    def __init__(self, cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
+        self.dsp_pes = frozenset(dsp_pes)  # PEs whose multiply goes to a DSP block (SystolicArray)
         self.serial = cfg.pe == "serial"
         if not self.serial:
             for name in cfg.weight_dtypes:
@@ -71,7 +74,7 @@ class MatmulEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
-        m.submodules.array = array = SystolicArray(cfg)
+        m.submodules.array = array = SystolicArray(cfg, self.dsp_pes)
         L = array.latency
         P = planes(cfg)
         acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)

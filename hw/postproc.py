@@ -222,7 +222,7 @@ class PostprocEngine(wiring.Component):
             with m.State("STREAM"):
                 if ratio > 1:
                     m.d.sync += phase.eq(Mux(phase == ratio - 1, 0, phase + 1))
-                with m.If((left != 0) & (phase == 0)):
+                with m.If(reading & (phase == 0)):  # reading is left != 0, from a register
                     m.d.comb += [self.acc_rd.addr.eq(rd_addr), self.acc_rd.en.eq(1)]
                     m.d.sync += [rd_addr.eq(rd_addr + 1), left.eq(left - 1), feed.eq(1), reading.eq(left != 1)]
                 with m.If(self.out_wr.en & (pending == 1)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from amaranth.lib import wiring
 
 from hw.accelerator import Accelerator
@@ -10,5 +12,7 @@ from hw.config import AccelConfig
 TOP_NAME = "lowbit_top"
 
 
-def build_top(cfg: AccelConfig) -> wiring.Component:
-    return Accelerator(cfg)
+def build_top(cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()) -> wiring.Component:
+    """The accelerator; ``dsp_pes`` (the FPGA flow's) picks the PEs whose multiply is one
+    DSP-block product rather than two LUT halves (hw/array.py)."""
+    return Accelerator(cfg, dsp_pes)

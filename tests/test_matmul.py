@@ -5,15 +5,18 @@ from pathlib import Path
 import pytest
 
 from sim.harness import cocotb_results, cocotb_tests
-from sim.tb.matmul_top import MatmulTop
+from sim.tb.matmul_top import MatmulTop, mixed_pes
 
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
 
 
-@pytest.fixture(scope="module", params=["tiny", "tiny_serial"])
+@pytest.fixture(scope="module", params=["tiny", "tiny_mixed_pes", "tiny_serial"])
 def results(request):
-    """The bit-parallel array, and the bit-serial one with every datatype, grouped tiles
-    (per-column datatypes and scales) and ungrouped ones."""
+    """The bit-parallel array (its PEs' multiplies in LUT halves; and half of them in the DSP
+    form, as the FPGA flow writes them), and the bit-serial one with every datatype, grouped
+    tiles (per-column datatypes and scales) and ungrouped ones."""
+    if request.param == "tiny_mixed_pes":
+        return cocotb_results(mixed_pes, request.getfixturevalue("tiny"), "matmul_top", "sim.tb.test_matmul")
     cfg = request.getfixturevalue(request.param)
     return cocotb_results(MatmulTop, cfg, "matmul_top", "sim.tb.test_matmul")
 

@@ -11,10 +11,16 @@ from sim.tb.common import config_env
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
 
 
+def dsp_pe(cfg) -> ParallelPE:
+    """The PE as the FPGA flow writes it for a DSP block: one product, then a register."""
+    return ParallelPE(cfg, dsp=True)
+
+
 @pytest.mark.parametrize("config", ["tiny", "default"])
+@pytest.mark.parametrize("form", [ParallelPE, dsp_pe], ids=["lut_halves", "dsp"])
 @pytest.mark.parametrize("case", cocotb_tests(TB))
-def test_pe_rtl(request, config, case):
+def test_pe_rtl(request, config, form, case):
     cfg = request.getfixturevalue(config)
-    model = build_amaranth(ParallelPE, cfg, "parallel_pe")
+    model = build_amaranth(form, cfg, "parallel_pe")
     [result] = run_cocotb(model, "sim.tb.test_pe", testcase=case, extra_env=config_env(cfg))
     assert result.passed, result.message

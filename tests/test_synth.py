@@ -242,3 +242,22 @@ def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
 def test_dsp_budget_beyond_the_device_is_refused(tiny, tmp_path):
     with pytest.raises(KeyError, match=r"DSP budget 99 is outside 0\.\.28 \(the DSP blocks of ecp5-25k\)"):
         synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, dsp_budget=99)
+
+
+def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
+    """Six DSP blocks for the tiny array's 16 PEs: the first synthesis pass gives them to six
+    PEs' products, and the flow writes the other ten PEs again with two half multipliers each."""
+    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
+    n = tiny.rows * tiny.cols
+    assert (r.multipliers["total"], r.multipliers["in_dsps"], r.dsps) == (6 + 2 * (n - 6), 6, 6)
+    in_dsp = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["dsp_pes"]}
+    assert len(in_dsp) == 6 and in_dsp < synth.all_pes(tiny)
+    verilog = (tmp_path / f"{synth.ARRAY_TOP}.v").read_text()
+    modules = verilog.split("\nmodule ")
+    halves = {tuple(map(int, re.match(r"\\\S*pe_(\d+)_(\d+) ", mod).groups())) for mod in modules
+              if re.match(r"\\\S*pe_\d+_\d+ ", mod) and "product_lo" in mod}
+    assert halves == synth.all_pes(tiny) - in_dsp
+    # the synthesis is reused, with the Verilog it came from
+    (tmp_path / f"{synth.ARRAY_TOP}.v").write_text("")
+    again = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
+    assert again.synth_key == r.synth_key and (tmp_path / f"{synth.ARRAY_TOP}.v").read_text() == verilog
