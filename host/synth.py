@@ -300,9 +300,11 @@ def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (
 WATCH_SECONDS = 5.0  # how often a watched tool's log is read
 # router2 is taken to have diverged when its overused wires have not reached a new minimum for
 # STALL_ITERS iterations and stand above 2 * minimum + DIVERGE_MARGIN (a converging run wanders by
-# a few wires near the end; a diverging one climbs by thousands)
+# a few wires near the end; a diverging one climbs by thousands), and to be stuck when they have
+# reached no new minimum for GIVE_UP_ITERS iterations (the converging runs seen took at most 25)
 STALL_ITERS = 10
 DIVERGE_MARGIN = 100
+GIVE_UP_ITERS = 50
 ROUTER_ITER = re.compile(r"^Info:\s+iter=(\d+)\s+wires=\d+\s+overused=(\d+)", re.M)
 
 
@@ -315,6 +317,9 @@ def router_diverged(log: str) -> str | None:
         elif it - best_iter >= STALL_ITERS and over > 2 * best + DIVERGE_MARGIN:
             return (f"router2 diverged: {over:,} overused wires at iteration {it}, "
                     f"against {best:,} at iteration {best_iter}")
+        elif it - best_iter >= GIVE_UP_ITERS:
+            return (f"router2 stuck: {over:,} overused wires at iteration {it}, none fewer than "
+                    f"{best:,} (iteration {best_iter}) since")
     return None
 
 

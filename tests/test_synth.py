@@ -147,6 +147,11 @@ def test_router_divergence_is_told_from_a_slow_finish():
     # high but not yet STALL_ITERS past the minimum: keep going
     assert synth.router_diverged(router_log(falling + [500] + [5000] * (synth.STALL_ITERS - 1))) is None
     assert synth.router_diverged("Info: Running router1...\n") is None
+    # stuck: a handful of wires, no new minimum for GIVE_UP_ITERS iterations
+    stuck = falling + [4] + [5 + i % 20 for i in range(synth.GIVE_UP_ITERS)]
+    why = synth.router_diverged(router_log(stuck))
+    assert why is not None and "stuck" in why and "4 (iteration 31)" in why
+    assert synth.router_diverged(router_log(stuck[:-1])) is None
 
 
 def test_a_diverging_router_is_stopped_and_the_next_seed_placed(tmp_path, monkeypatch):
