@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
     p.add_argument("--tries", type=int, default=3, metavar="N",
                    help="seeds to try: when the router diverges on a placement (overused wires climbing "
-                        "for 10 iterations), nextpnr is stopped and places again with the next seed, N "
-                        "seeds in all, those given up listed in the report (default: 3)")
+                        "for 10 iterations) or is stuck (no fewer for 50), nextpnr is stopped and places "
+                        "again with the next seed, N seeds in all, those given up listed in the report "
+                        "(default: 3)")
     p.add_argument("--pnr-arg", action="append", default=[], metavar="OPTION",
                    help="an option for nextpnr after the target's own (repeatable; an option with a value is one "
                         "argument, e.g. --pnr-arg=--placer-heap-beta=0.7; --pnr-arg=--router=router1 replaces "
