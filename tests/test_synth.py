@@ -186,12 +186,13 @@ def test_a_diverging_router_is_stopped_and_the_next_seed_placed(tmp_path, monkey
 
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     """Every tool of the flow on a small real design: the tiny config's 4x4 array (16 8x8-bit
-    multipliers, 8 of them in the UP5K's SB_MAC16 blocks) to an iCE40 bitstream."""
+    products, 8 of them in the UP5K's SB_MAC16 blocks, the other 8 PEs' as two LUT halves each)
+    to an iCE40 bitstream."""
     r = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")
     check_report(r)
     assert r.fits and r.stage == "bitstream" and not r.overflow
     assert 0 < r.luts < 5280 and r.ffs > 16 * 8 and r.dsps == 8
-    assert r.multipliers == {"total": 16, "in_dsps": 8, "in_luts": 8, "dsp_eligible": 16, "dsp_budget": 8}
+    assert r.multipliers == {"total": 8 + 2 * 8, "in_dsps": 8, "in_luts": 16, "dsp_eligible": 24, "dsp_budget": 8}
     assert r.utilization["ICESTORM_DSP"]["used"] == 8 and r.utilization["ICESTORM_LC"]["available"] == 5280
     assert r.fmax_mhz and r.fmax_mhz > 5 and r.timing_met == (r.fmax_mhz >= tiny.clock_mhz)
     assert r.critical_path["from"] and r.critical_path["to"] and r.critical_path["delay_ns"] > 0
@@ -230,17 +231,18 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
 
 
 def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
-    """An 8x8 array of 8x8-bit multipliers on the iCE40 UP5K: 8 of its 64 multipliers fit the
-    SB_MAC16 blocks, the other 56 need about twice the device's 5280 LUTs. fits is False, the
-    report names LUTs (and nothing that does fit), and no place-and-route is attempted. (The
-    whole tiny accelerator does not fit either, by more, but its iCE40 synthesis takes minutes.)"""
+    """An 8x8 array of 8x8-bit multipliers on the iCE40 UP5K: 8 of its 64 products fit the
+    SB_MAC16 blocks, the other 56 PEs' (two LUT halves each, registered apart) need about twice
+    the device's 5280 LUTs and more than its 5280 flip-flops. fits is False, the report names both
+    (and nothing that does fit), and no place-and-route is attempted. (The whole tiny
+    accelerator does not fit either, by more, but its iCE40 synthesis takes minutes.)"""
     cfg = from_dict({**tiny.model_dump(), "name": "tiny-8x8", "rows": 8, "cols": 8})
     r = synth.synthesize(cfg, "ice40-up5k", out_dir=tmp_path, unit="array")
     data = check_report(r)
     assert not r.fits and r.stage == "synthesis" and r.bitstream is None and r.fmax_mhz is None
-    assert [o.split(":")[0] for o in r.overflow] == ["luts"] and r.overflow[0].endswith("> 5280")
-    assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs < 5280
-    assert r.multipliers["in_luts"] == 56 and "nextpnr" not in r.tool_seconds
+    assert [o.split(":")[0] for o in r.overflow] == ["luts", "ffs"] and r.overflow[0].endswith("> 5280")
+    assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs > 5280
+    assert r.multipliers["in_luts"] == 2 * 56 and "nextpnr" not in r.tool_seconds
     assert "NO: luts" in (synth.Path(r.out_dir) / "report.md").read_text()
 
 
@@ -266,3 +268,15 @@ def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
     (tmp_path / f"{synth.ARRAY_TOP}.v").write_text("")
     again = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
     assert again.synth_key == r.synth_key and (tmp_path / f"{synth.ARRAY_TOP}.v").read_text() == verilog
+
+
+def test_a_netlist_with_two_drivers_on_a_net_is_an_error(tmp_path, monkeypatch):
+    """Yosys only warns when a pass leaves a net with two drivers; the flow stops there."""
+    def fake_yosys(args, cwd, log, **kw):
+        (cwd / log).write_text("Warning: multiple conflicting drivers for top.\\core.pe_0_3.product [15]:\n"
+                               "    port O[15] of cell pe_0_3.$mul (SB_MAC16)\n")
+        return 0, 0.1
+
+    monkeypatch.setattr(synth, "run_tool", fake_yosys)
+    with pytest.raises(synth.SynthError, match=r"1 nets with two drivers .*pe_0_3\.product \[15\]"):
+        synth.yosys_synth(load_target("ice40-up5k"), [], tmp_path)
