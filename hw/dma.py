@@ -496,9 +496,10 @@ def _port_names(n: int) -> list[str]:
 
 
 class AxiReadArbiter(wiring.Component):
-    """n read masters onto one AXI4 read port: round-robin AR through a register slice, and an
-    in-order FIFO of ports (one per burst in flight, popped on rlast) that routes R beats back
-    through a skid buffer. One AXI ID everywhere, so R returns in AR order."""
+    """n read masters onto one AXI4 read port: each port's AR through a skid buffer, then
+    round-robin into a register slice, and an in-order FIFO of ports (one per burst in flight,
+    popped on rlast) that routes R beats back through a skid buffer. One AXI ID everywhere, so
+    R returns in AR order."""
 
     def __init__(self, cfg: AccelConfig, n: int, depth: int | None = None):
         self.cfg, self.n = cfg, n
@@ -515,25 +516,35 @@ class AxiReadArbiter(wiring.Component):
         # the route FIFO holds each burst's port one-hot; buffered, so its head is a register
         m.submodules.route = route = SyncFIFOBuffered(width=self.n, depth=self.depth)
 
-        # ---- AR: grant the first requester after the last granted port
+        # ---- AR: each port's request waits in a skid buffer of its own (its arready is a
+        # register, not the grant); grant the first requester after the last granted port
+        ar_fields = ("arid", "araddr", "arlen", "arsize", "arburst")
+        ar_layout = data.StructLayout({name: len(getattr(axi, name)) for name in ar_fields})
+        reqs = []
+        for i, p in enumerate(ports):
+            q = SkidBuffer(ar_layout)
+            m.submodules[f"ar_q{i}"] = q
+            m.d.comb += [q.i.valid.eq(p.arvalid), p.arready.eq(q.i.ready)]
+            m.d.comb += [getattr(q.i.payload, name).eq(getattr(p, name)) for name in ar_fields]
+            reqs.append(q)
         last = Signal(range(self.n))
         grant = Signal(range(self.n))
-        any_valid = Cat(*(p.arvalid for p in ports)).any()
+        any_valid = Cat(*(q.o.valid for q in reqs)).any()
         for lst in range(self.n):
             with m.If(last == lst):
                 for i in reversed([(lst + 1 + o) % self.n for o in range(self.n)]):
-                    with m.If(ports[i].arvalid):
+                    with m.If(reqs[i].o.valid):
                         m.d.comb += grant.eq(i)
         load = any_valid & (~axi.arvalid | axi.arready) & route.w_rdy
-        for i, p in enumerate(ports):
-            m.d.comb += p.arready.eq(load & (grant == i))
+        for i, q in enumerate(reqs):
+            m.d.comb += q.o.ready.eq(load & (grant == i))
         m.d.comb += [route.w_en.eq(load), route.w_data.eq(1 << grant)]
         with m.If(axi.arready):
             m.d.sync += axi.arvalid.eq(0)
         with m.If(load):
             m.d.sync += [axi.arvalid.eq(1), last.eq(grant)]
-            m.d.sync += [getattr(axi, name).eq(_select(grant, [getattr(p, name) for p in ports]))
-                         for name in ("arid", "araddr", "arlen", "arsize", "arburst")]
+            m.d.sync += [getattr(axi, name).eq(_select(grant, [getattr(q.o.payload, name) for q in reqs]))
+                         for name in ar_fields]
 
         # ---- R: through a register slice, tagged with the one-hot port at the head of the route
         # FIFO, so that a beat's routing and every port's rready meet registers on both sides
