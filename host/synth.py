@@ -632,10 +632,11 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 FLOW_VERSION = 5  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
 
 
-def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None) -> str:
+def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None, pe_halves: bool = False) -> str:
     """Identity of a synthesis: the Verilog, the wrapper, what of the target synthesis reads
-    (family, Yosys options, DSP budget) and the version of the scripts."""
-    what = [FLOW_VERSION, target.family, target.yosys, dsp_budget, target.lut_width]
+    (family, Yosys options, DSP budget), whether PEs without a DSP block are written as LUT
+    halves, and the version of the scripts."""
+    what = [FLOW_VERSION, target.family, target.yosys, dsp_budget, target.lut_width] + (["halves"] if pe_halves else [])
     h = hashlib.sha256(json.dumps(what).encode())
     for f in (work / f"{core}.v", work / f"{WRAPPER_TOP}.v"):
         h.update(f.read_bytes())
@@ -674,25 +675,25 @@ def all_pes(cfg: AccelConfig) -> frozenset[tuple[int, int]]:
     return frozenset((i, j) for i in range(cfg.rows) for j in range(cfg.cols))
 
 
-def pe_forms(every_pe: frozenset[tuple[int, int]], chosen: list[dict]) -> frozenset[tuple[int, int]]:
-    """The PEs whose multiplier the DSP choice took (the others are written as LUT halves)."""
+def lut_pes(cfg: AccelConfig, chosen: list[dict]) -> frozenset[tuple[int, int]]:
+    """The PEs whose multiplier the DSP choice left out (they become LUT logic)."""
     got = {(int(m.group(1)), int(m.group(2))) for c in chosen if (m := PE_MUL.search(c["name"]))}
-    return frozenset(got & every_pe)
+    return all_pes(cfg) - got
 
 
-def emit(cfg: AccelConfig, work: Path, unit: str, dsp_pes: frozenset[tuple[int, int]] = frozenset()) -> dict:
+def emit(cfg: AccelConfig, work: Path, unit: str, half_pes: frozenset[tuple[int, int]] = frozenset()) -> dict:
     """Write the Verilog of the whole accelerator (lowbit_top.v + manifest.json) or of its
-    systolic array alone, the multiplies of ``dsp_pes`` written for DSP blocks (hw/array.py);
+    systolic array alone, the multiplies of ``half_pes`` as two LUT halves (hw/array.py);
     returns the manifest (top, config, ports) the wrapper is built from."""
     from hw.emit import generate, ports, to_verilog
 
     if unit == "accelerator":
-        return generate(cfg, work, dsp_pes)
+        return generate(cfg, work, half_pes)
     if unit != "array":
         raise KeyError(f"unit must be one of {UNITS}, got {unit!r}")
     from hw.array import SystolicArray
 
-    array = SystolicArray(cfg, dsp_pes)
+    array = SystolicArray(cfg, half_pes)
     (work / f"{ARRAY_TOP}.v").write_text(to_verilog(array, ARRAY_TOP))
     return {"top": ARRAY_TOP, "config_name": cfg.name, "config_hash": cfg.hash, "ports": ports(array)}
 
@@ -702,7 +703,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
                pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True,
-               tries: int = 3) -> SynthResult:
+               tries: int = 3, pe_halves: bool = False) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -717,7 +718,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     (for a design that does not route in reasonable time). ``floorplan`` fixes the PEs' DSP blocks
     to the target's DSP sites in array order (host/floorplan.py; targets without ``[dsp_sites]``
     leave them to the placer). When the router diverges on a placement, nextpnr is stopped and
-    runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up)."""
+    runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up).
+    ``pe_halves`` writes the PEs the DSP budget leaves without a DSP block with their multiply
+    in two LUT halves (hw/array.py): two synthesis passes, shallower PEs, more LUTs."""
     if tries < 1:
         raise ValueError(f"tries = {tries}: at least one nextpnr run is needed")
     target = load_target(target) if isinstance(target, str) else target
@@ -737,10 +740,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
 
     say(f"generating Verilog for {cfg.name}")
     t = time.perf_counter()
-    # first with every PE's multiply written for a DSP block: the DSP budget then picks the PEs
-    # that get one, and the others are written again as two LUT halves (pe_forms)
-    every_pe = all_pes(cfg)
-    manifest = emit(cfg, work, unit, every_pe)
+    # every PE with one product first; with pe_halves the DSP budget then picks the PEs that get
+    # a DSP block, and the others are written again as two LUT halves (lut_pes)
+    manifest = emit(cfg, work, unit)
     text, wrapper = wrapper_verilog(manifest, target.pin_polarity)
     (work / f"{WRAPPER_TOP}.v").write_text(text)
     times["generate"] = time.perf_counter() - t
@@ -749,12 +751,12 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     if budget is not None and (budget < 0 or budget > target.capacity.get("dsps", budget)):
         raise KeyError(f"DSP budget {budget} is outside 0..{target.capacity.get('dsps')} "
                        f"(the DSP blocks of {target.name})")
-    key = synth_key(work, target, manifest["top"], budget)
+    key = synth_key(work, target, manifest["top"], budget, pe_halves)
     cached = json.loads((work / "synth.json").read_text()) if (work / "synth.json").exists() else {}
     if reuse and cached.get("key") == key:  # the Verilog beside a reused netlist is the one it came from
-        dsp_pes = frozenset(map(tuple, cached.get("dsp_pes", every_pe)))
-        if dsp_pes != every_pe:
-            manifest = emit(cfg, work, unit, dsp_pes)
+        half_pes = frozenset(map(tuple, cached.get("half_pes", ())))
+        if half_pes:
+            manifest = emit(cfg, work, unit, half_pes)
     floorplanned = floorplan and target.dsp_sites is not None
     if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route,
                              floorplanned):
@@ -772,11 +774,11 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         say("yosys: read and flatten (the first call compiles WebAssembly)")
         muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
         chosen, _ = choose_dsp_muls(muls, rules, budget) if rules else ([], 0)
-        dsp_pes = pe_forms(every_pe, chosen)
-        if dsp_pes != every_pe:
-            say(f"{len(every_pe) - len(dsp_pes)} PEs beyond the DSP budget: their multiplies in LUT halves")
+        half_pes = lut_pes(cfg, chosen) if pe_halves else frozenset()
+        if half_pes:
+            say(f"{len(half_pes)} PEs beyond the DSP budget: their multiplies in LUT halves")
             t = time.perf_counter()
-            manifest = emit(cfg, work, unit, dsp_pes)
+            manifest = emit(cfg, work, unit, half_pes)
             times["generate"] += time.perf_counter() - t
             muls, t_prep = yosys_prep(work, manifest["top"])
             times["yosys_prep"] += t_prep
@@ -788,7 +790,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             f"({len(muls)} multipliers, {len(chosen)} to DSP blocks)")
         times["yosys"] = yosys_synth(target, chosen, work)
         (work / "synth.json").write_text(json.dumps({"key": key, "multipliers": mult_info,
-                                                      "dsp_pes": sorted(map(list, dsp_pes))}) + "\n")
+                                                      "half_pes": sorted(map(list, half_pes))}) + "\n")
     cells, mem_bits = parse_stat((work / "stat.json").read_text())
     counts = {k: count_cells(cells, pats) for k, pats in CELLS[target.family].items()}
     if target.family == "generic":

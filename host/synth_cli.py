@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-floorplan", action="store_true",
                    help="leave the PEs' DSP blocks to the placer instead of fixing them to the target's DSP "
                         "sites in array order (ECP5 targets; see docs/fpga.md, DSP floorplan)")
+    p.add_argument("--pe-halves", action="store_true",
+                   help="write the PEs the DSP budget leaves without a DSP block with their multiply in two "
+                        "LUT halves registered apart (shallower, more LUTs and flip-flops; two synthesis passes)")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
@@ -85,7 +88,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
-                                floorplan=not args.no_floorplan, tries=args.tries,
+                                floorplan=not args.no_floorplan, tries=args.tries, pe_halves=args.pe_halves,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc

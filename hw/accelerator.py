@@ -27,12 +27,12 @@ from hw.transfer import LoadEngine, StoreEngine
 
 
 class Accelerator(wiring.Component):
-    """``dsp_pes``: the array's PEs whose multiply the FPGA flow maps to DSP blocks
-    (SystolicArray); a netlist choice only."""
+    """``half_pes``: the array's PEs whose multiply is written as two LUT halves (SystolicArray);
+    a netlist choice only."""
 
-    def __init__(self, cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
-        self.dsp_pes = frozenset(dsp_pes)
+        self.half_pes = frozenset(half_pes)
         super().__init__(self.ports_of(cfg))
 
     @staticmethod
@@ -47,7 +47,7 @@ class Accelerator(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(cfg)
         m.submodules.load = load = LoadEngine(cfg)
         m.submodules.store = store = StoreEngine(cfg)
-        m.submodules.matmul = mm = MatmulEngine(cfg, self.dsp_pes)
+        m.submodules.matmul = mm = MatmulEngine(cfg, self.half_pes)
         m.submodules.postproc = pp = PostprocEngine(cfg)
         m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(LOADABLE))
 

@@ -69,17 +69,18 @@ LO_BITS = ACT_BITS // 2  # the activation's low half, multiplied apart from its 
 
 class ParallelPE(wiring.Component):
     """One multiply-accumulate cell, one MAC per cycle in three stages. The product
-    a_in * w[bank_in] takes two: first the weight times each half of the activation,
-    lo = a[:LO_BITS] (unsigned) * w and hi = a[LO_BITS:] (signed) * w, two short multipliers
-    registered apart, then product = lo + (hi << LO_BITS); a LUT multiplier of the whole 8x8 would be
-    one path twice as deep. Third, psum_out = psum_in + product. With ``dsp`` the multiply is
-    one a * w (the synthesis flow maps it to a DSP block, which is fast enough alone) of
-    operands registered the stage before, so every PE has the same timing. The partial sum arrives
-    ``pe_stages - 1`` cycles after the activation, as it does for every PE of a column, so the
-    array is that much deeper (``array_latency``) and still takes one row per cycle."""
+    a_in * w[bank_in] takes two: the activation and the weight of its bank are registered (a
+    DSP block's input registers; the bank multiplexer then lies before them), then their
+    product. Third, psum_out = psum_in + product. With ``halves`` the two stages split the
+    multiply itself, for a PE whose multiplier is LUT logic: the weight times each half of the
+    activation, lo = a[:LO_BITS] (unsigned) * w and hi = a[LO_BITS:] (signed) * w, two short
+    multipliers registered apart, then product = lo + (hi << LO_BITS); shallower than one 8x8 LUT
+    multiplier, at more LUTs and flip-flops. Both forms have the same timing: the partial sum
+    arrives ``pe_stages - 1`` cycles after the activation, as it does for every PE of a column,
+    so the array is that much deeper (``array_latency``) and still takes one row per cycle."""
 
-    def __init__(self, cfg: AccelConfig, dsp: bool = False):
-        self.dsp = dsp
+    def __init__(self, cfg: AccelConfig, halves: bool = False):
+        self.halves = halves
         super().__init__({
             "a_in": In(signed(ACT_BITS)), "bank_in": In(1), "psum_in": In(signed(psum_bits(cfg))),
             "w_we": In(1), "w_bank": In(1), "w_data": In(signed(weight_bits(cfg))),
@@ -96,12 +97,12 @@ class ParallelPE(wiring.Component):
             with m.Else():
                 m.d.sync += w[0].eq(self.w_data)
         w_now = Mux(self.bank_in, w[1], w[0])
-        if self.dsp:  # operands registered at the DSP block's inputs, then the product
-            product = delay(m, delay(m, self.a_in, "dsp_a") * delay(m, w_now, "dsp_w"), "product")
-        else:
+        if self.halves:
             lo = delay(m, self.a_in[:LO_BITS] * w_now, "product_lo")  # unsigned half x signed weight
             hi = delay(m, self.a_in[LO_BITS:].as_signed() * w_now, "product_hi")
             product = delay(m, lo + (hi << LO_BITS), "product")
+        else:  # operands registered (a DSP block's input registers), then the product
+            product = delay(m, delay(m, self.a_in, "mul_a") * delay(m, w_now, "mul_w"), "product")
         m.d.comb += [
             self.a_out.eq(delay(m, self.a_in, "a")),
             self.bank_out.eq(delay(m, self.bank_in, "bank", keep=True)),
@@ -118,14 +119,14 @@ class SystolicArray(wiring.Component):
     weight bank ``w_bank``, ``WEIGHT_WRITE_CYCLES`` later; ``psum``: the result row of the
     activation row that entered ``array_latency(cfg)`` cycles earlier.
 
-    ``dsp_pes``: the PEs (row, column) whose multiply the synthesis flow maps to a DSP block
-    (ParallelPE's ``dsp``; the FPGA flow passes the ones its DSP budget covers). It changes
-    the netlist only, never a result or a cycle.
+    ``half_pes``: the PEs (row, column) whose multiply is written as two LUT halves
+    (ParallelPE's ``halves``; the FPGA flow's ``pe_halves`` passes those its DSP budget leaves
+    without a DSP block). It changes the netlist only, never a result or a cycle.
     """
 
-    def __init__(self, cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
-        self.dsp_pes = frozenset(dsp_pes)
+        self.half_pes = frozenset(half_pes)
         self.latency = array_latency(cfg)
         members = {
             "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),
@@ -148,7 +149,7 @@ class SystolicArray(wiring.Component):
         def make_pe(i: int, j: int):
             if is_serial:
                 return serial.SerialPE(self.cfg, psum_bits(self.cfg))
-            return ParallelPE(self.cfg, dsp=(i, j) in self.dsp_pes)
+            return ParallelPE(self.cfg, halves=(i, j) in self.half_pes)
 
         pe = [[make_pe(i, j) for j in range(C)] for i in range(R)]
         for i in range(R):

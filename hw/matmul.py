@@ -45,9 +45,9 @@ def _check_twos_complement(name: str) -> None:
 
 
 class MatmulEngine(wiring.Component):
-    def __init__(self, cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
-        self.dsp_pes = frozenset(dsp_pes)  # PEs whose multiply goes to a DSP block (SystolicArray)
+        self.half_pes = frozenset(half_pes)  # PEs whose multiply is two LUT halves (SystolicArray)
         self.serial = cfg.pe == "serial"
         if not self.serial:
             for name in cfg.weight_dtypes:
@@ -74,7 +74,7 @@ class MatmulEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
-        m.submodules.array = array = SystolicArray(cfg, self.dsp_pes)
+        m.submodules.array = array = SystolicArray(cfg, self.half_pes)
         L = array.latency
         P = planes(cfg)
         acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)

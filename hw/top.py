@@ -12,7 +12,7 @@ from hw.config import AccelConfig
 TOP_NAME = "lowbit_top"
 
 
-def build_top(cfg: AccelConfig, dsp_pes: Collection[tuple[int, int]] = ()) -> wiring.Component:
-    """The accelerator; ``dsp_pes`` (the FPGA flow's) picks the PEs whose multiply is one
-    DSP-block product rather than two LUT halves (hw/array.py)."""
-    return Accelerator(cfg, dsp_pes)
+def build_top(cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()) -> wiring.Component:
+    """The accelerator; ``half_pes`` (the FPGA flow's) picks the PEs whose multiply is two LUT
+    halves rather than one product (hw/array.py)."""
+    return Accelerator(cfg, half_pes)

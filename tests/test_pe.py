@@ -11,13 +11,13 @@ from sim.tb.common import config_env
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
 
 
-def dsp_pe(cfg) -> ParallelPE:
-    """The PE as the FPGA flow writes it for a DSP block: operands registered, then one product."""
-    return ParallelPE(cfg, dsp=True)
+def half_pe(cfg) -> ParallelPE:
+    """The PE with its multiply in two LUT halves, as the FPGA flow writes it with pe_halves."""
+    return ParallelPE(cfg, halves=True)
 
 
 @pytest.mark.parametrize("config", ["tiny", "default"])
-@pytest.mark.parametrize("form", [ParallelPE, dsp_pe], ids=["lut_halves", "dsp"])
+@pytest.mark.parametrize("form", [ParallelPE, half_pe], ids=["one_product", "lut_halves"])
 @pytest.mark.parametrize("case", cocotb_tests(TB))
 def test_pe_rtl(request, config, form, case):
     cfg = request.getfixturevalue(config)

@@ -186,13 +186,12 @@ def test_a_diverging_router_is_stopped_and_the_next_seed_placed(tmp_path, monkey
 
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     """Every tool of the flow on a small real design: the tiny config's 4x4 array (16 8x8-bit
-    products, 8 of them in the UP5K's SB_MAC16 blocks, the other 8 PEs' as two LUT halves each)
-    to an iCE40 bitstream."""
+    multipliers, 8 of them in the UP5K's SB_MAC16 blocks) to an iCE40 bitstream."""
     r = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")
     check_report(r)
     assert r.fits and r.stage == "bitstream" and not r.overflow
     assert 0 < r.luts < 5280 and r.ffs > 16 * 8 and r.dsps == 8
-    assert r.multipliers == {"total": 8 + 2 * 8, "in_dsps": 8, "in_luts": 16, "dsp_eligible": 24, "dsp_budget": 8}
+    assert r.multipliers == {"total": 16, "in_dsps": 8, "in_luts": 8, "dsp_eligible": 16, "dsp_budget": 8}
     assert r.utilization["ICESTORM_DSP"]["used"] == 8 and r.utilization["ICESTORM_LC"]["available"] == 5280
     assert r.fmax_mhz and r.fmax_mhz > 5 and r.timing_met == (r.fmax_mhz >= tiny.clock_mhz)
     assert r.critical_path["from"] and r.critical_path["to"] and r.critical_path["delay_ns"] > 0
@@ -231,10 +230,10 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
 
 
 def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
-    """An 8x8 array of 8x8-bit multipliers on the iCE40 UP5K: 8 of its 64 products fit the
-    SB_MAC16 blocks, the other 56 PEs' (two LUT halves each, registered apart) need about twice
-    the device's 5280 LUTs and more than its 5280 flip-flops. fits is False, the report names both
-    (and nothing that does fit), and no place-and-route is attempted. (The whole tiny
+    """An 8x8 array of 8x8-bit multipliers on the iCE40 UP5K: 8 of its 64 multipliers fit the
+    SB_MAC16 blocks, the other 56 need about twice the device's 5280 LUTs, and the PEs' three
+    register stages more than its 5280 flip-flops. fits is False, the report names both (and
+    nothing that does fit), and no place-and-route is attempted. (The whole tiny
     accelerator does not fit either, by more, but its iCE40 synthesis takes minutes.)"""
     cfg = from_dict({**tiny.model_dump(), "name": "tiny-8x8", "rows": 8, "cols": 8})
     r = synth.synthesize(cfg, "ice40-up5k", out_dir=tmp_path, unit="array")
@@ -242,7 +241,7 @@ def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
     assert not r.fits and r.stage == "synthesis" and r.bitstream is None and r.fmax_mhz is None
     assert [o.split(":")[0] for o in r.overflow] == ["luts", "ffs"] and r.overflow[0].endswith("> 5280")
     assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs > 5280
-    assert r.multipliers["in_luts"] == 2 * 56 and "nextpnr" not in r.tool_seconds
+    assert r.multipliers["in_luts"] == 56 and "nextpnr" not in r.tool_seconds
     assert "NO: luts" in (synth.Path(r.out_dir) / "report.md").read_text()
 
 
@@ -252,22 +251,30 @@ def test_dsp_budget_beyond_the_device_is_refused(tiny, tmp_path):
 
 
 def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
-    """Six DSP blocks for the tiny array's 16 PEs: the first synthesis pass gives them to six
-    PEs' products, and the flow writes the other ten PEs again with two half multipliers each."""
-    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
+    """Six DSP blocks for the tiny array's 16 PEs, with pe_halves: the first synthesis pass gives
+    them to six PEs' products, and the flow writes the other ten PEs again with two half
+    multipliers each. Without pe_halves every PE keeps one product."""
+    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6,
+                         pe_halves=True)
     n = tiny.rows * tiny.cols
     assert (r.multipliers["total"], r.multipliers["in_dsps"], r.dsps) == (6 + 2 * (n - 6), 6, 6)
-    in_dsp = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["dsp_pes"]}
-    assert len(in_dsp) == 6 and in_dsp < synth.all_pes(tiny)
+    halved = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["half_pes"]}
+    assert len(halved) == n - 6 and halved < synth.all_pes(tiny)
     verilog = (tmp_path / f"{synth.ARRAY_TOP}.v").read_text()
-    modules = verilog.split("\nmodule ")
-    halves = {tuple(map(int, re.match(r"\\\S*pe_(\d+)_(\d+) ", mod).groups())) for mod in modules
-              if re.match(r"\\\S*pe_\d+_\d+ ", mod) and "product_lo" in mod}
-    assert halves == synth.all_pes(tiny) - in_dsp
+
+    def halves_in(text: str) -> set:
+        return {tuple(map(int, re.match(r"\\\S*pe_(\d+)_(\d+) ", mod).groups())) for mod in text.split("\nmodule ")
+                if re.match(r"\\\S*pe_\d+_\d+ ", mod) and "product_lo" in mod}
+
+    assert halves_in(verilog) == halved
     # the synthesis is reused, with the Verilog it came from
     (tmp_path / f"{synth.ARRAY_TOP}.v").write_text("")
-    again = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
+    again = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6,
+                             pe_halves=True)
     assert again.synth_key == r.synth_key and (tmp_path / f"{synth.ARRAY_TOP}.v").read_text() == verilog
+    plain = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
+    assert plain.synth_key != r.synth_key and plain.multipliers["total"] == n
+    assert not halves_in((tmp_path / f"{synth.ARRAY_TOP}.v").read_text())
 
 
 def test_a_netlist_with_two_drivers_on_a_net_is_an_error(tmp_path, monkeypatch):

@@ -14,9 +14,9 @@ from hw.matmul import MatmulCmd, MatmulEngine
 
 
 class MatmulTop(wiring.Component):
-    def __init__(self, cfg: AccelConfig, dsp_pes=()):
+    def __init__(self, cfg: AccelConfig, half_pes=()):
         self.cfg = cfg
-        self.dsp_pes = dsp_pes
+        self.half_pes = half_pes
         members = {
             "cmd": In(stream.Signature(MatmulCmd)),
             "retire": Out(1), "idle": Out(1), "row_in": Out(1),
@@ -32,7 +32,7 @@ class MatmulTop(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg = self.cfg
-        m.submodules.engine = eng = MatmulEngine(cfg, self.dsp_pes)
+        m.submodules.engine = eng = MatmulEngine(cfg, self.half_pes)
         mems = {b: scratchpad.make_memory(cfg, b) for b in (Buffer.INPUT, Buffer.WEIGHT, Buffer.ACC)}
         for b, mem in mems.items():
             m.submodules[b.name.lower()] = mem
@@ -55,6 +55,6 @@ class MatmulTop(wiring.Component):
 
 
 def mixed_pes(cfg: AccelConfig) -> MatmulTop:
-    """The engine with half its PEs (a checkerboard) in the DSP form and half in LUT halves, as
-    the FPGA flow writes an array larger than the device's DSP blocks."""
+    """The engine with half its PEs (a checkerboard) in LUT halves and half with one product, as
+    the FPGA flow writes an array larger than the device's DSP blocks with ``pe_halves``."""
     return MatmulTop(cfg, {(i, j) for i in range(cfg.rows) for j in range(cfg.cols) if (i + j) % 2 == 0})
