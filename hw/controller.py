@@ -131,11 +131,17 @@ class Controller(wiring.Component):
         clear = Signal()
         m.d.comb += [clear.eq(self.start & ~running), self.busy.eq(running)]
 
+        # Each place that can raise an error registers it (with its code and pc) in a slot of its
+        # own; a cycle later the first slot raised, in the order of the places below (the last
+        # wins a tie, as before), sets ERROR and halting. The checks and the choice among them
+        # are then two short paths instead of one long one across the controller; a run does not
+        # end while a slot is raised.
         err = Signal(ErrorCode)
         err_pc = Signal(PC_BITS)
-        raise_err = Signal()
+        raise_err = Signal()  # a slot is raised (from registers)
         new_err = Signal(ErrorCode)
         new_pc = Signal(PC_BITS)
+        slots: list[tuple[Signal, Signal, Signal]] = []
         m.d.comb += [self.error.eq(err), self.error_pc.eq(err_pc)]
         with m.If(clear):
             m.d.sync += [running.eq(1), halting.eq(0), err.eq(ErrorCode.OK), err_pc.eq(0)]
@@ -143,7 +149,11 @@ class Controller(wiring.Component):
             m.d.sync += [halting.eq(1), err.eq(new_err), err_pc.eq(new_pc)]
 
         def fail(code: ErrorCode, pc) -> None:
-            m.d.comb += [raise_err.eq(1), new_err.eq(code), new_pc.eq(pc)]
+            k = len(slots)
+            slot = (Signal(name=f"fail{k}"), Signal(ErrorCode, name=f"fail{k}_code"),
+                    Signal(PC_BITS, name=f"fail{k}_pc"))
+            slots.append(slot)
+            m.d.comb += [slot[0].eq(1), slot[1].eq(code), slot[2].eq(pc)]
 
         # ---- fetch ----------------------------------------------------------------------------
         m.submodules.fetcher = fetcher = DmaRead(cfg, INSN_BYTES)
@@ -483,7 +493,8 @@ class Controller(wiring.Component):
 
         # ---- end of run -----------------------------------------------------------------------
         queues_empty = Cat(*(~queues[q].r_rdy for q in Queue)).all() & ~d1_valid
-        engines_idle = ~self.load_busy & ~self.store_busy & self.mm_idle & ~rob.r_rdy & (owed == 0)
+        engines_idle = (~self.load_busy & ~self.store_busy & self.mm_idle & ~rob.r_rdy & (owed == 0)
+                        & ~raise_err)
         idle_cycles = Signal(range(WATCHDOG_CYCLES + 1))
         with m.If(~running | self.activity | self.decoded | d1_leave | qf.r_en | queues[Queue.LOAD].r_en
                   | queues[Queue.STORE].r_en | rob.r_en | accepted):
@@ -516,6 +527,17 @@ class Controller(wiring.Component):
             m.d.comb += fetched.r_en.eq(fetched.r_rdy)
             for q in Queue:
                 m.d.comb += queues[q].r_en.eq(queues[q].r_rdy)
+
+        # ---- the error slots, a cycle after the checks ----------------------------------------
+        raised = []
+        for k, (hit, code, at) in enumerate(slots):
+            r, c, p = Signal(name=f"failed{k}"), Signal(ErrorCode, name=f"failed{k}_code"), \
+                Signal(PC_BITS, name=f"failed{k}_pc")
+            m.d.sync += [r.eq(hit & ~halting & ~clear), c.eq(code), p.eq(at)]
+            raised.append(r)
+            with m.If(r):
+                m.d.comb += [new_err.eq(c), new_pc.eq(p)]
+        m.d.comb += raise_err.eq(Cat(*raised).any())
         return m
 
     # ---- operand checks (the golden model's, in its order) --------------------------------
