@@ -17,7 +17,6 @@ from hw.axi import axi4_read, axi4_write
 from hw.config import AccelConfig
 from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
-from hw.skid import SkidBuffer
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
 MemCmd = data.StructLayout({n: LAYOUTS[Opcode.LOAD][n].shape for n in MEM_FIELDS})
@@ -96,10 +95,6 @@ class StoreEngine(wiring.Component):
         cfg = self.cfg
         widest = max(8 * scratchpad.row_bytes(cfg, b) for b in STORABLE)
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
-        # rows leave the FIFO through a skid buffer: the DMA writer's ready (behind the bus's
-        # wready) does not reach the FIFO's pointers and the read-ahead decision
-        m.submodules.out_q = out_q = SkidBuffer(widest)
-        m.d.comb += [out_q.i.valid.eq(q.r_rdy), out_q.i.payload.eq(q.r_data), q.r_en.eq(out_q.i.ready)]
         m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
         wiring.connect(m, wiring.flipped(self.axi), mux.axi)
 
@@ -148,10 +143,10 @@ class StoreEngine(wiring.Component):
             mine = cmd.buffer == buf
             m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
             with m.If(mine):
-                m.d.comb += [rd_data.eq(rd.data), out_q.o.ready.eq(writer.rows.ready)]
+                m.d.comb += [rd_data.eq(rd.data), q.r_en.eq(writer.rows.ready)]
             dma_cmd(m, writer.cmd.payload, cmd)
             m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
-                         writer.rows.payload.eq(out_q.o.payload), writer.rows.valid.eq(out_q.o.valid & mine)]
+                         writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
             with m.If(writer.cmd.valid & writer.cmd.ready):
                 m.d.sync += sent.eq(1)
             with m.If(writer.bus_error):
