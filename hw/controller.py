@@ -14,6 +14,9 @@ dispatched; the run ends once the running work has finished, so no transfer is c
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -529,15 +532,20 @@ class Controller(wiring.Component):
                 m.d.comb += queues[q].r_en.eq(queues[q].r_rdy)
 
         # ---- the error slots, a cycle after the checks ----------------------------------------
-        raised = []
-        for k, (hit, code, at) in enumerate(slots):
+        # the choice is an AND-OR multiplexer of the slots, each masked by the slots after it:
+        # a few levels, where a chain of 13 priority multiplexers would be 13
+        raised, later, picked_err, picked_pc = [], Const(0), [], []
+        for k, (hit, code, at) in reversed(list(enumerate(slots))):
             r, c, p = Signal(name=f"failed{k}"), Signal(ErrorCode, name=f"failed{k}_code"), \
                 Signal(PC_BITS, name=f"failed{k}_pc")
             m.d.sync += [r.eq(hit & ~halting & ~clear), c.eq(code), p.eq(at)]
+            wins = r & ~later
+            picked_err.append(Mux(wins, c.as_value(), 0))
+            picked_pc.append(Mux(wins, p, 0))
             raised.append(r)
-            with m.If(r):
-                m.d.comb += [new_err.eq(c), new_pc.eq(p)]
-        m.d.comb += raise_err.eq(Cat(*raised).any())
+            later = later | r
+        m.d.comb += [raise_err.eq(Cat(*raised).any()), new_err.eq(reduce(operator.or_, picked_err)),
+                     new_pc.eq(reduce(operator.or_, picked_pc))]
         return m
 
     # ---- operand checks (the golden model's, in its order) --------------------------------
