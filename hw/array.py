@@ -51,9 +51,9 @@ def planes(cfg: AccelConfig) -> int:
 
 
 def pe_stages(cfg: AccelConfig) -> int:
-    """Register stages of one PE: the bit-parallel PE multiplies in two (ParallelPE) and then
-    accumulates, the bit-serial PE does its shift-and-add in one."""
-    return 1 if cfg.pe == "serial" else 3
+    """Register stages of one PE: the bit-parallel PE registers its product before the add
+    (multiply, then accumulate), the bit-serial PE does its shift-and-add in one."""
+    return 1 if cfg.pe == "serial" else 2
 
 
 WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
@@ -68,16 +68,15 @@ LO_BITS = ACT_BITS // 2  # the activation's low half, multiplied apart from its 
 
 
 class ParallelPE(wiring.Component):
-    """One multiply-accumulate cell, one MAC per cycle in three stages. The product
-    a_in * w[bank_in] takes two: the activation and the weight of its bank are registered (a
-    DSP block's input registers; the bank multiplexer then lies before them), then their
-    product. Third, psum_out = psum_in + product. With ``halves`` the two stages split the
-    multiply itself, for a PE whose multiplier is LUT logic: the weight times each half of the
-    activation, lo = a[:LO_BITS] (unsigned) * w and hi = a[LO_BITS:] (signed) * w, two short
-    multipliers registered apart, then product = lo + (hi << LO_BITS); shallower than one 8x8 LUT
-    multiplier, at more LUTs and flip-flops. Both forms have the same timing: the partial sum
-    arrives ``pe_stages - 1`` cycles after the activation, as it does for every PE of a column,
-    so the array is that much deeper (``array_latency``) and still takes one row per cycle."""
+    """One multiply-accumulate cell, one MAC per cycle in two stages: the product
+    a_in * w[bank_in] is registered (an FPGA's DSP block or a LUT multiplier ends in a flip-flop),
+    then psum_out = psum_in + product. With ``halves`` (for a PE whose multiplier is LUT logic)
+    the first stage registers the weight times each half of the activation apart,
+    lo = a[:LO_BITS] (unsigned) * w and hi = a[LO_BITS:] (signed) * w, two short multipliers, and
+    the second adds both: psum_out = psum_in + lo + (hi << LO_BITS). Both forms have the same
+    timing: the partial sum arrives one cycle after the activation, as it does for every PE of a
+    column, so the whole array is one cycle deeper (``array_latency``) and still takes one row
+    per cycle."""
 
     def __init__(self, cfg: AccelConfig, halves: bool = False):
         self.halves = halves
@@ -100,9 +99,9 @@ class ParallelPE(wiring.Component):
         if self.halves:
             lo = delay(m, self.a_in[:LO_BITS] * w_now, "product_lo")  # unsigned half x signed weight
             hi = delay(m, self.a_in[LO_BITS:].as_signed() * w_now, "product_hi")
-            product = delay(m, lo + (hi << LO_BITS), "product")
-        else:  # operands registered (a DSP block's input registers), then the product
-            product = delay(m, delay(m, self.a_in, "mul_a") * delay(m, w_now, "mul_w"), "product")
+            product = lo + (hi << LO_BITS)
+        else:
+            product = delay(m, self.a_in * w_now, "product")
         m.d.comb += [
             self.a_out.eq(delay(m, self.a_in, "a")),
             self.bank_out.eq(delay(m, self.bank_in, "bank", keep=True)),

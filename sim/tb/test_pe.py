@@ -1,7 +1,6 @@
-"""cocotb testbench of one bit-parallel PE, one MAC per cycle in three stages: the product
-a_in * w[bank_in] takes two (two halves, then their sum; or a DSP product and a register), and
-psum_out = psum_in + the product of the activation two cycles before; weights are written into
-either bank while the other computes."""
+"""cocotb testbench of one bit-parallel PE, one MAC per cycle in two stages: the product
+a_in * w[bank_in] is registered (whole, or as two halves), and psum_out = psum_in + the product of
+the previous cycle's activation; weights are written into either bank while the other computes."""
 
 from __future__ import annotations
 
@@ -21,7 +20,7 @@ async def random_macs_and_bank_writes(dut):
     wb, pb = weight_bits(cfg), psum_bits(cfg)
     banks = [0, 0]
     expect = None  # (psum_out, a_out, bank_out) after the last edge
-    products = [0, 0]  # the product pipeline: [the product register, the stage before it] (reset to 0)
+    product = 0  # the product register (reset to 0)
     for cycle in range(2000):
         await FallingEdge(dut.clk)
         if expect is not None:
@@ -35,10 +34,10 @@ async def random_macs_and_bank_writes(dut):
         wdata = int(r.integers(-(1 << (wb - 1)), 1 << (wb - 1)))
         dut.a_in.value, dut.bank_in.value, dut.psum_in.value = a, bank, psum
         dut.w_we.value, dut.w_bank.value, dut.w_data.value = we, wbank, wdata
-        # psum_in meets the product of two activations before; this edge starts the product of
-        # a_in with the weight held before its own write
-        expect = (int(wrap(psum + products[0], pb)), a, bank)
-        products = [products[1], a * banks[bank]]
+        # psum_in meets the product registered at the edge before; this edge registers the product
+        # of a_in with the weight held before its own write
+        expect = (int(wrap(psum + product, pb)), a, bank)
+        product = a * banks[bank]
         if we:
             banks[wbank] = wdata
         await RisingEdge(dut.clk)
