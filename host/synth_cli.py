@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pe-halves", action="store_true",
                    help="write the PEs the DSP budget leaves without a DSP block with their multiply in two "
                         "LUT halves registered apart (shallower, more LUTs and flip-flops; two synthesis passes)")
+    p.add_argument("--max-fanout", type=int, default=None, metavar="N",
+                   help="before placement, copy each register or LUT whose output has more than N sinks so "
+                        "that no copy drives more than N (ECP5 targets; 0: none; default: 64)")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
@@ -78,9 +81,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from host.fanout import DEFAULT_LIMIT
     from host.synth import SynthError, load_target, synthesize
 
     cfg = load_config(args.config)
+    if args.max_fanout is not None and args.max_fanout < 0:
+        print(f"lowbit synth: error: --max-fanout {args.max_fanout}: 0 (no copies) or a positive fanout",
+              file=sys.stderr)
+        return 2
     try:
         target = load_target(args.target)
         with console.status(f"synth {cfg.name} for {target.name}") as status:
@@ -89,6 +97,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
                                 floorplan=not args.no_floorplan, tries=args.tries, pe_halves=args.pe_halves,
+                                max_fanout=DEFAULT_LIMIT if args.max_fanout is None else args.max_fanout,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:
         msg = exc.args[0] if exc.args else exc
@@ -125,6 +134,10 @@ def render(r) -> None:
                           f"vs {r.constraint_mhz:g} MHz constraint")
     else:
         t.add_row("Fmax", f"not measured ({r.stage} only); constraint {r.constraint_mhz:g} MHz")
+    if r.replication:
+        f = r.replication
+        t.add_row("fanout", f"capped at {f['limit']}: {f['copies']} copies of {f['cells']} registers and LUTs "
+                            f"(widest before {f['widest_fanout']} sinks)")
     if r.memory_bits:
         t.add_row("memory bits", f"{r.memory_bits} (block RAMs above: 18-kbit equivalents, one per memory at least)")
     if r.lut_levels is not None:

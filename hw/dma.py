@@ -263,7 +263,8 @@ class DmaRead(wiring.Component):
         d = data.View(desc_layout, descs.r_data)
         active = Signal()
         prime = Signal()  # an unaligned row first takes one beat into `prev`
-        off = Signal(wb)
+        shift = Signal(wb + 1)  # the realignment's byte shift (the row's offset, W if 0), a register:
+        # it selects among 2W bytes for every bit of the word
         beats_left = Signal(COUNT_BITS)
         words_left = Signal(COUNT_BITS)
         rem = Signal(DmaCmd["row_bytes"].shape)  # row bytes from the current word on
@@ -282,7 +283,7 @@ class DmaRead(wiring.Component):
         m.d.comb += [
             axi.rready.eq(active & (prime | (w_ready & need))),
             w_valid.eq(active & ~prime & (~need | axi.rvalid)),
-            w_data.eq(_realign(prev, axi.rdata, Mux(off == 0, W, off), W) & _bytes_below(rem, W)),
+            w_data.eq(_realign(prev, axi.rdata, shift, W) & _bytes_below(rem, W)),
             w_last.eq(last_row & final_word),
             w_units.eq(Mux(final_word, last_units, W // B)),
         ]
@@ -296,7 +297,8 @@ class DmaRead(wiring.Component):
         load = descs.r_rdy & (~active | (step & final_word))
         m.d.comb += descs.r_en.eq(load)
         with m.If(load):
-            m.d.sync += [active.eq(1), prime.eq(d.row.off != 0), off.eq(d.row.off), beats_left.eq(d.row.nbeats),
+            m.d.sync += [active.eq(1), prime.eq(d.row.off != 0), shift.eq(Mux(d.row.off == 0, W, d.row.off)),
+                         beats_left.eq(d.row.nbeats),
                          need.eq(d.row.nbeats != 0), words_left.eq(d.nwords), final_word.eq(d.nwords == 1),
                          rem.eq(d.row.n), last_row.eq(d.row.last)]
             if B < W:
@@ -401,6 +403,8 @@ class DmaWrite(wiring.Component):
         active = Signal()
         first = Signal()
         off = Signal(wb)
+        shift = Signal(wb + 1)  # W - off, the realignment's byte shift, registered with off: it
+        # selects among 2W bytes for every bit of the beat
         beats_left = Signal(COUNT_BITS)
         words_left = Signal(COUNT_BITS)  # words of W row bytes still to take
         span = Signal(COUNT_BITS)  # bytes from the current beat's start to the row's end
@@ -426,7 +430,7 @@ class DmaWrite(wiring.Component):
         with m.If(go):
             m.d.sync += [
                 axi.wvalid.eq(1),
-                axi.wdata.eq(_realign(prev, word, (W - off)[: wb + 1], W)),
+                axi.wdata.eq(_realign(prev, word, shift, W)),
                 axi.wstrb.eq(lane_on),
                 axi.wlast.eq(wlast),
                 beat_idx.eq(Mux(wlast, 0, beat_idx + 1)),
@@ -444,7 +448,7 @@ class DmaWrite(wiring.Component):
         m.d.comb += descs.r_en.eq(load)
         with m.If(load):
             words = (d.n + W - 1) >> wb
-            m.d.sync += [active.eq(1), first.eq(1), off.eq(d.off), beats_left.eq(d.nbeats),
+            m.d.sync += [active.eq(1), first.eq(1), off.eq(d.off), shift.eq(W - d.off), beats_left.eq(d.nbeats),
                          last_beat.eq(d.nbeats == 1), words_left.eq(words), need.eq(words != 0),
                          final_word.eq(words == 1), span.eq(d.off + d.n)]
             if B < W:

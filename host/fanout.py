@@ -1,0 +1,152 @@
+"""Register and LUT replication: cap the fanout of a synthesized netlist's nets before placement.
+
+nextpnr places and routes the netlist as Yosys wrote it and never duplicates a cell. A register
+whose output reaches a thousand flip-flop enables or LUT-RAM addresses across the device then
+costs one long, branching route per cycle. Replication gives such a cell copies with the same
+inputs and parameters, each driving one group of the sinks, so the placer can put every copy near
+its group. A copy computes what the original computes, so the design is unchanged.
+
+Sinks are grouped by name, digits compared as numbers: the bits of one register or one memory
+lie next to each other in that order, and so, usually, on the device.
+
+Only the cell types a family's flow can freely duplicate are replicated: on ECP5 a ``TRELLIS_FF``,
+a ``LUT4``, and a ``PFUMX`` with the two LUTs it selects between (sinks that are a ``PFUMX``/
+``L6MUX21`` data input, which must sit in the driving LUT's slice, stay with the original).
+Carry chains (``CCU2C``) are not copied. Module ports stay on the original as well.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# cell type -> its output port, per FPGA family
+REPLICABLE = {"ecp5": {"TRELLIS_FF": "Q", "LUT4": "Z", "PFUMX": "Z"}}
+# a wide-function mux's data inputs, whose LUTs are copied with it (they share its slice)
+MUX_INPUTS = {"ecp5": {"PFUMX": ("ALUT", "BLUT")}}
+# sink ports that must stay with the original driver: wide-function muxes take their data inputs
+# from the LUTs of their own slice
+PINNED_SINKS = {"ecp5": {("PFUMX", "ALUT"), ("PFUMX", "BLUT"), ("L6MUX21", "D0"), ("L6MUX21", "D1")}}
+DEFAULT_LIMIT = 64
+
+
+@dataclass
+class Replication:
+    limit: int
+    cells: int = 0  # cells that got copies
+    copies: int = 0  # copies added
+    widest: int = 0  # the largest fanout before
+    widest_net: str = ""
+
+    def as_dict(self) -> dict:
+        return {"limit": self.limit, "cells": self.cells, "copies": self.copies,
+                "widest_fanout": self.widest, "widest_net": self.widest_net}
+
+
+def natural_key(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def replicate(design: dict, top: str, family: str, limit: int = DEFAULT_LIMIT, passes: int = 4) -> Replication:
+    """Copy every replicable cell of ``top`` whose output has more than ``limit`` sinks, each copy
+    taking at most ``limit`` of them; ``design`` (Yosys JSON) is changed in place. A copied sink
+    adds a sink to its driver, so this runs again on the result, ``passes`` times at most."""
+    if limit < 1:
+        raise ValueError(f"fanout limit {limit}: must be at least 1")
+    if family not in REPLICABLE:
+        raise ValueError(f"no replication rules for the {family!r} family; families: {sorted(REPLICABLE)}")
+    result = Replication(limit)
+    for _ in range(passes):
+        if not _one_pass(design["modules"][top], family, limit, result):
+            break
+    return result
+
+
+def _one_pass(module: dict, family: str, limit: int, result: Replication) -> int:
+    kinds, pinned, groups_of = REPLICABLE[family], PINNED_SINKS.get(family, set()), MUX_INPUTS.get(family, {})
+    cells = module["cells"]
+    netnames = module.setdefault("netnames", {})
+    port_bits = {b for p in module.get("ports", {}).values() for b in p["bits"] if isinstance(b, int)}
+    sinks: dict[int, list[tuple[str, str, int]]] = {}
+    driver: dict[int, str] = {}
+    bits = [1]
+    for cname, cell in cells.items():
+        dirs = cell.get("port_directions", {})
+        for port, conn in cell["connections"].items():
+            for i, b in enumerate(conn):
+                if not isinstance(b, int):
+                    continue
+                bits.append(b)
+                if dirs.get(port) == "output":
+                    driver[b] = cname
+                else:
+                    sinks.setdefault(b, []).append((cname, port, i))
+    names: dict[int, str] = {}
+    for nname, net in netnames.items():
+        for b in net["bits"]:
+            if isinstance(b, int):
+                bits.append(b)
+                if b not in names or len(nname) < len(names[b]):
+                    names[b] = nname
+    next_bit = max(bits) + 1
+
+    def clone(cname: str, suffix: str) -> tuple[str, int]:
+        """A copy of cell ``cname`` (with copies of the LUTs a mux takes its data from); its name
+        and its new output bit."""
+        nonlocal next_bit
+        cell = cells[cname]
+        dup = json.loads(json.dumps(cell))
+        for port in groups_of.get(cell["type"], ()):
+            src = dup["connections"][port][0]
+            if isinstance(src, int) and src in driver:
+                dup["connections"][port] = [clone(driver[src], suffix)[1]]
+        new_bit, next_bit = next_bit, next_bit + 1
+        dup["connections"][kinds.get(cell["type"], "Z")] = [new_bit]
+        name = f"{cname}{suffix}"
+        while name in cells:
+            name += "_"
+        cells[name] = dup
+        return name, new_bit
+
+    copies = 0
+    for cname in list(cells):
+        cell = cells[cname]
+        out = kinds.get(cell["type"])
+        if out is None or len(cell["connections"].get(out, ())) != 1:
+            continue
+        bit = cell["connections"][out][0]
+        if not isinstance(bit, int) or bit in port_bits:
+            continue
+        fanout = len(sinks.get(bit, ()))
+        if fanout > result.widest:
+            result.widest, result.widest_net = fanout, names.get(bit, cname)
+        movable = [s for s in sinks.get(bit, ()) if (cells[s[0]]["type"], s[1]) not in pinned]
+        if fanout <= limit or not movable:
+            continue
+        movable.sort(key=lambda s: (natural_key(s[0]), s[1], s[2]))
+        size = math.ceil(fanout / math.ceil(fanout / limit))
+        start = max(size - (fanout - len(movable)), 0)  # the original keeps the pinned sinks and the first group
+        made = 0
+        while start < len(movable):
+            made += 1
+            group, start = movable[start:start + size], start + size
+            _, new_bit = clone(cname, f"$dup{made}")
+            for sname, port, i in group:
+                cells[sname]["connections"][port][i] = new_bit
+            netnames[f"{names.get(bit, cname)}$dup{made}"] = {"hide_name": 0, "bits": [new_bit], "attributes": {}}
+        if made:
+            result.cells += 1
+            result.copies += made
+            copies += made
+    return copies
+
+
+def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_LIMIT) -> Replication:
+    """:func:`replicate` on the netlist in ``src``, written to ``dst`` (``src`` is left as it is)."""
+    design = json.loads(src.read_text())
+    result = replicate(design, top, family, limit)
+    dst.write_text(json.dumps(design))
+    return result
