@@ -66,7 +66,7 @@ class Accelerator(wiring.Component):
             m.d.comb += ctrl.mm_fault.eq(mm.fault)
         acc_wp = mems[Buffer.ACC].write_port()
         wiring.connect(m, acc_wp, mm.acc_wr)
-        wiring.connect(m, mems[Buffer.ACC].read_port(transparent_for=(acc_wp,)), mm.acc_rd)
+        wiring.connect(m, mems[Buffer.ACC].read_port(), mm.acc_rd)  # updates in flight: forwarded in MATMUL
         # the post-processing unit (a row every pp_row_cycles) and the store engine share one ACC
         # read port, the post-processing unit first: each read port of a memory is another copy of
         # it on an FPGA (on `default`, 15 block RAMs and 512 more loads on the write data)

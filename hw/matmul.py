@@ -6,9 +6,10 @@ no gap in the array:
    weight bank the previous-but-one tile used, one PE row per cycle, as soon as that tile's
    last activation has passed the bank's PEs;
 2. stream: read one activation row from the input buffer per cycle into the array;
-3. update: ``latency`` cycles later the result row meets its accumulator row, read one cycle
-   earlier, and acc = (accumulate ? acc : 0) + psum is written back; the read port is
-   transparent to the write port, so back-to-back updates of one row see each other.
+3. update: ``latency`` cycles later the result row meets its accumulator row, read two cycles
+   earlier into a register, and acc = (accumulate ? acc : 0) + psum is written back; the
+   updates of the same row in between are forwarded, so back-to-back updates of one row see
+   each other.
 ``retire`` pulses when a tile's last accumulator row is written, in instruction order.
 """
 
@@ -226,11 +227,22 @@ class MatmulEngine(wiring.Component):
         if self.serial:  # the activation row's sum, for the zero point, once the row is read
             rowsum = sum(array.a[i] for i in range(R))
             m.d.sync += meta[2].rowsum.eq(rowsum)
-        # meta[L] is the cycle before the result row (meta[L+1]) leaves the array
-        rd, upd = meta[L], meta[L + 1]
+        # the accumulator row is read two cycles before the result row (meta[L+1]) leaves the
+        # array and held in `old`, so neither the block RAM's output nor a bypass lies before the
+        # adder. The two updates between that read and its use are forwarded instead: hit_now is
+        # the update of this cycle to the same row (its sum, straight from the adder), hit_prev
+        # that of the cycle before (kept in `last_sum`); both compares are registered a cycle ahead.
+        assert L >= 2, "the accumulator read needs two cycles of array latency"
+        rd, hold, upd = meta[L - 1], meta[L], meta[L + 1]
         m.d.comb += [self.acc_rd.addr.eq(rd.acc_row), self.acc_rd.en.eq(rd.valid)]
-        old = data.View(self.acc_row, self.acc_rd.data)
+        hit_now, hit_prev = Signal(), Signal()
+        m.d.sync += [hit_now.eq(hold.valid & (rd.acc_row == hold.acc_row)),
+                     hit_prev.eq(upd.valid & (rd.acc_row == upd.acc_row))]
+        old = Signal(self.acc_row)
+        last_sum = Signal(self.acc_row)
+        read = data.View(self.acc_row, self.acc_rd.data)
         new = data.View(self.acc_row, self.acc_wr.data)
+        m.d.sync += [last_sum.eq(new), old.eq(Mux(hit_now, new, Mux(hit_prev, last_sum, read)))]
         for j in range(C):
             psum = array.psum[j]
             if self.serial:  # dequant: (psum - zero_point * rowsum, once per row) * scale

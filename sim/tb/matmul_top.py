@@ -44,7 +44,7 @@ class MatmulTop(wiring.Component):
         wiring.connect(m, mems[Buffer.WEIGHT].read_port(), eng.w_rd)
         acc_wp = mems[Buffer.ACC].write_port()
         wiring.connect(m, acc_wp, eng.acc_wr)
-        wiring.connect(m, mems[Buffer.ACC].read_port(transparent_for=(acc_wp,)), eng.acc_rd)
+        wiring.connect(m, mems[Buffer.ACC].read_port(), eng.acc_rd)
         wiring.connect(m, mems[Buffer.ACC].read_port(), wiring.flipped(self.acc_peek))
         if cfg.pe == "serial":
             m.submodules.param = param = scratchpad.make_memory(cfg, Buffer.PARAM)
