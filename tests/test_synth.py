@@ -168,7 +168,7 @@ def test_a_diverging_router_is_stopped_and_the_next_seed_placed(tmp_path, monkey
 
     target, calls = load_target("ecp5-85k"), []
 
-    def fake_pnr(target, work, freq, seed, extra=(), time_limit=None, route=True):
+    def fake_pnr(target, work, freq, seed, extra=(), time_limit=None, route=True, netlist="netlist.json"):
         calls.append(seed)
         (work / "nextpnr.log").write_text(f"seed {seed}\n")
         if seed < 7:
