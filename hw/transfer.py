@@ -94,10 +94,7 @@ class StoreEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         widest = max(8 * scratchpad.row_bytes(cfg, b) for b in STORABLE)
-        # rows wait in a FIFO read asynchronously (LUT RAM on an FPGA): its data comes from the
-        # storage at a registered read pointer, so the writers' ready logic only moves that
-        # pointer and enables no row-wide output register
-        m.submodules.fifo = q = fifo.SyncFIFO(width=widest, depth=STORE_FIFO_DEPTH)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
         m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
         wiring.connect(m, wiring.flipped(self.axi), mux.axi)
 
