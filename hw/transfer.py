@@ -8,7 +8,7 @@ FIFO that feeds the DMA writer of that buffer; it is done when the last write is
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -106,12 +106,9 @@ class StoreEngine(wiring.Component):
         in_flight = Signal()  # a row read last cycle lands in the FIFO now
         m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
 
-        # the command's buffer, one-hot, in registers set with `cmd`: each writer's handshakes and
-        # the FIFO's read enable are a register away from it, not behind a compare of cmd.buffer
-        mine = Signal(len(STORABLE))
         sel = Signal(range(len(STORABLE)))
-        for i in range(len(STORABLE)):
-            with m.If(mine[i]):
+        for i, buf in enumerate(STORABLE):
+            with m.If(cmd.buffer == buf):
                 m.d.comb += sel.eq(i)
         m.d.comb += mux.sel.eq(sel)
 
@@ -124,15 +121,14 @@ class StoreEngine(wiring.Component):
             for buf in STORABLE:
                 with m.If(p.buffer == buf):
                     m.d.sync += per_row.eq(rows_per_dram_row(p, scratchpad.row_bytes(cfg, buf)))
-            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0), setup.eq(1),
-                         mine.eq(Cat(*(p.buffer == buf for buf in STORABLE)))]
+            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0), setup.eq(1)]
         with m.If(setup):
             m.d.sync += [left.eq(cmd.rows * per_row), setup.eq(0)]
 
         # read ahead while the FIFO has room for the row in flight
         read = Signal()
         m.d.comb += read.eq(active & ~setup & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1)
-                            & (~mine[STORABLE.index(Buffer.ACC)] | self.acc_free))
+                            & ((cmd.buffer != Buffer.ACC) | self.acc_free))
         m.d.sync += in_flight.eq(read)
         with m.If(read):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
@@ -144,17 +140,18 @@ class StoreEngine(wiring.Component):
             m.submodules[f"dma_{name}"] = writer
             wiring.connect(m, writer.axi, getattr(mux, f"p{i}"))
             rd = getattr(self, f"{name}_rd")
-            m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine[i])]
-            with m.If(mine[i]):
+            mine = cmd.buffer == buf
+            m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
+            with m.If(mine):
                 m.d.comb += [rd_data.eq(rd.data), q.r_en.eq(writer.rows.ready)]
             dma_cmd(m, writer.cmd.payload, cmd)
-            m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine[i]),
-                         writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine[i])]
+            m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
+                         writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
             with m.If(writer.cmd.valid & writer.cmd.ready):
                 m.d.sync += sent.eq(1)
             with m.If(writer.bus_error):
                 m.d.comb += self.bus_error.eq(1)
-            with m.If(writer.done & mine[i]):
+            with m.If(writer.done & mine):
                 m.d.comb += self.done.eq(1)
                 m.d.sync += active.eq(0)
         m.d.comb += [q.w_data.eq(rd_data), q.w_en.eq(in_flight)]
