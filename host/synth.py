@@ -914,7 +914,7 @@ def report_markdown(r: SynthResult) -> str:
     if r.replication:
         f = r.replication
         lines.append(f"| fanout | capped at {f['limit']} before placement: {f['copies']} copies of {f['cells']} "
-                     f"registers and LUTs (widest then: `{f['widest_net']}`, {f['widest_fanout']} sinks) |")
+                     f"registers and LUTs (widest before: `{f['widest_net']}`, {f['widest_fanout']} sinks) |")
         if f.get("global_reset"):
             lines.append(f"| reset | `{f['global_reset']['net']}` on a global network: "
                          f"{f['global_reset']['sinks']} flip-flop resets |")
