@@ -70,6 +70,14 @@ def replicate(design: dict, top: str, family: str, limit: int = DEFAULT_LIMIT, p
     return result
 
 
+def free_bit(module: dict) -> int:
+    """The first net bit number above every bit ``module``'s cells and net names use."""
+    bits = [b for c in module["cells"].values() for conn in c["connections"].values() for b in conn
+            if isinstance(b, int)]
+    bits += [b for n in module.get("netnames", {}).values() for b in n["bits"] if isinstance(b, int)]
+    return max(bits, default=1) + 1
+
+
 def _one_pass(module: dict, family: str, limit: int, result: Replication) -> int:
     kinds, pinned, groups_of = REPLICABLE[family], PINNED_SINKS.get(family, set()), MUX_INPUTS.get(family, {})
     cells = module["cells"]
@@ -77,14 +85,12 @@ def _one_pass(module: dict, family: str, limit: int, result: Replication) -> int
     port_bits = {b for p in module.get("ports", {}).values() for b in p["bits"] if isinstance(b, int)}
     sinks: dict[int, list[tuple[str, str, int]]] = {}
     driver: dict[int, str] = {}
-    bits = [1]
     for cname, cell in cells.items():
         dirs = cell.get("port_directions", {})
         for port, conn in cell["connections"].items():
             for i, b in enumerate(conn):
                 if not isinstance(b, int):
                     continue
-                bits.append(b)
                 if dirs.get(port) == "output":
                     driver[b] = cname
                 else:
@@ -93,10 +99,9 @@ def _one_pass(module: dict, family: str, limit: int, result: Replication) -> int
     for nname, net in netnames.items():
         for b in net["bits"]:
             if isinstance(b, int):
-                bits.append(b)
                 if b not in names or len(nname) < len(names[b]):
                     names[b] = nname
-    next_bit = max(bits) + 1
+    next_bit = free_bit(module)
 
     def clone(cname: str, suffix: str) -> tuple[str, int]:
         """A copy of cell ``cname`` (with copies of the LUTs a mux takes its data from); its name
@@ -175,9 +180,7 @@ def reset_to_global(design: dict, top: str, family: str, min_sinks: int = GLOBAL
     bit, users = max(sinks.items(), key=lambda kv: len(kv[1]))
     if len(users) < min_sinks:
         return {}
-    bits = [b for c in cells.values() for conn in c["connections"].values() for b in conn if isinstance(b, int)]
-    bits += [b for n in module.get("netnames", {}).values() for b in n["bits"] if isinstance(b, int)]
-    new = max(bits) + 1
+    new = free_bit(module)
     name = next((n for n, d in module.get("netnames", {}).items() if d["bits"] == [bit]), f"net{bit}")
     cells[f"{name}$global"] = {"type": buf, "parameters": {}, "attributes": {},
                                "port_directions": {buf_in: "input", buf_out: "output", **dict.fromkeys(tied, "input")},
