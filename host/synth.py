@@ -637,14 +637,16 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 # the flow
 
 
-FLOW_VERSION = 5  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
+LUT_PE_FORMS = ("product", "halves", "booth")  # how a PE without a DSP block multiplies (hw/array.py)
+FLOW_VERSION = 6  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
 
 
-def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None, pe_halves: bool = False) -> str:
+def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None, lut_pe: str = "product") -> str:
     """Identity of a synthesis: the Verilog, the wrapper, what of the target synthesis reads
-    (family, Yosys options, DSP budget), whether PEs without a DSP block are written as LUT
-    halves, and the version of the scripts."""
-    what = [FLOW_VERSION, target.family, target.yosys, dsp_budget, target.lut_width] + (["halves"] if pe_halves else [])
+    (family, Yosys options, DSP budget), the form of the PEs without a DSP block (``lut_pe``),
+    and the version of the scripts."""
+    what = [FLOW_VERSION, target.family, target.yosys, dsp_budget, target.lut_width]
+    what += [lut_pe] if lut_pe != "product" else []
     h = hashlib.sha256(json.dumps(what).encode())
     for f in (work / f"{core}.v", work / f"{WRAPPER_TOP}.v"):
         h.update(f.read_bytes())
@@ -692,19 +694,25 @@ def lut_pes(cfg: AccelConfig, chosen: list[dict]) -> frozenset[tuple[int, int]]:
     return all_pes(cfg) - got
 
 
-def emit(cfg: AccelConfig, work: Path, unit: str, half_pes: frozenset[tuple[int, int]] = frozenset()) -> dict:
+def emit(cfg: AccelConfig, work: Path, unit: str, pes: frozenset[tuple[int, int]] = frozenset(),
+         lut_pe: str = "product") -> dict:
     """Write the Verilog of the whole accelerator (lowbit_top.v + manifest.json) or of its
-    systolic array alone, the multiplies of ``half_pes`` as two LUT halves (hw/array.py);
-    returns the manifest (top, config, ports) the wrapper is built from."""
+    systolic array alone, the PEs ``pes`` in the form ``lut_pe`` (``halves``: the multiply as two
+    LUT halves; ``booth``: Booth-encoded weights; hw/array.py); returns the manifest (top, config,
+    ports) the wrapper is built from."""
     from hw.emit import generate, ports, to_verilog
 
+    if lut_pe not in LUT_PE_FORMS:
+        raise ValueError(f"lut_pe must be one of {', '.join(LUT_PE_FORMS)}, got {lut_pe!r}")
+    half_pes = pes if lut_pe == "halves" else frozenset()
+    booth_pes = pes if lut_pe == "booth" else frozenset()
     if unit == "accelerator":
-        return generate(cfg, work, half_pes)
+        return generate(cfg, work, half_pes, booth_pes)
     if unit != "array":
         raise KeyError(f"unit must be one of {UNITS}, got {unit!r}")
     from hw.array import SystolicArray
 
-    array = SystolicArray(cfg, half_pes)
+    array = SystolicArray(cfg, half_pes, booth_pes)
     (work / f"{ARRAY_TOP}.v").write_text(to_verilog(array, ARRAY_TOP))
     return {"top": ARRAY_TOP, "config_name": cfg.name, "config_hash": cfg.hash, "ports": ports(array)}
 
@@ -714,7 +722,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
                pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True,
-               tries: int = 3, pe_halves: bool = False, max_fanout: int = DEFAULT_LIMIT) -> SynthResult:
+               tries: int = 3, pe_halves: bool = False, max_fanout: int = DEFAULT_LIMIT,
+               lut_pe: str = "product") -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -730,13 +739,18 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     to the target's DSP sites in array order (host/floorplan.py; targets without ``[dsp_sites]``
     leave them to the placer). When the router diverges on a placement, nextpnr is stopped and
     runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up).
-    ``pe_halves`` writes the PEs the DSP budget leaves without a DSP block with their multiply
-    in two LUT halves (hw/array.py): two synthesis passes, shallower PEs, more LUTs.
+    ``lut_pe`` is the form of the PEs the DSP budget leaves without a DSP block (hw/array.py):
+    ``product`` (one multiply, Yosys' Booth multiplier), ``halves`` (the multiply in two LUT
+    halves registered apart; ``pe_halves`` says the same) or ``booth`` (Booth-encoded weights,
+    partial products added in pairs before the register); the last two take two synthesis passes.
     ``max_fanout`` caps the sinks of a register or LUT before placement by copying it, and
     moves the reset onto a global network (host/fanout.py; ECP5; 0: the netlist as Yosys wrote
     it)."""
     if max_fanout < 0:
         raise ValueError(f"max_fanout = {max_fanout}: 0 (no copies) or a positive fanout")
+    lut_pe = "halves" if pe_halves else lut_pe
+    if lut_pe not in LUT_PE_FORMS:
+        raise ValueError(f"lut_pe must be one of {', '.join(LUT_PE_FORMS)}, got {lut_pe!r}")
     if tries < 1:
         raise ValueError(f"tries = {tries}: at least one nextpnr run is needed")
     target = load_target(target) if isinstance(target, str) else target
@@ -756,8 +770,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
 
     say(f"generating Verilog for {cfg.name}")
     t = time.perf_counter()
-    # every PE with one product first; with pe_halves the DSP budget then picks the PEs that get
-    # a DSP block, and the others are written again as two LUT halves (lut_pes)
+    # every PE with one product first; with another lut_pe form the DSP budget then picks the
+    # PEs that get a DSP block, and the others are written again in that form (lut_pes)
     manifest = emit(cfg, work, unit)
     text, wrapper = wrapper_verilog(manifest, target.pin_polarity)
     (work / f"{WRAPPER_TOP}.v").write_text(text)
@@ -767,12 +781,12 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     if budget is not None and (budget < 0 or budget > target.capacity.get("dsps", budget)):
         raise KeyError(f"DSP budget {budget} is outside 0..{target.capacity.get('dsps')} "
                        f"(the DSP blocks of {target.name})")
-    key = synth_key(work, target, manifest["top"], budget, pe_halves)
+    key = synth_key(work, target, manifest["top"], budget, lut_pe)
     cached = json.loads((work / "synth.json").read_text()) if (work / "synth.json").exists() else {}
     if reuse and cached.get("key") == key:  # the Verilog beside a reused netlist is the one it came from
-        half_pes = frozenset(map(tuple, cached.get("half_pes", ())))
-        if half_pes:
-            manifest = emit(cfg, work, unit, half_pes)
+        redone = frozenset(map(tuple, cached.get("lut_pes", ())))
+        if redone:
+            manifest = emit(cfg, work, unit, redone, lut_pe)
     floorplanned = floorplan and target.dsp_sites is not None
     replicates = max_fanout if target.family in REPLICABLE else 0
     if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route,
@@ -791,11 +805,11 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         say("yosys: read and flatten (the first call compiles WebAssembly)")
         muls, times["yosys_prep"] = yosys_prep(work, manifest["top"])
         chosen, _ = choose_dsp_muls(muls, rules, budget) if rules else ([], 0)
-        half_pes = lut_pes(cfg, chosen) if pe_halves else frozenset()
-        if half_pes:
-            say(f"{len(half_pes)} PEs beyond the DSP budget: their multiplies in LUT halves")
+        redone = lut_pes(cfg, chosen) if lut_pe != "product" else frozenset()
+        if redone:
+            say(f"{len(redone)} PEs beyond the DSP budget: written in the {lut_pe} form")
             t = time.perf_counter()
-            manifest = emit(cfg, work, unit, half_pes)
+            manifest = emit(cfg, work, unit, redone, lut_pe)
             times["generate"] += time.perf_counter() - t
             muls, t_prep = yosys_prep(work, manifest["top"])
             times["yosys_prep"] += t_prep
@@ -803,11 +817,14 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
         mult_info = {"total": len(muls), "in_dsps": len(chosen), "in_luts": len(muls) - len(chosen),
                      "dsp_eligible": sum(bool(rules and dsp_cost(m, rules)) for m in muls),
                      "dsp_budget": budget or 0}
+        if redone:
+            mult_info |= {"lut_pe_form": lut_pe, "lut_pes": len(redone)}
         say(f"yosys: {'synth -lut' if target.family == 'generic' else 'synth_' + target.family} "
             f"({len(muls)} multipliers, {len(chosen)} to DSP blocks)")
         times["yosys"] = yosys_synth(target, chosen, work)
         (work / "synth.json").write_text(json.dumps({"key": key, "multipliers": mult_info,
-                                                      "half_pes": sorted(map(list, half_pes))}) + "\n")
+                                                      "lut_pe": lut_pe,
+                                                      "lut_pes": sorted(map(list, redone))}) + "\n")
     cells, mem_bits = parse_stat((work / "stat.json").read_text())
     counts = {k: count_cells(cells, pats) for k, pats in CELLS[target.family].items()}
     if target.family == "generic":
@@ -912,7 +929,9 @@ def report_markdown(r: SynthResult) -> str:
         f"| DSP blocks | {of('dsps', r.dsps)} |",
         f"| block RAMs | {of('brams', r.brams)} |",
         f"| multipliers | {r.multipliers.get('total', 0)}: {r.multipliers.get('in_dsps', 0)} in DSP blocks, "
-        f"{r.multipliers.get('in_luts', 0)} in LUTs |",
+        f"{r.multipliers.get('in_luts', 0)} in LUTs"
+        + (f"; {r.multipliers['lut_pes']} PEs without a DSP block in the {r.multipliers['lut_pe_form']} form"
+           if r.multipliers.get("lut_pes") else "") + " |",
     ]
     if r.floorplan:
         f = r.floorplan

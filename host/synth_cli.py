@@ -59,7 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "sites in array order (ECP5 targets; see docs/fpga.md, DSP floorplan)")
     p.add_argument("--pe-halves", action="store_true",
                    help="write the PEs the DSP budget leaves without a DSP block with their multiply in two "
-                        "LUT halves registered apart (shallower, more LUTs and flip-flops; two synthesis passes)")
+                        "LUT halves registered apart (shallower, more LUTs and flip-flops; two synthesis passes); "
+                        "the same as --lut-pe halves")
+    p.add_argument("--lut-pe", choices=("product", "halves", "booth"), default="product",
+                   help="how the PEs the DSP budget leaves without a DSP block multiply: product (Yosys' Booth "
+                        "multiplier, 8 logic levels), halves (see --pe-halves) or booth (weights stored as Booth "
+                        "digits, partial products added in pairs before the register; two synthesis passes) "
+                        "(default: product)")
     p.add_argument("--max-fanout", type=int, default=None, metavar="N",
                    help="before placement, copy each register or LUT whose output has more than N sinks so "
                         "that no copy drives more than N, and put the reset on a global network (ECP5 targets; "
@@ -98,6 +104,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
                                 floorplan=not args.no_floorplan, tries=args.tries, pe_halves=args.pe_halves,
+                                lut_pe=args.lut_pe,
                                 max_fanout=DEFAULT_LIMIT if args.max_fanout is None else args.max_fanout,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:

@@ -27,12 +27,14 @@ from hw.transfer import LoadEngine, StoreEngine
 
 
 class Accelerator(wiring.Component):
-    """``half_pes``: the array's PEs whose multiply is written as two LUT halves (SystolicArray);
-    a netlist choice only."""
+    """``half_pes`` / ``booth_pes``: the array's PEs whose multiply is written as two LUT halves
+    or in the Booth form (SystolicArray); a netlist choice only."""
 
-    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
+                 booth_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
         self.half_pes = frozenset(half_pes)
+        self.booth_pes = frozenset(booth_pes)
         super().__init__(self.ports_of(cfg))
 
     @staticmethod
@@ -47,7 +49,7 @@ class Accelerator(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(cfg)
         m.submodules.load = load = LoadEngine(cfg)
         m.submodules.store = store = StoreEngine(cfg)
-        m.submodules.matmul = mm = MatmulEngine(cfg, self.half_pes)
+        m.submodules.matmul = mm = MatmulEngine(cfg, self.half_pes, self.booth_pes)
         m.submodules.postproc = pp = PostprocEngine(cfg)
         m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(LOADABLE))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,6 +67,24 @@ def array_latency(cfg: AccelConfig) -> int:
 LO_BITS = ACT_BITS // 2  # the activation's low half, multiplied apart from its high half
 
 
+def booth_digits(wb: int) -> int:
+    """Radix-4 Booth digits of a ``wb``-bit two's complement weight."""
+    return (wb + 1) // 2
+
+
+def booth_encode(w, wb: int):
+    """The weight's radix-4 Booth digits, (one, two, neg) for each, lowest digit first: digit k
+    is -2 w[2k+1] + w[2k] + w[2k-1] (w[-1] = 0, w sign-extended), one of -2..2, and
+    sum(digit_k 4^k) = w. ``neg`` is 0 for the digit 0."""
+    n = booth_digits(wb)
+    bits = Cat(C(0, 1), w, w[wb - 1].replicate(2 * n - wb))
+    out = []
+    for k in range(n):
+        b0, b1, b2 = bits[2 * k], bits[2 * k + 1], bits[2 * k + 2]
+        out += [b1 ^ b0, (b2 & ~b1 & ~b0) | (~b2 & b1 & b0), b2 & ~(b1 & b0)]
+    return Cat(*out)
+
+
 class ParallelPE(wiring.Component):
     """One multiply-accumulate cell, one MAC per cycle in two stages: the product
     a_in * w[bank_in] is registered (an FPGA's DSP block or a LUT multiplier ends in a flip-flop),
@@ -76,10 +94,20 @@ class ParallelPE(wiring.Component):
     the second adds both: psum_out = psum_in + lo + (hi << LO_BITS). Both forms have the same
     timing: the partial sum arrives one cycle after the activation, as it does for every PE of a
     column, so the whole array is one cycle deeper (``array_latency``) and still takes one row
-    per cycle."""
+    per cycle.
 
-    def __init__(self, cfg: AccelConfig, halves: bool = False):
-        self.halves = halves
+    With ``booth`` (the other form for a LUT multiplier) the weight registers hold the weight's
+    radix-4 Booth digits, encoded when it is written (the weight is stationary, so the encoding
+    costs nothing per multiply). The first stage selects each digit's partial product, 0, a or
+    2a, inverted for a negative digit (its +1 is the digit's own ``neg`` bit, added in the next
+    stage at the digit's weight), and adds them in pairs; the second stage adds the pairs, the
+    ``neg`` bits and psum_in. Three logic levels and two adder levels before the first register
+    instead of a Booth multiplier's eight; the same timing and result."""
+
+    def __init__(self, cfg: AccelConfig, halves: bool = False, booth: bool = False):
+        if halves and booth:
+            raise ValueError("a PE is written in one form: halves or booth, not both")
+        self.halves, self.booth = halves, booth
         super().__init__({
             "a_in": In(signed(ACT_BITS)), "bank_in": In(1), "psum_in": In(signed(psum_bits(cfg))),
             "w_we": In(1), "w_bank": In(1), "w_data": In(signed(weight_bits(cfg))),
@@ -89,6 +117,8 @@ class ParallelPE(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        if self.booth:
+            return self._elaborate_booth(m)
         w = [Signal(signed(weight_bits(self.cfg)), name=f"w{b}", reset_less=True) for b in range(2)]
         with m.If(self.w_we):
             with m.If(self.w_bank):
@@ -109,6 +139,39 @@ class ParallelPE(wiring.Component):
         ]
         return m
 
+    def _elaborate_booth(self, m: Module) -> Module:
+        wb = weight_bits(self.cfg)
+        n = booth_digits(wb)
+        enc = [Signal(3 * n, name=f"w{b}_booth", reset_less=True) for b in range(2)]
+        with m.If(self.w_we):
+            with m.If(self.w_bank):
+                m.d.sync += enc[1].eq(booth_encode(self.w_data, wb))
+            with m.Else():
+                m.d.sync += enc[0].eq(booth_encode(self.w_data, wb))
+        digits = Mux(self.bank_in, enc[1], enc[0])
+        pw = ACT_BITS + 2  # a partial product: -2a .. 2a, inverted
+        pps = []
+        for k in range(n):
+            one, two, neg = digits[3 * k], digits[3 * k + 1], digits[3 * k + 2]
+            x = Signal(signed(pw), name=f"pp{k}_mag")
+            m.d.comb += x.eq(Mux(two, self.a_in << 1, Mux(one, self.a_in, 0)))
+            pps.append((x.as_unsigned() ^ neg.replicate(pw)).as_signed())
+        # first stage: the partial products added in pairs (digits 2p and 2p + 1), and the neg bits
+        pairs = [delay(m, pps[k] + (pps[k + 1] << 2) if k + 1 < n else pps[k], f"booth_pair{k // 2}")
+                 for k in range(0, n, 2)]
+        negs = delay(m, Cat(*(digits[3 * k + 2] for k in range(n))), "booth_neg")
+        # second stage: the pairs, each inverted digit's +1 (neg_k at bit 2k) and the partial sum
+        ones = Cat(*(Cat(negs[k], C(0, 1)) for k in range(n)))
+        total = pairs[0]
+        for p in range(1, len(pairs)):
+            total = total + (pairs[p] << (4 * p))
+        m.d.comb += [
+            self.a_out.eq(delay(m, self.a_in, "a")),
+            self.bank_out.eq(delay(m, self.bank_in, "bank", keep=True)),
+            self.psum_out.eq(delay(m, (self.psum_in + ones) + total, "psum")),
+        ]
+        return m
+
 
 class SystolicArray(wiring.Component):
     """rows x cols ParallelPEs with input skew and output deskew.
@@ -120,12 +183,16 @@ class SystolicArray(wiring.Component):
 
     ``half_pes``: the PEs (row, column) whose multiply is written as two LUT halves
     (ParallelPE's ``halves``; the FPGA flow's ``pe_halves`` passes those its DSP budget leaves
-    without a DSP block). It changes the netlist only, never a result or a cycle.
+    without a DSP block). ``booth_pes``: those written in the Booth form (ParallelPE's
+    ``booth``; the flow's default for those PEs). Either changes the netlist only, never a
+    result or a cycle.
     """
 
-    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
+                 booth_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
         self.half_pes = frozenset(half_pes)
+        self.booth_pes = frozenset(booth_pes)
         self.latency = array_latency(cfg)
         members = {
             "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),
@@ -148,7 +215,7 @@ class SystolicArray(wiring.Component):
         def make_pe(i: int, j: int):
             if is_serial:
                 return serial.SerialPE(self.cfg, psum_bits(self.cfg))
-            return ParallelPE(self.cfg, halves=(i, j) in self.half_pes)
+            return ParallelPE(self.cfg, halves=(i, j) in self.half_pes, booth=(i, j) in self.booth_pes)
 
         pe = [[make_pe(i, j) for j in range(C)] for i in range(R)]
         for i in range(R):

@@ -46,9 +46,11 @@ def _check_twos_complement(name: str) -> None:
 
 
 class MatmulEngine(wiring.Component):
-    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
+                 booth_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
         self.half_pes = frozenset(half_pes)  # PEs whose multiply is two LUT halves (SystolicArray)
+        self.booth_pes = frozenset(booth_pes)  # PEs in the Booth form (SystolicArray)
         self.serial = cfg.pe == "serial"
         if not self.serial:
             for name in cfg.weight_dtypes:
@@ -75,7 +77,7 @@ class MatmulEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
-        m.submodules.array = array = SystolicArray(cfg, self.half_pes)
+        m.submodules.array = array = SystolicArray(cfg, self.half_pes, self.booth_pes)
         L = array.latency
         P = planes(cfg)
         acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)

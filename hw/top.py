@@ -12,7 +12,8 @@ from hw.config import AccelConfig
 TOP_NAME = "lowbit_top"
 
 
-def build_top(cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = ()) -> wiring.Component:
-    """The accelerator; ``half_pes`` (the FPGA flow's) picks the PEs whose multiply is two LUT
-    halves rather than one product (hw/array.py)."""
-    return Accelerator(cfg, half_pes)
+def build_top(cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
+              booth_pes: Collection[tuple[int, int]] = ()) -> wiring.Component:
+    """The accelerator; ``half_pes`` and ``booth_pes`` (the FPGA flow's) pick the PEs whose
+    multiply is two LUT halves or in the Booth form rather than one product (hw/array.py)."""
+    return Accelerator(cfg, half_pes, booth_pes)

@@ -12,8 +12,8 @@ TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
 
 @pytest.fixture(scope="module", params=["tiny", "tiny_mixed_pes", "tiny_serial"])
 def results(request):
-    """The bit-parallel array (and with half its PEs' multiplies in LUT halves, as the FPGA flow
-    writes them with pe_halves), and the bit-serial one with every datatype, grouped
+    """The bit-parallel array (and with its PEs in the three forms, one product, LUT halves and
+    Booth, as the FPGA flow may write them), and the bit-serial one with every datatype, grouped
     tiles (per-column datatypes and scales) and ungrouped ones."""
     if request.param == "tiny_mixed_pes":
         return cocotb_results(mixed_pes, request.getfixturevalue("tiny"), "matmul_top", "sim.tb.test_matmul")

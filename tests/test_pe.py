@@ -16,8 +16,13 @@ def half_pe(cfg) -> ParallelPE:
     return ParallelPE(cfg, halves=True)
 
 
+def booth_pe(cfg) -> ParallelPE:
+    """The PE with Booth-encoded weights, as the FPGA flow writes the PEs without a DSP block."""
+    return ParallelPE(cfg, booth=True)
+
+
 @pytest.mark.parametrize("config", ["tiny", "default"])
-@pytest.mark.parametrize("form", [ParallelPE, half_pe], ids=["one_product", "lut_halves"])
+@pytest.mark.parametrize("form", [ParallelPE, half_pe, booth_pe], ids=["one_product", "lut_halves", "booth"])
 @pytest.mark.parametrize("case", cocotb_tests(TB))
 def test_pe_rtl(request, config, form, case):
     cfg = request.getfixturevalue(config)

@@ -262,7 +262,7 @@ def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
                          pe_halves=True)
     n = tiny.rows * tiny.cols
     assert (r.multipliers["total"], r.multipliers["in_dsps"], r.dsps) == (6 + 2 * (n - 6), 6, 6)
-    halved = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["half_pes"]}
+    halved = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["lut_pes"]}
     assert len(halved) == n - 6 and halved < synth.all_pes(tiny)
     verilog = (tmp_path / f"{synth.ARRAY_TOP}.v").read_text()
 
@@ -279,6 +279,25 @@ def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
     plain = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
     assert plain.synth_key != r.synth_key and plain.multipliers["total"] == n
     assert not halves_in((tmp_path / f"{synth.ARRAY_TOP}.v").read_text())
+
+
+def test_pes_beyond_the_dsp_budget_in_the_booth_form(tiny, tmp_path):
+    """With lut_pe="booth" the ten PEs left without a DSP block are written with Booth-encoded
+    weights: no multiplier of theirs is left for Yosys (6 products, all in DSP blocks), their
+    modules hold the paired partial products, and the report counts them."""
+    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6,
+                         lut_pe="booth")
+    n = tiny.rows * tiny.cols
+    assert r.multipliers == {"total": 6, "in_dsps": 6, "in_luts": 0, "dsp_eligible": 6, "dsp_budget": 6,
+                             "lut_pe_form": "booth", "lut_pes": n - 6}
+    booth = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["lut_pes"]}
+    verilog = (tmp_path / f"{synth.ARRAY_TOP}.v").read_text()
+    written = {tuple(map(int, re.match(r"\\\S*pe_(\d+)_(\d+) ", mod).groups())) for mod in verilog.split("\nmodule ")
+               if re.match(r"\\\S*pe_\d+_\d+ ", mod) and "booth_pair" in mod}
+    assert len(booth) == n - 6 and written == booth
+    assert "10 PEs without a DSP block in the booth form" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match="lut_pe must be one of product, halves, booth"):
+        synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, lut_pe="wallace")
 
 
 def test_a_netlist_with_two_drivers_on_a_net_is_an_error(tmp_path, monkeypatch):

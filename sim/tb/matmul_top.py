@@ -14,9 +14,9 @@ from hw.matmul import MatmulCmd, MatmulEngine
 
 
 class MatmulTop(wiring.Component):
-    def __init__(self, cfg: AccelConfig, half_pes=()):
+    def __init__(self, cfg: AccelConfig, half_pes=(), booth_pes=()):
         self.cfg = cfg
-        self.half_pes = half_pes
+        self.half_pes, self.booth_pes = half_pes, booth_pes
         members = {
             "cmd": In(stream.Signature(MatmulCmd)),
             "retire": Out(1), "idle": Out(1), "row_in": Out(1),
@@ -32,7 +32,7 @@ class MatmulTop(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg = self.cfg
-        m.submodules.engine = eng = MatmulEngine(cfg, self.half_pes)
+        m.submodules.engine = eng = MatmulEngine(cfg, self.half_pes, self.booth_pes)
         mems = {b: scratchpad.make_memory(cfg, b) for b in (Buffer.INPUT, Buffer.WEIGHT, Buffer.ACC)}
         for b, mem in mems.items():
             m.submodules[b.name.lower()] = mem
@@ -55,6 +55,8 @@ class MatmulTop(wiring.Component):
 
 
 def mixed_pes(cfg: AccelConfig) -> MatmulTop:
-    """The engine with half its PEs (a checkerboard) in LUT halves and half with one product, as
-    the FPGA flow writes an array larger than the device's DSP blocks with ``pe_halves``."""
-    return MatmulTop(cfg, {(i, j) for i in range(cfg.rows) for j in range(cfg.cols) if (i + j) % 2 == 0})
+    """The engine with its PEs in all three forms, in diagonal stripes: one product, two LUT
+    halves and the Booth form, as the FPGA flow writes an array larger than the device's DSP
+    blocks (the PEs without one in halves with ``pe_halves``, or in the Booth form)."""
+    pes = [(i, j) for i in range(cfg.rows) for j in range(cfg.cols)]
+    return MatmulTop(cfg, {p for p in pes if sum(p) % 3 == 1}, {p for p in pes if sum(p) % 3 == 2})
