@@ -143,7 +143,11 @@ class StoreEngine(wiring.Component):
             mine = cmd.buffer == buf
             m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
             with m.If(mine):
-                m.d.comb += [rd_data.eq(rd.data), q.r_en.eq(writer.rows.ready)]
+                m.d.comb += rd_data.eq(rd.data)
+            # only the writer of this command is active (an idle writer is never ready for a row),
+            # so the FIFO's read enable (the enable of its wide output register) needs no select
+            with m.If(writer.rows.ready):
+                m.d.comb += q.r_en.eq(1)
             dma_cmd(m, writer.cmd.payload, cmd)
             m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
                          writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
