@@ -9,13 +9,14 @@ FIFO that feeds the DMA writer of that buffer; it is done when the last write is
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
 from hw.axi import axi4_read, axi4_write
 from hw.config import AccelConfig
 from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
+from hw.fifo import PairedFIFO
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
@@ -94,7 +95,7 @@ class StoreEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         widest = max(8 * scratchpad.row_bytes(cfg, b) for b in STORABLE)
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
+        m.submodules.fifo = q = PairedFIFO(width=widest, depth=STORE_FIFO_DEPTH)
         m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
         wiring.connect(m, wiring.flipped(self.axi), mux.axi)
 
