@@ -257,13 +257,6 @@ class DmaRead(wiring.Component):
 
         last_beat = axi.rvalid & axi.rready & axi.rlast
         m.d.comb += self.bus_error.eq(axi.rvalid & axi.rready & (axi.rresp != RESP_OKAY))
-
-        # R beats pass a register slice of the reader's own: the arbiter's R register (shared by
-        # every reader) reaches it over a route with no logic on it, rready is a register, and
-        # the realignment below starts from a register beside it
-        m.submodules.r_q = r_q = SkidBuffer(unsigned(8 * W))
-        m.d.comb += [r_q.i.valid.eq(axi.rvalid), r_q.i.payload.eq(axi.rdata), axi.rready.eq(r_q.i.ready)]
-        rvalid, rdata = r_q.o.valid, r_q.o.payload
         m.d.sync += outstanding.eq(outstanding + take - last_beat)
 
         # ---- R: realign each DRAM row into words of W bytes (row byte q*W .. q*W+W-1), zero past its end
@@ -290,15 +283,15 @@ class DmaRead(wiring.Component):
         need = Signal()
         final_word = Signal()
         m.d.comb += [
-            r_q.o.ready.eq(active & (prime | (w_ready & need))),
-            w_valid.eq(active & ~prime & (~need | rvalid)),
-            w_data.eq(_realign(prev, rdata, shift, W) & Cat(*(lane.replicate(8) for lane in lanes))),
+            axi.rready.eq(active & (prime | (w_ready & need))),
+            w_valid.eq(active & ~prime & (~need | axi.rvalid)),
+            w_data.eq(_realign(prev, axi.rdata, shift, W) & Cat(*(lane.replicate(8) for lane in lanes))),
             w_last.eq(last_row & final_word),
             w_units.eq(Mux(final_word, last_units, W // B)),
         ]
         step = w_valid & w_ready
-        with m.If(rvalid & r_q.o.ready):
-            m.d.sync += [prev.eq(rdata), beats_left.eq(beats_left - 1), need.eq(beats_left != 1), prime.eq(0)]
+        with m.If(axi.rvalid & axi.rready):
+            m.d.sync += [prev.eq(axi.rdata), beats_left.eq(beats_left - 1), need.eq(beats_left != 1), prime.eq(0)]
         with m.If(step):
             rest = _minus_beat(rem, W)
             m.d.sync += [words_left.eq(words_left - 1), final_word.eq(words_left == 2), rem.eq(rest),
@@ -352,7 +345,7 @@ class DmaRead(wiring.Component):
                 m.d.sync += [hold.eq(w_data), rows.valid.eq(1), idx.eq(0), units_left.eq(w_units),
                              hold_last.eq(w_last)]
 
-        m.d.comb += self.busy.eq(bursts.busy | burst_q.o.valid | (outstanding != 0) | descs.r_rdy | active | rvalid
+        m.d.comb += self.busy.eq(bursts.busy | burst_q.o.valid | (outstanding != 0) | descs.r_rdy | active
                                  | rows.valid)
         return m
 
