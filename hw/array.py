@@ -56,7 +56,7 @@ def pe_stages(cfg: AccelConfig) -> int:
     return 1 if cfg.pe == "serial" else 2
 
 
-WEIGHT_WRITE_CYCLES = 3  # a weight write request to the PE's weight register holding it (register stages)
+WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
 
 
 def array_latency(cfg: AccelConfig) -> int:
@@ -233,22 +233,16 @@ class SystolicArray(wiring.Component):
             if is_serial:
                 m.d.comb += pe[i][0].plane_in.eq(plane)
 
-        # weight writes land three cycles after the request, through three register stages: the
-        # request as it comes (beside the engine's weight buffer, whose block RAM output is slow
-        # and whose row the engine decodes on the way in), one per column (the request's row,
-        # enable, bank and the column's data), then one per PE (its write enable, decoded from its
-        # column's registers, and its bank). A column's PEs sit together on the FPGA
-        # (docs/fpga.md, DSP floorplan), an array row spans the chip, so no net of the write path
-        # reaches further than from the array's edge to one column, and none with logic on it
-        # from the block RAM. The per-column and per-PE flip-flops are kept apart (synthesis
-        # would merge those of a row).
-        w_row_in, w_we_in = delay(m, self.w_row, "w_row_in"), delay(m, self.w_we, "w_we_in")
-        w_bank_in = delay(m, self.w_bank, "w_bank_in")
-        col_row = [delay(m, w_row_in, f"w_row{j}", keep=True) for j in range(C)]
-        col_we = [delay(m, w_we_in, f"w_we{j}", keep=True) for j in range(C)]
-        col_bank = [delay(m, w_bank_in, f"w_bank{j}", keep=True) for j in range(C)]
-        w_data = [delay(m, delay(m, delay(m, self.w_data[j], f"w_data{j}_in"), f"w_data{j}_0"), f"w_data{j}_1")
-                  for j in range(C)]
+        # weight writes land two cycles after the request, through two register stages: one per
+        # column (the request's row, enable, bank and the column's data), then one per PE (its
+        # write enable, decoded from its column's registers, and its bank). A column's PEs sit
+        # together on the FPGA (docs/fpga.md, DSP floorplan), an array row spans the chip, so no
+        # net of the write path reaches further than from the array's edge to one column. The
+        # per-PE flip-flops are kept apart (synthesis would merge those of a row).
+        col_row = [delay(m, self.w_row, f"w_row{j}", keep=True) for j in range(C)]
+        col_we = [delay(m, self.w_we, f"w_we{j}", keep=True) for j in range(C)]
+        col_bank = [delay(m, self.w_bank, f"w_bank{j}", keep=True) for j in range(C)]
+        w_data = [delay(m, delay(m, self.w_data[j], f"w_data{j}_0"), f"w_data{j}_1") for j in range(C)]
         w_we = [[delay(m, col_we[j] & (col_row[j] == i), f"w_we_{i}_{j}", keep=True) for j in range(C)]
                 for i in range(R)]
         w_bank = [[delay(m, col_bank[j], f"w_bank_{i}_{j}", keep=True) for j in range(C)] for i in range(R)]

@@ -27,7 +27,6 @@ from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
 from hw.dma import DmaRead
 from hw.extents import SPAN_BITS, SRAM_ROWS_BITS, Extents, TransferExtents
-from hw.fifo import PairedFIFO
 from hw.isa import (
     INSN_BITS,
     INSN_BYTES,
@@ -152,18 +151,12 @@ class Controller(wiring.Component):
         with m.Elif(raise_err & ~halting):
             m.d.sync += [halting.eq(1), err.eq(new_err), err_pc.eq(new_pc)]
 
-        slot_values = []  # (slot, code, pc): driven at the top level, whatever the condition
-
         def fail(code: ErrorCode, pc) -> None:
-            """Raise a slot where called (under the caller's conditions); its code and pc are
-            driven unconditionally (they only count when the slot is raised), so that the slot's
-            registers load them without the condition as a synchronous reset."""
             k = len(slots)
             slot = (Signal(name=f"fail{k}"), Signal(ErrorCode, name=f"fail{k}_code"),
                     Signal(PC_BITS, name=f"fail{k}_pc"))
             slots.append(slot)
-            slot_values.append((slot, code, pc))
-            m.d.comb += slot[0].eq(1)
+            m.d.comb += [slot[0].eq(1), slot[1].eq(code), slot[2].eq(pc)]
 
         # ---- fetch ----------------------------------------------------------------------------
         m.submodules.fetcher = fetcher = DmaRead(cfg, INSN_BYTES)
@@ -171,7 +164,7 @@ class Controller(wiring.Component):
         # fetched words pass through the transfer-extents pipeline (hw/extents.py) into the FIFO;
         # `owed` counts the words asked for and not yet in the FIFO, those in the pipeline included
         m.submodules.extents = extents = TransferExtents(cfg)
-        m.submodules.fetched = fetched = PairedFIFO(width=Extents.size, depth=FETCH_DEPTH)
+        m.submodules.fetched = fetched = fifo.SyncFIFOBuffered(width=Extents.size, depth=FETCH_DEPTH)
         asked = Signal(PC_BITS)  # instructions requested so far
         owed = Signal(range(FETCH_DEPTH + 1))  # requested, not yet arrived
         fetch_fault = Signal()  # the instruction at `asked` lies past the end of DRAM
@@ -262,13 +255,11 @@ class Controller(wiring.Component):
         # Each queue holds one entry more than insn_queue_depth: d1 writes to it on a flag
         # registered the cycle before (`has_room`: at most insn_queue_depth - 1 entries then), not
         # on the FIFO's own w_rdy, so the queues' levels are no longer on the path through d1,
-        # d0 and the instruction FIFO's read. A queue still takes insn_queue_depth entries. The
-        # queues and the instruction FIFO are PairedFIFOs (hw/fifo.py, at least 3 deep): the
-        # enables of their wide output registers do not wait for dispatch's or decode's read.
+        # d0 and the instruction FIFO's read. A queue still takes insn_queue_depth entries.
         queues = {}
         has_room = {}
         for q in Queue:
-            qf = PairedFIFO(width=Entry.size, depth=max(cfg.insn_queue_depth + 1, 3))
+            qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=cfg.insn_queue_depth + 1)
             m.submodules[f"{q.name.lower()}_queue"] = queues[q] = qf
             has_room[q] = Signal(name=f"{q.name.lower()}_queue_has_room")
             m.d.sync += has_room[q].eq(qf.level < cfg.insn_queue_depth)
@@ -541,8 +532,6 @@ class Controller(wiring.Component):
                 m.d.comb += queues[q].r_en.eq(queues[q].r_rdy)
 
         # ---- the error slots, a cycle after the checks ----------------------------------------
-        for (_, code_of, pc_of), code, pc in slot_values:
-            m.d.comb += [code_of.eq(code), pc_of.eq(pc)]
         # the choice is an AND-OR multiplexer of the slots, each masked by the slots after it:
         # a few levels, where a chain of 13 priority multiplexers would be 13
         raised, later, picked_err, picked_pc = [], Const(0), [], []

@@ -327,12 +327,8 @@ class CsrBank(wiring.Component):
             m.d.sync += [done.eq(1), failed.eq(self.error != ErrorCode.OK),
                          error.code.eq(self.error), error_pc.eq(self.error_pc)]
 
-        # the events are registered first: they come from all over the chip, and each counter's
-        # 32-bit add then starts at a flip-flop beside it (every count lands a cycle later)
-        events = Signal.like(self.events, name="events_q")
-        m.d.sync += events.eq(self.events)
         for i, count in enumerate(counters):
-            m.d.sync += count.eq(count + events[i])
+            m.d.sync += count.eq(count + self.events[i])
         with m.If(go):
             m.d.sync += [done.eq(0), *(count.eq(0) for count in counters)]
         return m

@@ -83,9 +83,9 @@ def _log2(x: int) -> int:
     return x.bit_length() - 1
 
 
-def _lanes_below(limit, nbytes: int):
-    """One bit per byte i < limit of an nbytes-wide word."""
-    return Cat(*(limit > i for i in range(nbytes)))
+def _bytes_below(limit, nbytes: int):
+    """Bit mask of the bytes i < limit of an nbytes-wide word."""
+    return Cat(*((limit > i).replicate(8) for i in range(nbytes)))
 
 
 def _realign(lo, hi, shift, nbytes: int):
@@ -268,8 +268,6 @@ class DmaRead(wiring.Component):
         beats_left = Signal(COUNT_BITS)
         words_left = Signal(COUNT_BITS)
         rem = Signal(DmaCmd["row_bytes"].shape)  # row bytes from the current word on
-        lanes = Signal(W)  # the bytes of the current word inside the row (rem > i), kept with rem so
-        # that no 16-bit compare lies between the R beat and the row register's data
         last_row = Signal()
         last_units = Signal(range(max(W // B, 1) + 1))
         prev = Signal(8 * W)
@@ -285,7 +283,7 @@ class DmaRead(wiring.Component):
         m.d.comb += [
             axi.rready.eq(active & (prime | (w_ready & need))),
             w_valid.eq(active & ~prime & (~need | axi.rvalid)),
-            w_data.eq(_realign(prev, axi.rdata, shift, W) & Cat(*(lane.replicate(8) for lane in lanes))),
+            w_data.eq(_realign(prev, axi.rdata, shift, W) & _bytes_below(rem, W)),
             w_last.eq(last_row & final_word),
             w_units.eq(Mux(final_word, last_units, W // B)),
         ]
@@ -293,9 +291,7 @@ class DmaRead(wiring.Component):
         with m.If(axi.rvalid & axi.rready):
             m.d.sync += [prev.eq(axi.rdata), beats_left.eq(beats_left - 1), need.eq(beats_left != 1), prime.eq(0)]
         with m.If(step):
-            rest = _minus_beat(rem, W)
-            m.d.sync += [words_left.eq(words_left - 1), final_word.eq(words_left == 2), rem.eq(rest),
-                         lanes.eq(_lanes_below(rest, W))]
+            m.d.sync += [words_left.eq(words_left - 1), final_word.eq(words_left == 2), rem.eq(_minus_beat(rem, W))]
             with m.If(final_word):
                 m.d.sync += active.eq(0)
         load = descs.r_rdy & (~active | (step & final_word))
@@ -304,7 +300,7 @@ class DmaRead(wiring.Component):
             m.d.sync += [active.eq(1), prime.eq(d.row.off != 0), shift.eq(Mux(d.row.off == 0, W, d.row.off)),
                          beats_left.eq(d.row.nbeats),
                          need.eq(d.row.nbeats != 0), words_left.eq(d.nwords), final_word.eq(d.nwords == 1),
-                         rem.eq(d.row.n), lanes.eq(_lanes_below(d.row.n, W)), last_row.eq(d.row.last)]
+                         rem.eq(d.row.n), last_row.eq(d.row.last)]
             if B < W:
                 m.d.sync += last_units.eq((d.row.n - 1)[_log2(B) : wb] + 1)
 

@@ -8,12 +8,9 @@ control logic, with the routes to and from a DSP block on the path. Fetched word
 way and never wait (fetch asks only for what the FIFO has room for), so the products are
 computed here, in a pipeline of ``LATENCY`` register stages beside each word: the operands
 (with ``rows - 1`` and the scratchpad rows per DRAM row) get registers of their own before the
-multipliers and a second copy of them in the stage after, which has no other load than the DSP
-block and so sits next to it; the products are registered twice the same way (the first
-register beside the DSP block, the second towards the adder); the 16 x 32-bit product is two
-16 x 16-bit halves added in the stage after. An unregistered ECP5 DSP block takes 3.9 ns, so
-the routes into and out of it are what the pipeline keeps short. Every word, of any opcode,
-comes out ``LATENCY`` cycles after it went in, with its two extents.
+multipliers, so they can sit next to the DSP blocks, the 16 x 32-bit product is two 16 x 16-bit
+halves added in the stage after, and every word, of any opcode, comes out ``LATENCY`` cycles
+after it went in, with its two extents.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ from hw import scratchpad
 from hw.config import AccelConfig
 from hw.isa import INSN_BITS, LAYOUTS, LOADABLE, STORABLE, Opcode
 
-LATENCY = 6  # cycles from a word in to the word and its extents out
+LATENCY = 4  # cycles from a word in to the word and its extents out
 SPAN_BITS = 48  # (rows - 1) * dram_stride: 16 x 32 bits
 SRAM_ROWS_BITS = 33  # rows * ceil(row_bytes / row bytes): 16 x 17 bits
 
@@ -63,23 +60,14 @@ class TransferExtents(wiring.Component):
             with m.If(mem.buffer == buf):
                 m.d.sync += per_row.eq((mem.row_bytes + (rb - 1)) >> (rb.bit_length() - 1))
 
-        # stage 2: the operands again, beside the DSP blocks
-        def again(value, name: str) -> Signal:
-            copy = Signal.like(value, name=name)
-            m.d.sync += copy.eq(value)
-            return copy
-
-        rows, rows_m1, per_row, stride = (again(v, f"{v.name}_dsp") for v in (rows, rows_m1, per_row, stride))
-
-        # stage 3: the products, the span in two halves; stage 4: the products again
+        # stage 2: the products, the span in two halves
         span_lo = Signal(32)
         span_hi = Signal(32)
         sram_rows = Signal(SRAM_ROWS_BITS)
         m.d.sync += [span_lo.eq(rows_m1 * stride[:16]), span_hi.eq(rows_m1 * stride[16:]),
                      sram_rows.eq(rows * per_row)]
-        span_lo, span_hi, sram_rows = (again(v, f"{v.name}_q") for v in (span_lo, span_hi, sram_rows))
 
-        # stage 5: the halves added
+        # stage 3: the halves added
         span = Signal(SPAN_BITS)
         sram_rows_out = Signal(SRAM_ROWS_BITS)
         m.d.sync += [span.eq(span_lo + (span_hi << 16)), sram_rows_out.eq(sram_rows)]

@@ -4,7 +4,7 @@ fewer lanes, which saves a DSP-block multiplier and its rounding logic per lane 
 
 Per lane: y = clamp(round_shift((acc + bias) * multiplier, shift) + zero_point, lo, qmax),
 lo = max(zero_point, qmin) with ReLU else qmin (docs/numerics.md; NumPy twin:
-``sim.arith.requantize``). An eleven-stage pipeline (``LATENCY``); the whole pipe stalls while
+``sim.arith.requantize``). An eight-stage pipeline (``LATENCY``); the whole pipe stalls while
 the output is valid and not taken, so rows are never lost or duplicated under back-pressure.
 """
 
@@ -37,7 +37,7 @@ def postproc_layouts(cfg: AccelConfig) -> tuple[data.StructLayout, data.ArrayLay
     return row_in, data.ArrayLayout(signed(OUT_BITS), lanes)
 
 
-LATENCY = 11  # PostProcess's pipeline stages: cycles from a row in to its result row out
+LATENCY = 8  # PostProcess's pipeline stages: cycles from a row in to its result row out
 OUT_RANGE_BITS = OUT_BITS + 2  # r is saturated to this before the zero point: |zp| < 2**(OUT_BITS-1)
 SPLIT = 17  # the 33x24-bit product is four partial products of at most 18x18 bits (one DSP block each)
 
@@ -46,22 +46,16 @@ class PostProcess(wiring.Component):
     """Requantizes one row per cycle in ``LATENCY`` register stages, every one of them short
     enough for a 100 MHz FPGA clock (at most one carry chain, one multiplier or one shifter):
 
-    1. the lane's accumulator and parameters registered (the accumulator comes from a block
-       RAM, whose output is slow, at the other end of a long route)
-    2. x = acc + bias
-    3. x and the multiplier again: registers whose only load is the DSP blocks, so they sit
-       beside them
-    4. four partial products of x (signed, 17-bit low part) and the multiplier (17-bit low part),
+    1. x = acc + bias
+    2. four partial products of x (signed, 17-bit low part) and the multiplier (17-bit low part),
        each no wider than an 18x18 DSP block
-    5. the partial products again, registered beside the DSP blocks (an unregistered ECP5 DSP
-       block takes 3.9 ns: the routes into and out of it must be short)
-    6. the partial products summed in pairs
-    7. p = x * multiplier, the pairs summed
-    8. t = p + 2**(shift-1) (round half up)
-    9. r = t >> shift
-    10. r saturated to ``OUT_RANGE_BITS`` (exact: the final clamp to 8 bits of r + zero_point
-        gives the same result for every r beyond that range)
-    11. y = clamp(r + zero_point, lo, qmax)
+    3. the partial products summed in pairs
+    4. p = x * multiplier, the pairs summed
+    5. t = p + 2**(shift-1) (round half up)
+    6. r = t >> shift
+    7. r saturated to ``OUT_RANGE_BITS`` (exact: the final clamp to 8 bits of r + zero_point
+       gives the same result for every r beyond that range)
+    8. y = clamp(r + zero_point, lo, qmax)
     """
 
     def __init__(self, cfg: AccelConfig):
@@ -99,55 +93,38 @@ class PostProcess(wiring.Component):
                 def reg(shape, name, _i=i):
                     return Signal(shape, name=f"{name}{_i}")
 
-                def again(value, name, _i=i):  # the value one stage later
-                    copy = Signal.like(value, name=f"{name}{_i}")
-                    m.d.sync += copy.eq(value)
-                    return copy
-
                 prm = self.i.payload.params[i]
-                # 1: the accumulator and the parameters; the shift travels beside the row (sh[-1]
-                # is the one in the stage of the latest value)
-                acc, bias = again(self.i.payload.acc[i], "acc"), again(prm.bias, "bias")
-                mult, sh = again(prm.multiplier, "mult_in"), [again(prm.shift, "sh0_")]
-                # 2: bias
-                x = reg(signed(x_bits), "x")
-                m.d.sync += x.eq(acc + bias)
-                mult, sh = again(mult, "mult"), sh + [again(sh[-1], "sh1_")]
-                # 3: the operands again, beside the DSP blocks
-                x, mult, sh = again(x, "x_dsp"), again(mult, "mult_dsp"), sh + [again(sh[-1], "sh2_")]
-                # 4: partial products (x = x_hi * 2**SPLIT + x_lo, mult = m_hi * 2**SPLIT + m_lo)
+                sh = [reg(shift_w, f"sh{s}_") for s in range(5)]
+                # 1: bias
+                x, mult = reg(signed(x_bits), "x"), reg(m_bits, "mult")
+                m.d.sync += [x.eq(self.i.payload.acc[i] + prm.bias), mult.eq(prm.multiplier), sh[0].eq(prm.shift)]
+                # 2: partial products (x = x_hi * 2**SPLIT + x_lo, mult = m_hi * 2**SPLIT + m_lo)
                 x_lo, x_hi = x[:SPLIT], x[SPLIT:].as_signed()
                 m_lo, m_hi = mult[:SPLIT], mult[SPLIT:]
                 ll, lh = reg(2 * SPLIT, "ll"), reg(SPLIT + m_bits - SPLIT, "lh")
                 hl = reg(signed(x_bits - SPLIT + SPLIT + 1), "hl")
                 hh = reg(signed(x_bits - SPLIT + m_bits - SPLIT + 1), "hh")
-                m.d.sync += [ll.eq(x_lo * m_lo), lh.eq(x_lo * m_hi), hl.eq(x_hi * m_lo), hh.eq(x_hi * m_hi)]
-                sh.append(again(sh[-1], "sh3_"))
-                # 5: the partial products again, beside the DSP blocks
-                ll, lh, hl, hh = (again(v, f"{n}_q") for v, n in ((ll, "ll"), (lh, "lh"), (hl, "hl"), (hh, "hh")))
-                sh.append(again(sh[-1], "sh4_"))
-                # 6: pairs
+                m.d.sync += [ll.eq(x_lo * m_lo), lh.eq(x_lo * m_hi), hl.eq(x_hi * m_lo), hh.eq(x_hi * m_hi),
+                             sh[1].eq(sh[0])]
+                # 3: pairs
                 s_lo = reg(2 * SPLIT + m_bits - SPLIT + 1, "s_lo")
                 s_hi = reg(signed(x_bits - SPLIT + m_bits + 2), "s_hi")
-                m.d.sync += [s_lo.eq(ll + (lh << SPLIT)), s_hi.eq(hl + (hh << SPLIT))]
-                sh.append(again(sh[-1], "sh5_"))
-                # 7: the product
+                m.d.sync += [s_lo.eq(ll + (lh << SPLIT)), s_hi.eq(hl + (hh << SPLIT)), sh[2].eq(sh[1])]
+                # 4: the product
                 p = reg(signed(p_bits), "p")
-                m.d.sync += p.eq(s_lo + (s_hi << SPLIT))
-                sh.append(again(sh[-1], "sh6_"))
-                # 8: rounding term, ties towards +infinity
-                half = (Const(1, top) << sh[-1])[1 : top + 1]  # 2**(shift-1), 0 for shift 0
+                m.d.sync += [p.eq(s_lo + (s_hi << SPLIT)), sh[3].eq(sh[2])]
+                # 5: rounding term, ties towards +infinity
+                half = (Const(1, top) << sh[3])[1 : top + 1]  # 2**(shift-1), 0 for shift 0
                 t = reg(signed(top + 2), "t")
-                m.d.sync += t.eq(p + half)
-                sh.append(again(sh[-1], "sh7_"))
-                # 9: rounding shift
+                m.d.sync += [t.eq(p + half), sh[4].eq(sh[3])]
+                # 6: rounding shift
                 r = reg(signed(p_bits + 1), "r")
-                m.d.sync += r.eq(t >> sh[-1])
-                # 10: saturate r to OUT_RANGE_BITS
+                m.d.sync += r.eq(t >> sh[4])
+                # 7: saturate r to OUT_RANGE_BITS
                 r_max = (1 << (OUT_RANGE_BITS - 1)) - 1
                 rc = reg(signed(OUT_RANGE_BITS), "rc")
                 m.d.sync += rc.eq(Mux(r > r_max, r_max, Mux(r < -r_max - 1, -r_max - 1, r)))
-                # 11: zero point, ReLU, saturation
+                # 8: zero point, ReLU, saturation
                 y = rc + zp_last
                 m.d.sync += self.o.payload[i].eq(Mux(y < lo, lo, Mux(y > qmax, qmax, y)))
         return m

@@ -9,14 +9,13 @@ FIFO that feeds the DMA writer of that buffer; it is done when the last write is
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
 from hw.axi import axi4_read, axi4_write
 from hw.config import AccelConfig
 from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
-from hw.fifo import PairedFIFO
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
@@ -95,7 +94,7 @@ class StoreEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         widest = max(8 * scratchpad.row_bytes(cfg, b) for b in STORABLE)
-        m.submodules.fifo = q = PairedFIFO(width=widest, depth=STORE_FIFO_DEPTH)
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
         m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
         wiring.connect(m, wiring.flipped(self.axi), mux.axi)
 
@@ -144,11 +143,7 @@ class StoreEngine(wiring.Component):
             mine = cmd.buffer == buf
             m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
             with m.If(mine):
-                m.d.comb += rd_data.eq(rd.data)
-            # only the writer of this command is active (an idle writer is never ready for a row),
-            # so the FIFO's read enable (the enable of its wide output register) needs no select
-            with m.If(writer.rows.ready):
-                m.d.comb += q.r_en.eq(1)
+                m.d.comb += [rd_data.eq(rd.data), q.r_en.eq(writer.rows.ready)]
             dma_cmd(m, writer.cmd.payload, cmd)
             m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
                          writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
