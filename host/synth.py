@@ -638,6 +638,13 @@ def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
 
 
 LUT_PE_FORMS = ("product", "halves", "booth")  # how a PE without a DSP block multiplies (hw/array.py)
+
+
+def check_lut_pe(lut_pe: str) -> None:
+    if lut_pe not in LUT_PE_FORMS:
+        raise ValueError(f"lut_pe must be one of {', '.join(LUT_PE_FORMS)}, got {lut_pe!r}")
+
+
 FLOW_VERSION = 6  # bump when the Yosys scripts or the DSP choice change, so that no older netlist is reused
 
 
@@ -702,8 +709,7 @@ def emit(cfg: AccelConfig, work: Path, unit: str, pes: frozenset[tuple[int, int]
     ports) the wrapper is built from."""
     from hw.emit import generate, ports, to_verilog
 
-    if lut_pe not in LUT_PE_FORMS:
-        raise ValueError(f"lut_pe must be one of {', '.join(LUT_PE_FORMS)}, got {lut_pe!r}")
+    check_lut_pe(lut_pe)
     half_pes = pes if lut_pe == "halves" else frozenset()
     booth_pes = pes if lut_pe == "booth" else frozenset()
     if unit == "accelerator":
@@ -749,8 +755,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     if max_fanout < 0:
         raise ValueError(f"max_fanout = {max_fanout}: 0 (no copies) or a positive fanout")
     lut_pe = "halves" if pe_halves else lut_pe
-    if lut_pe not in LUT_PE_FORMS:
-        raise ValueError(f"lut_pe must be one of {', '.join(LUT_PE_FORMS)}, got {lut_pe!r}")
+    check_lut_pe(lut_pe)
     if tries < 1:
         raise ValueError(f"tries = {tries}: at least one nextpnr run is needed")
     target = load_target(target) if isinstance(target, str) else target
