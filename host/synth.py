@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from host.depth import deepest_paths_file
-from host.fanout import DEFAULT_LIMIT, REPLICABLE, replicate_file
+from host.dsp_registers import DSP_CELLS, absorb_output_registers
+from host.fanout import DEFAULT_LIMIT, REPLICABLE, replicate, reset_to_global
 from host.floorplan import DspSites, apply_floorplan
 from host.slack import endpoint_slacks, summary
 from hw.config import AccelConfig
@@ -161,6 +162,7 @@ class SynthResult:
     fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
     floorplan: dict = field(default_factory=dict)  # the PEs' DSP blocks fixed to sites (host/floorplan.py)
     replication: dict = field(default_factory=dict)  # cells copied to cap fanout (host/fanout.py)
+    dsp_registers: dict = field(default_factory=dict)  # product registers moved into DSP blocks (host/dsp_registers.py)
     wrapper: dict = field(default_factory=dict)
     out_dir: str = ""
     report: str = ""
@@ -662,7 +664,7 @@ def synth_key(work: Path, target: Target, core: str, dsp_budget: int | None, lut
 
 def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
                 pnr_args: tuple[str, ...] = (), routed: bool = True, floorplanned: bool = False,
-                max_fanout: int = 0) -> bool:
+                max_fanout: int = 0, dsp_registers: bool = False) -> bool:
     """Whether an earlier report in the output folder is this very run (same synthesis, clock
     constraint, seed, nextpnr options, floorplan and stages), with its bitstream still there."""
     if not previous or previous.get("synth_key") != key or previous.get("constraint_mhz") != freq:
@@ -675,6 +677,8 @@ def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
     if bool(previous.get("floorplan")) != floorplanned:
         return False
     if (previous.get("replication") or {}).get("limit", 0) != max_fanout:
+        return False
+    if bool((previous.get("dsp_registers") or {}).get("enabled")) != dsp_registers:
         return False
     if previous.get("fits") and previous.get("stage") != ("bitstream" if routed else "placement"):
         return False
@@ -729,7 +733,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
                pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True,
                tries: int = 3, pe_halves: bool = False, max_fanout: int = DEFAULT_LIMIT,
-               lut_pe: str = "product") -> SynthResult:
+               lut_pe: str = "product", dsp_registers: bool = True) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -751,7 +755,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     partial products added in pairs before the register); the last two take two synthesis passes.
     ``max_fanout`` caps the sinks of a register or LUT before placement by copying it, and
     moves the reset onto a global network (host/fanout.py; ECP5; 0: the netlist as Yosys wrote
-    it)."""
+    it). ``dsp_registers`` moves the flip-flops that register a DSP block's product into the
+    block's own output register (host/dsp_registers.py; ECP5)."""
     if max_fanout < 0:
         raise ValueError(f"max_fanout = {max_fanout}: 0 (no copies) or a positive fanout")
     lut_pe = "halves" if pe_halves else lut_pe
@@ -794,8 +799,9 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             manifest = emit(cfg, work, unit, redone, lut_pe)
     floorplanned = floorplan and target.dsp_sites is not None
     replicates = max_fanout if target.family in REPLICABLE else 0
+    absorbs = dsp_registers and target.family in DSP_CELLS
     if reuse and done_before(previous, key, freq, seed, place and target.places, tuple(pnr_args), route,
-                             floorplanned, replicates):
+                             floorplanned, replicates, absorbs):
         say("reusing the finished run of an identical design")
         old = SynthResult(**previous)
         (work / "report.json").write_text(json.dumps(old.to_dict(), indent=2) + "\n")
@@ -860,12 +866,20 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
             result.floorplan = placed if floorplanned else {}
         say(f"nextpnr-{target.family}: {'place and route' if route else 'place'} at {freq:g} MHz")
         netlist = "netlist.json"
-        if replicates:  # copies of wide-fanout registers and LUTs
+        if absorbs or replicates:  # the netlist as placed: Yosys' with these changes, in netlist_pnr.json
             netlist = "netlist_pnr.json"
-            rep = replicate_file(work / "netlist.json", work / netlist, WRAPPER_TOP, target.family, max_fanout,
-                                 global_reset=True)
-            result.replication = rep.as_dict()
-            say(f"fanout capped at {max_fanout}: {rep.copies} copies of {rep.cells} cells")
+            design = json.loads((work / "netlist.json").read_text())
+            if absorbs:  # product registers into the DSP blocks
+                regs = absorb_output_registers(design, WRAPPER_TOP, target.family)
+                result.dsp_registers = {"enabled": True, **regs.as_dict()}
+                say(f"DSP output registers: {regs.ffs} flip-flops moved into {regs.dsps} DSP blocks")
+            if replicates:  # copies of wide-fanout registers and LUTs, the reset on a global network
+                moved = reset_to_global(design, WRAPPER_TOP, target.family)
+                rep = replicate(design, WRAPPER_TOP, target.family, max_fanout)
+                rep.global_net = moved
+                result.replication = rep.as_dict()
+                say(f"fanout capped at {max_fanout}: {rep.copies} copies of {rep.cells} cells")
+            (work / netlist).write_text(json.dumps(design))
         report, times["nextpnr"], pnr_overflow, used, result.seeds_tried = place_with_retries(
             target, work, freq, seed, tries, tuple(pnr_args), pnr_time_limit, route, say, netlist)
         result.stage = "place-and-route" if route else "placement"
@@ -942,6 +956,11 @@ def report_markdown(r: SynthResult) -> str:
         f = r.floorplan
         lines.append(f"| DSP floorplan | {f['pe_dsps']} PE DSP blocks fixed in array order, {f['first']} to "
                      f"{f['last']} |")
+    if r.dsp_registers:
+        f = r.dsp_registers
+        left = "; ".join(f"{n} left: {why}" for why, n in f["left"].items())
+        lines.append(f"| DSP output registers | {f['ffs']} product flip-flops moved into {f['dsps']} DSP blocks"
+                     + (f" ({left})" if left else "") + " |")
     if r.replication:
         f = r.replication
         lines.append(f"| fanout | capped at {f['limit']} before placement: {f['copies']} copies of {f['cells']} "

@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="before placement, copy each register or LUT whose output has more than N sinks so "
                         "that no copy drives more than N, and put the reset on a global network (ECP5 targets; "
                         "0: neither; default: 64)")
+    p.add_argument("--no-dsp-registers", action="store_true",
+                   help="keep each DSP block's product register in the fabric instead of moving it into the "
+                        "block's own output register (ECP5 targets; see docs/fpga.md, DSP output registers)")
     p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
@@ -104,7 +107,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
                                 floorplan=not args.no_floorplan, tries=args.tries, pe_halves=args.pe_halves,
-                                lut_pe=args.lut_pe,
+                                lut_pe=args.lut_pe, dsp_registers=not args.no_dsp_registers,
                                 max_fanout=DEFAULT_LIMIT if args.max_fanout is None else args.max_fanout,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
     except (SynthError, KeyError) as exc:

@@ -74,7 +74,12 @@ def test_nextpnr_places_the_tiny_array_on_the_planned_sites(tiny, tmp_path):
     placed = json.loads((tmp_path / "placed.json").read_text())["modules"]["top"]["cells"]  # nextpnr names it top
     got = {pe_position(n): c["attributes"]["NEXTPNR_BEL"] for n, c in placed.items() if c["type"] == "MULT18X18D"}
     assert got == {(i, j): sites[j * tiny.rows + i] for i in range(tiny.rows) for j in range(tiny.cols)}
-    assert "DSP floorplan | 16 PE DSP blocks" in (tmp_path / "report.md").read_text()
+    # every PE's 16-bit product register is the DSP block's own (host/dsp_registers.py)
+    assert r.dsp_registers == {"enabled": True, "dsps": 16, "ffs": 16 * 16, "left": {}}
+    assert all(c["parameters"]["REG_OUTPUT_CLK"] == "CLK0" for c in placed.values() if c["type"] == "MULT18X18D")
+    md = (tmp_path / "report.md").read_text()
+    assert "DSP output registers | 256 product flip-flops moved into 16 DSP blocks |" in md
+    assert "DSP floorplan | 16 PE DSP blocks" in md
     free = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", pnr_args=("--write=placed.json",),
                             floorplan=False)
     assert free.floorplan == {} and "nextpnr" in free.tool_seconds and "yosys" not in free.tool_seconds
