@@ -13,7 +13,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
-from hw.axi import axi4_read, axi4_write
+from hw.axi import axi4_read, axi4_write, beat_bytes
 from hw.config import AccelConfig
 from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
@@ -79,11 +79,27 @@ class LoadEngine(wiring.Component):
         return m
 
 
+def store_word_bytes(cfg: AccelConfig, buf: Buffer) -> int:
+    """Bytes of one STORE FIFO word for a buffer: its whole row when the row is no wider than an
+    AXI beat, otherwise one beat's worth (a row is then read as row_bytes / beat words)."""
+    return min(scratchpad.row_bytes(cfg, buf), beat_bytes(cfg))
+
+
 class StoreEngine(wiring.Component):
+    """STORE: scratchpad rows out through the DMA writer of their buffer.
+
+    The engine reads the buffer in words of at most an AXI beat (``store_word_bytes``): a row
+    wider than a beat (an ACC row: cols x 4 bytes) is read once per word, each read keeping one
+    beat-wide slice of the read data, so that the FIFO between the reads and the writer, and
+    everything behind it, is one beat wide rather than one row. A DRAM row of ``row_bytes`` takes
+    ceil(row_bytes / word) words: the first words of ceil(row_bytes / row) whole scratchpad rows,
+    the next DRAM row starting at the next scratchpad row (what a writer given whole rows sends).
+    The ACC read port is shared with the post-processing unit, which goes first."""
+
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         # acc_free: the ACC read port, which the store shares with the post-processing unit, is free
-        # this cycle (the other reader goes first; the store waits, a row at a time)
+        # this cycle (the other reader goes first; the store waits, a word at a time)
         members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
                    "bus_error": Out(1), "axi": Out(axi4_write(cfg)), "acc_free": In(1, init=1)}
         for buf in STORABLE:
@@ -93,7 +109,9 @@ class StoreEngine(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg = self.cfg
-        widest = max(8 * scratchpad.row_bytes(cfg, b) for b in STORABLE)
+        word_bytes = {buf: store_word_bytes(cfg, buf) for buf in STORABLE}
+        per_word = {buf: scratchpad.row_bytes(cfg, buf) // word_bytes[buf] for buf in STORABLE}  # words a row
+        widest = 8 * max(word_bytes.values())
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
         m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
         wiring.connect(m, wiring.flipped(self.axi), mux.axi)
@@ -102,8 +120,8 @@ class StoreEngine(wiring.Component):
         active = Signal()
         sent = Signal()
         addr = Signal(16)
-        left = Signal(32)  # scratchpad rows still to read
-        in_flight = Signal()  # a row read last cycle lands in the FIFO now
+        left = Signal(32)  # words still to read
+        in_flight = Signal()  # a word read last cycle lands in the FIFO now
         m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
 
         sel = Signal(range(len(STORABLE)))
@@ -112,38 +130,63 @@ class StoreEngine(wiring.Component):
                 m.d.comb += sel.eq(i)
         m.d.comb += mux.sel.eq(sel)
 
-        # a command is taken in one cycle and its row count multiplied out in the next (`setup`),
+        # a command is taken in one cycle and its word count multiplied out in the next (`setup`),
         # so that no multiplier lies between the controller's queue and this engine's counters
         setup = Signal()
-        per_row = Signal(17)
+        per_dram_row = Signal(17)  # words a DRAM row takes
+        widest_row = max(per_word.values())
+        part = Signal(range(widest_row))  # the word's place in its scratchpad row
+        row_words = Signal(17)  # words of the current DRAM row still to read
+        row_end = Signal()  # row_words == 1: the next read ends the DRAM row
+        last_part = Signal()  # the next read takes its scratchpad row's last word
         with m.If(self.cmd.valid & ~active):
             p = self.cmd.payload
             for buf in STORABLE:
                 with m.If(p.buffer == buf):
-                    m.d.sync += per_row.eq(rows_per_dram_row(p, scratchpad.row_bytes(cfg, buf)))
-            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0), setup.eq(1)]
+                    m.d.sync += per_dram_row.eq(rows_per_dram_row(p, word_bytes[buf]))
+            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0), setup.eq(1), part.eq(0)]
         with m.If(setup):
-            m.d.sync += [left.eq(cmd.rows * per_row), setup.eq(0)]
+            m.d.sync += [left.eq(cmd.rows * per_dram_row), row_words.eq(per_dram_row),
+                         row_end.eq(per_dram_row == 1), setup.eq(0)]
+            for buf in STORABLE:
+                with m.If(cmd.buffer == buf):
+                    m.d.sync += last_part.eq(per_word[buf] == 1)
 
-        # read ahead while the FIFO has room for the row in flight
+        # read ahead while the FIFO has room for the word in flight
         read = Signal()
         m.d.comb += read.eq(active & ~setup & (left != 0) & (q.level + in_flight < STORE_FIFO_DEPTH - 1)
                             & ((cmd.buffer != Buffer.ACC) | self.acc_free))
-        m.d.sync += in_flight.eq(read)
+        part_read = Signal.like(part)  # the word read last cycle: its place in its row
+        m.d.sync += [in_flight.eq(read), part_read.eq(part)]
         with m.If(read):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+            m.d.sync += left.eq(left - 1)
+            with m.If(row_end | last_part):  # on to the next scratchpad row
+                m.d.sync += [addr.eq(addr + 1), part.eq(0)]
+                for buf in STORABLE:
+                    with m.If(cmd.buffer == buf):
+                        m.d.sync += last_part.eq(per_word[buf] == 1)
+            with m.Else():
+                m.d.sync += part.eq(part + 1)
+                for buf in STORABLE:
+                    with m.If(cmd.buffer == buf):
+                        m.d.sync += last_part.eq(part == per_word[buf] - 2)
+            with m.If(row_end):
+                m.d.sync += [row_words.eq(per_dram_row), row_end.eq(per_dram_row == 1)]
+            with m.Else():
+                m.d.sync += [row_words.eq(row_words - 1), row_end.eq(row_words == 2)]
 
         rd_data = Signal(widest)
         for i, buf in enumerate(STORABLE):
             name = buf.name.lower()
-            writer = DmaWrite(cfg, scratchpad.row_bytes(cfg, buf))
+            writer = DmaWrite(cfg, word_bytes[buf])
             m.submodules[f"dma_{name}"] = writer
             wiring.connect(m, writer.axi, getattr(mux, f"p{i}"))
             rd = getattr(self, f"{name}_rd")
             mine = cmd.buffer == buf
             m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
             with m.If(mine):
-                m.d.comb += [rd_data.eq(rd.data), q.r_en.eq(writer.rows.ready)]
+                word = rd.data if per_word[buf] == 1 else rd.data.word_select(part_read, 8 * word_bytes[buf])
+                m.d.comb += [rd_data.eq(word), q.r_en.eq(writer.rows.ready)]
             dma_cmd(m, writer.cmd.payload, cmd)
             m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
                          writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]

@@ -264,3 +264,42 @@ end"""
     assert np.array_equal(np.frombuffer(run.golden_tensors["acc"], np.int32).reshape(m, cfg.cols), want)
     assert run.tensors["acc"] == run.golden_tensors["acc"]
     assert run.tensors["out"] == run.golden_tensors["out"] and len(set(run.tensors["out"])) > 10
+
+
+def test_stores_of_odd_shapes(tiny, rng, tmp_path):
+    """STOREs whose DRAM rows are not whole scratchpad rows, under AXI back-pressure: accumulator
+    rows (wider than a beat, so read a beat-wide word at a time) cut short inside a word, DRAM rows
+    spanning two and a part scratchpad rows, one byte, unaligned addresses and strides; and an
+    output-row store of the same kind. Every byte of the regions matches the golden model."""
+    cfg = tiny
+    m = 24
+    a = rng.integers(-128, 128, (m, cfg.rows)).astype(np.int8)
+    w = rng.integers(-128, 128, (cfg.rows, cfg.cols)).astype(np.int8)
+    params = pack_records(ChannelParams, bias=rng.integers(-3000, 3000, cfg.cols),
+                          multiplier=rng.integers(1 << 22, 1 << 24, cfg.cols), shift=np.full(cfg.cols, 35))
+    prow, acc_row = scratchpad.row_bytes(cfg, Buffer.PARAM), scratchpad.row_bytes(cfg, Buffer.ACC)
+    assert acc_row > cfg.axi_data_bits // 8  # the case this is about
+    text = f"""load buffer=input sram_addr=0 dram_addr=0x1000 rows={m} row_bytes={cfg.rows} dram_stride={cfg.rows}
+load buffer=weight sram_addr=0 dram_addr=0x2000 rows={cfg.rows} row_bytes={cfg.cols} dram_stride={cfg.cols}
+load buffer=param sram_addr=0 dram_addr=0x3000 rows=1 row_bytes={len(params)} dram_stride={prow} deps=push_next
+matmul dtype=int8 accumulate=0 in_addr=0 w_addr=0 acc_addr=0 m={m} deps=pop_prev
+postproc acc_addr=0 out_addr=0 param_addr=0 m={m} relu=0 zero_point=3 deps=push_next
+store buffer=acc sram_addr=1 dram_addr=0x4003 rows=5 row_bytes=7 dram_stride=9 deps=pop_prev
+store buffer=acc sram_addr=2 dram_addr=0x4101 rows=3 row_bytes={2 * acc_row + 5} dram_stride={2 * acc_row + 9}
+store buffer=acc sram_addr=23 dram_addr=0x41ff rows=1 row_bytes=1 dram_stride=1
+store buffer=acc sram_addr=0 dram_addr=0x4280 rows=2 row_bytes={acc_row} dram_stride={acc_row + 2}
+store buffer=output sram_addr=3 dram_addr=0x4301 rows=4 row_bytes=3 dram_stride=5
+end"""
+    segments = (Segment("a", 0x1000, a.tobytes()), Segment("w", 0x2000, w.tobytes()),
+                Segment("p", 0x3000, params.tobytes()))
+    tensors = (TensorDesc("out", "output", 0x4000, (0x400,), "int8"),)
+    run = run_rtl(Program(cfg, tuple(assemble(text)), 0, segments, tensors), "axi_ram", pause=0.3,
+                  work_dir=tmp_path, max_cycles=200_000)
+    assert run.golden.ok, run.golden.message
+    assert run.result["finished"] and run.error is ErrorCode.OK
+    want = np.frombuffer(run.golden_tensors["out"], np.uint8)
+    acc = (a.astype(np.int64) @ w.astype(np.int64)).astype("<i4").tobytes()
+    assert bytes(want[0x101:0x101 + 2 * acc_row + 5]) == acc[2 * acc_row: 4 * acc_row + 5]  # the reference
+    got = np.frombuffer(run.tensors["out"], np.uint8)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"{bad.size} bytes differ from the golden model, first at 0x{0x4000 + bad[0]:x}"
