@@ -56,8 +56,7 @@ def pe_stages(cfg: AccelConfig) -> int:
     return 1 if cfg.pe == "serial" else 2
 
 
-WEIGHT_WRITE_CYCLES = 3  # a weight write request to the PE's weight register holding it (register stages)
-WRITE_GROUP = 4  # columns that share the first register stage of the weight-write control
+WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
 
 
 def array_latency(cfg: AccelConfig) -> int:
@@ -234,24 +233,16 @@ class SystolicArray(wiring.Component):
             if is_serial:
                 m.d.comb += pe[i][0].plane_in.eq(plane)
 
-        # weight writes land WEIGHT_WRITE_CYCLES (three) cycles after the request, through a
-        # register tree: one stage per group of WRITE_GROUP columns (the request's row, enable and
-        # bank), one per column (the same, from its group's), then one per PE (its write enable,
-        # decoded from its column's registers, and its bank); the column's data through three
-        # stages beside them. A column's PEs sit together on the FPGA (docs/fpga.md, DSP
-        # floorplan), an array row spans the chip, so no net of the write path reaches further
-        # than from the array's edge to a group of columns, or from there to one column. The
-        # flip-flops of each stage are kept apart (synthesis would merge them).
-        groups = range((C + WRITE_GROUP - 1) // WRITE_GROUP)
-        grp_row = [delay(m, self.w_row, f"w_row_g{g}", keep=True) for g in groups]
-        grp_we = [delay(m, self.w_we, f"w_we_g{g}", keep=True) for g in groups]
-        grp_bank = [delay(m, self.w_bank, f"w_bank_g{g}", keep=True) for g in groups]
-        col_row = [delay(m, grp_row[j // WRITE_GROUP], f"w_row{j}", keep=True) for j in range(C)]
-        col_we = [delay(m, grp_we[j // WRITE_GROUP], f"w_we{j}", keep=True) for j in range(C)]
-        col_bank = [delay(m, grp_bank[j // WRITE_GROUP], f"w_bank{j}", keep=True) for j in range(C)]
-        w_data = [self.w_data[j] for j in range(C)]
-        for s in range(WEIGHT_WRITE_CYCLES):
-            w_data = [delay(m, w_data[j], f"w_data{j}_{s}") for j in range(C)]
+        # weight writes land two cycles after the request, through two register stages: one per
+        # column (the request's row, enable, bank and the column's data), then one per PE (its
+        # write enable, decoded from its column's registers, and its bank). A column's PEs sit
+        # together on the FPGA (docs/fpga.md, DSP floorplan), an array row spans the chip, so no
+        # net of the write path reaches further than from the array's edge to one column. The
+        # per-PE flip-flops are kept apart (synthesis would merge those of a row).
+        col_row = [delay(m, self.w_row, f"w_row{j}", keep=True) for j in range(C)]
+        col_we = [delay(m, self.w_we, f"w_we{j}", keep=True) for j in range(C)]
+        col_bank = [delay(m, self.w_bank, f"w_bank{j}", keep=True) for j in range(C)]
+        w_data = [delay(m, delay(m, self.w_data[j], f"w_data{j}_0"), f"w_data{j}_1") for j in range(C)]
         w_we = [[delay(m, col_we[j] & (col_row[j] == i), f"w_we_{i}_{j}", keep=True) for j in range(C)]
                 for i in range(R)]
         w_bank = [[delay(m, col_bank[j], f"w_bank_{i}_{j}", keep=True) for j in range(C)] for i in range(R)]
