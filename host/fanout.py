@@ -191,13 +191,19 @@ def reset_to_global(design: dict, top: str, family: str, min_sinks: int = GLOBAL
     return {"net": name, "sinks": len(users)}
 
 
-def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_LIMIT,
-                   global_reset: bool = False) -> Replication:
-    """:func:`replicate` on the netlist in ``src`` (after :func:`reset_to_global` with
-    ``global_reset``), written to ``dst`` (``src`` is left as it is)."""
-    design = json.loads(src.read_text())
+def cap_fanout(design: dict, top: str, family: str, limit: int = DEFAULT_LIMIT,
+               global_reset: bool = False) -> Replication:
+    """:func:`replicate` on ``design`` in place, after :func:`reset_to_global` with ``global_reset``."""
     moved = reset_to_global(design, top, family) if global_reset else {}
     result = replicate(design, top, family, limit)
     result.global_net = moved
+    return result
+
+
+def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_LIMIT,
+                   global_reset: bool = False) -> Replication:
+    """:func:`cap_fanout` on the netlist in ``src``, written to ``dst`` (``src`` is left as it is)."""
+    design = json.loads(src.read_text())
+    result = cap_fanout(design, top, family, limit, global_reset)
     dst.write_text(json.dumps(design))
     return result

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from host.depth import deepest_paths_file
 from host.dsp_registers import DSP_CELLS, absorb_output_registers
-from host.fanout import DEFAULT_LIMIT, REPLICABLE, replicate, reset_to_global
+from host.fanout import DEFAULT_LIMIT, REPLICABLE, cap_fanout
 from host.floorplan import DspSites, apply_floorplan
 from host.slack import endpoint_slacks, summary
 from hw.config import AccelConfig
@@ -874,9 +874,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                 result.dsp_registers = {"enabled": True, **regs.as_dict()}
                 say(f"DSP output registers: {regs.ffs} flip-flops moved into {regs.dsps} DSP blocks")
             if replicates:  # copies of wide-fanout registers and LUTs, the reset on a global network
-                moved = reset_to_global(design, WRAPPER_TOP, target.family)
-                rep = replicate(design, WRAPPER_TOP, target.family, max_fanout)
-                rep.global_net = moved
+                rep = cap_fanout(design, WRAPPER_TOP, target.family, max_fanout, global_reset=True)
                 result.replication = rep.as_dict()
                 say(f"fanout capped at {max_fanout}: {rep.copies} copies of {rep.cells} cells")
             (work / netlist).write_text(json.dumps(design))
