@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -37,6 +38,7 @@ from host.depth import deepest_paths_file
 from host.dsp_registers import DSP_CELLS, absorb_output_registers
 from host.fanout import DEFAULT_LIMIT, REPLICABLE, cap_fanout
 from host.floorplan import DspSites, apply_floorplan
+from host.seed_race import RaceError, race
 from host.slack import endpoint_slacks, summary
 from hw.config import AccelConfig
 
@@ -167,7 +169,7 @@ class SynthResult:
     out_dir: str = ""
     report: str = ""
     seed: int = 1  # the placement seed of the routed design
-    seeds_tried: list[dict] = field(default_factory=list)  # seeds given up on before it: {"seed", "why"}
+    seeds_tried: list[dict] = field(default_factory=list)  # seeds given up or stopped: {"seed", "why"}
     pnr_args: list[str] = field(default_factory=list)  # nextpnr options beyond the target's
     synth_key: str = ""
 
@@ -274,37 +276,17 @@ class RoutingDiverged(SynthError):
         self.why = why
 
 
-def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (0,),
-             time_limit: float | None = None, watch: Callable[[str], str | None] | None = None,
-             ) -> tuple[int, float]:
-    """Run one tool in ``cwd`` with its output in ``cwd/log``; (exit code, seconds). A tool still
-    running after ``time_limit`` seconds is stopped (SynthError). ``watch`` reads the log every
-    few seconds; a message from it stops the tool (RoutingDiverged with that message)."""
+def run_tool(args: list[str], cwd: Path, log: str, ok_codes: tuple[int, ...] = (0,)) -> tuple[int, float]:
+    """Run one tool in ``cwd`` with its output in ``cwd/log``; (exit code, seconds)."""
     t0 = time.perf_counter()
     with open(cwd / log, "w") as f:
-        proc = subprocess.Popen([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
-        try:
-            while (rc := proc.poll()) is None:
-                try:
-                    proc.wait(timeout=WATCH_SECONDS if watch else time_limit)
-                except subprocess.TimeoutExpired:
-                    pass
-                if time_limit is not None and time.perf_counter() - t0 > time_limit:
-                    raise SynthError(f"{args[0]} stopped after the time limit of {time_limit:g} s; log "
-                                     f"{cwd / log}:\n{log_tail(cwd / log)}")
-                if watch and proc.poll() is None and (why := watch((cwd / log).read_text(errors="replace"))):
-                    raise RoutingDiverged(f"{args[0]} stopped: {why}; log {cwd / log}", why)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        rc = subprocess.run([tool(args[0]), *args[1:]], cwd=cwd, stdout=f, stderr=subprocess.STDOUT).returncode
     seconds = time.perf_counter() - t0
     if rc not in ok_codes:
         raise SynthError(f"{args[0]} failed (exit {rc}); log {cwd / log}:\n{log_tail(cwd / log)}")
     return rc, seconds
 
 
-WATCH_SECONDS = 5.0  # how often a watched tool's log is read
 # router2 is taken to have diverged when its overused wires have not reached a new minimum for
 # STALL_ITERS iterations and stand above 2 * minimum + DIVERGE_MARGIN (a converging run wanders by
 # a few wires near the end; a diverging one climbs by thousands), and to be stuck when they have
@@ -580,49 +562,71 @@ def nextpnr_args(target: Target, constraint_file: str, freq: float, seed: int,
 STAGE_OPTIONS = ("--no-route", "--no-place", "--pack-only")
 
 
-def place_and_route(target: Target, work: Path, freq: float, seed: int, extra: tuple[str, ...] = (),
-                    time_limit: float | None = None, route: bool = True,
-                    netlist: str = "netlist.json") -> tuple[dict, float, list[str]]:
-    """Run nextpnr (with the target's options, then ``extra``, stopped after ``time_limit``
-    seconds; placement only unless ``route``); (report dict or {}, seconds, overflowing resources
-    if it did not fit). A router that diverges is stopped (RoutingDiverged)."""
-    name, text = constraints(target)
-    (work / name).write_text(text)
-    args = nextpnr_args(target, name, freq, seed, (*extra, *([] if route else ["--no-route"])), netlist)
-    rc, seconds = run_tool(args, work, "nextpnr.log", ok_codes=(0, 1), time_limit=time_limit,
-                           watch=router_diverged if route else None)
-    if rc:
-        overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
-        if not overflow:  # not a capacity problem
-            raise SynthError(f"{args[0]} failed (exit {rc}); log {work / 'nextpnr.log'}:\n"
-                             f"{log_tail(work / 'nextpnr.log')}")
-        return {}, seconds, overflow
-    return json.loads((work / "nextpnr_report.json").read_text()), seconds, []
+# seeds tried and nextpnr runs at a time by default: on two cores, three rounds of two seeds
+DEFAULT_TRIES = 6
+DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
+NEXTPNR_OUTPUTS = ("nextpnr.log", "nextpnr_report.json", "design.config", "design.asc")
 
 
 def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries: int,
                        extra: tuple[str, ...] = (), time_limit: float | None = None, route: bool = True,
                        say: Callable[[str], None] = lambda _msg: None, netlist: str = "netlist.json",
-                       ) -> tuple[dict, float, list[str], int, list[dict]]:
-    """place_and_route with seeds seed, seed + 1, ... until one routes, ``tries`` at most; (report,
-    seconds of every run, overflow, the seed that routed, the seeds given up with why). The log
-    of a seed given up is kept as nextpnr-seedN.log."""
-    given_up: list[dict] = []
-    seconds = 0.0
-    for used in range(seed, seed + tries):
-        t = time.perf_counter()
-        try:
-            report, _, overflow = place_and_route(target, work, freq, used, extra, time_limit, route, netlist)
-            return report, seconds + time.perf_counter() - t, overflow, used, given_up
-        except RoutingDiverged as e:
-            seconds += time.perf_counter() - t
-            given_up.append({"seed": used, "why": e.why})
-            (work / "nextpnr.log").replace(work / f"nextpnr-seed{used}.log")
-            if used < seed + tries - 1:
-                say(f"seed {used}: {e.why}; placing again with seed {used + 1}")
-    raise RoutingDiverged(f"no placement routed with seeds {seed}..{seed + tries - 1}: "
-                          + "; ".join(f"seed {d['seed']}: {d['why']}" for d in given_up)
-                          + f" (logs nextpnr-seedN.log in {work})", given_up[-1]["why"])
+                       jobs: int = 1) -> tuple[dict, float, list[str], int, list[dict]]:
+    """nextpnr (the target's options, then ``extra``; placement only unless ``route``) on seeds
+    seed, seed + 1, ..., ``tries`` at most, ``jobs`` at a time, each in its own folder work/seedN
+    (host/seed_race.py): a run whose router diverges is stopped and the next seed placed; the first
+    run to finish is kept and the others stopped. Its log, report and routed design land in
+    ``work``; the log of each seed given up or stopped is kept as nextpnr-seedN.log. Returns
+    (report dict or {}, wall-clock seconds, overflowing resources if the design did not fit, the
+    seed kept, the seeds given up or stopped with why). A run longer than ``time_limit`` seconds
+    is an error (SynthError), and so is every seed diverging (RoutingDiverged)."""
+    name, text = constraints(target)
+    (work / name).write_text(text)
+    for stale in (*NEXTPNR_OUTPUTS, *(p.name for p in work.glob("nextpnr-seed*.log"))):
+        (work / stale).unlink(missing_ok=True)
+    seeds = list(range(seed, seed + tries))
+
+    def command(used: int, where: Path) -> list[str]:
+        for f in (netlist, name):  # each run reads its own copies (yowasp reads no links)
+            shutil.copyfile(work / f, where / f)
+        args = nextpnr_args(target, name, freq, used, (*extra, *([] if route else ["--no-route"])), netlist)
+        return [tool(args[0]), *args[1:]]
+
+    def collect(kept: int | None) -> None:
+        """Move each seed's log (and the kept seed's outputs) out of its folder, then remove it."""
+        for used in seeds:
+            where = work / f"seed{used}"
+            if not where.is_dir():
+                continue
+            if used == kept:
+                for f in where.iterdir():
+                    if f.name not in (netlist, name):
+                        f.replace(work / f.name)
+            elif (where / "nextpnr.log").exists():
+                (where / "nextpnr.log").replace(work / f"nextpnr-seed{used}.log")
+            shutil.rmtree(where)
+
+    try:
+        end = race(seeds, min(jobs, tries), command, lambda used: work / f"seed{used}", "nextpnr.log",
+                   router_diverged if route else None, time_limit, say)
+    except RaceError as e:
+        collect(None)
+        if e.seed is not None:
+            log = work / f"nextpnr-seed{e.seed}.log"
+            raise SynthError(f"{e}; log {log}:\n{log_tail(log)}") from None
+        raise RoutingDiverged(f"no placement routed with seeds {seed}..{seed + tries - 1}: "
+                              + "; ".join(f"seed {d['seed']}: {d['why']}" for d in e.given_up)
+                              + f" (logs nextpnr-seedN.log in {work})", e.given_up[-1]["why"]) from None
+    collect(end.seed)
+    exe = "yowasp-nextpnr-" + target.family
+    if end.code == 1:
+        overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
+        if overflow:
+            return {}, end.seconds, overflow, end.seed, end.given_up
+    if end.code != 0:  # not a capacity problem
+        raise SynthError(f"{exe} failed (exit {end.code}, seed {end.seed}); log {work / 'nextpnr.log'}:\n"
+                         f"{log_tail(work / 'nextpnr.log')}")
+    return json.loads((work / "nextpnr_report.json").read_text()), end.seconds, [], end.seed, end.given_up
 
 
 def pack(target: Target, work: Path, name: str) -> tuple[Path, float]:
@@ -671,7 +675,7 @@ def done_before(previous: dict, key: str, freq: float, seed: int, placed: bool,
         return False
     if not placed:
         return previous.get("stage") == "synthesis"
-    asked = (previous.get("seeds_tried") or [{"seed": previous.get("seed")}])[0]["seed"]
+    asked = min([previous.get("seed", 1)] + [d["seed"] for d in previous.get("seeds_tried", [])])
     if asked != seed or previous.get("pnr_args", []) != list(pnr_args):
         return False
     if bool(previous.get("floorplan")) != floorplanned:
@@ -732,8 +736,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                unit: str = "accelerator", status: Callable[[str], None] | None = None,
                pnr_args: tuple[str, ...] = (), dsp_budget: int | None = None,
                pnr_time_limit: float | None = None, route: bool = True, floorplan: bool = True,
-               tries: int = 3, pe_halves: bool = False, max_fanout: int = DEFAULT_LIMIT,
-               lut_pe: str = "product", dsp_registers: bool = True) -> SynthResult:
+               tries: int = DEFAULT_TRIES, pe_halves: bool = False, max_fanout: int = DEFAULT_LIMIT,
+               lut_pe: str = "product", dsp_registers: bool = True, jobs: int = DEFAULT_JOBS) -> SynthResult:
     """Run the flow for one configuration on one target; writes report.md/report.json (and the
     bitstream) to ``out_dir`` (default bitstreams/build/CONFIG-TARGET). ``place=False`` stops
     after synthesis (resource counts and the fit check only). With ``reuse`` an earlier synthesis
@@ -747,8 +751,10 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     nextpnr's Fmax estimate (``fmax_placed_mhz``) and utilisation, no routed Fmax, no bitstream
     (for a design that does not route in reasonable time). ``floorplan`` fixes the PEs' DSP blocks
     to the target's DSP sites in array order (host/floorplan.py; targets without ``[dsp_sites]``
-    leave them to the placer). When the router diverges on a placement, nextpnr is stopped and
-    runs again with the next seed, ``tries`` seeds in all (``seeds_tried`` lists those given up).
+    leave them to the placer). nextpnr runs on seeds ``seed``, ``seed + 1``, ... (``tries`` in
+    all), ``jobs`` at a time: a run whose router diverges is stopped and the next seed placed, the
+    first run to finish is kept and the others stopped (``seeds_tried`` lists the seeds given up
+    or stopped).
     ``lut_pe`` is the form of the PEs the DSP budget leaves without a DSP block (hw/array.py):
     ``product`` (one multiply, Yosys' Booth multiplier), ``halves`` (the multiply in two LUT
     halves registered apart; ``pe_halves`` says the same) or ``booth`` (Booth-encoded weights,
@@ -763,6 +769,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     check_lut_pe(lut_pe)
     if tries < 1:
         raise ValueError(f"tries = {tries}: at least one nextpnr run is needed")
+    if jobs < 1:
+        raise ValueError(f"jobs = {jobs}: at least one nextpnr run at a time")
     target = load_target(target) if isinstance(target, str) else target
     stops = [a for a in pnr_args if a.split("=")[0] in STAGE_OPTIONS]
     if stops:
@@ -879,7 +887,7 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
                 say(f"fanout capped at {max_fanout}: {rep.copies} copies of {rep.cells} cells")
             (work / netlist).write_text(json.dumps(design))
         report, times["nextpnr"], pnr_overflow, used, result.seeds_tried = place_with_retries(
-            target, work, freq, seed, tries, tuple(pnr_args), pnr_time_limit, route, say, netlist)
+            target, work, freq, seed, tries, tuple(pnr_args), pnr_time_limit, route, say, netlist, jobs)
         result.stage = "place-and-route" if route else "placement"
         if pnr_overflow:
             result.fits, result.overflow = False, pnr_overflow
@@ -936,7 +944,7 @@ def report_markdown(r: SynthResult) -> str:
         f"stage reached: {r.stage}, {r.seconds:.1f} s in all."
         + (f" nextpnr seed {r.seed}." if r.stage in ("placement", "place-and-route", "bitstream") else "")
         + (f" Extra nextpnr options `{' '.join(r.pnr_args)}`." if r.pnr_args else "")
-        + "".join(f" Seed {d['seed']} given up: {d['why']}." for d in r.seeds_tried),
+        + "".join(f" Seed {d['seed']}: {d['why']}." for d in r.seeds_tried),
         "",
         "| resource | used |",
         "|---|---|",

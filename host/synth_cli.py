@@ -24,7 +24,7 @@ timing_met), 1 when it does not fit, 2 on bad input or a tool failure."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from host.synth import target_names
+    from host.synth import DEFAULT_JOBS, DEFAULT_TRIES, target_names
 
     p = subparsers.add_parser(
         "synth", help="synthesize, place and route for an FPGA: bitstream + LUT/FF/DSP/BRAM/Fmax report",
@@ -39,11 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", help="output folder (default: bitstreams/build/CONFIG-TARGET[-array])")
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the config's clock_mhz)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default: 1)")
-    p.add_argument("--tries", type=int, default=3, metavar="N",
-                   help="seeds to try: when the router diverges on a placement (overused wires climbing "
-                        "for 10 iterations) or is stuck (no fewer for 50), nextpnr is stopped and places "
-                        "again with the next seed, N seeds in all, those given up listed in the report "
-                        "(default: 3)")
+    p.add_argument("--tries", type=int, default=DEFAULT_TRIES, metavar="N",
+                   help="seeds to try: seeds --seed, --seed + 1, ..., N in all; when the router diverges on a "
+                        "placement (overused wires climbing for 10 iterations) or is stuck (no fewer for 50), "
+                        "nextpnr is stopped and the next seed placed; those given up are listed in the report "
+                        f"(default: {DEFAULT_TRIES})")
+    p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
+                   help="nextpnr runs at a time, each on its own seed; the first to route is kept and the others "
+                        f"stopped (default: {DEFAULT_JOBS}, the cores here up to 2; about 1 GB of memory each on "
+                        "ecp5-85k)")
     p.add_argument("--pnr-arg", action="append", default=[], metavar="OPTION",
                    help="an option for nextpnr after the target's own (repeatable; an option with a value is one "
                         "argument, e.g. --pnr-arg=--placer-heap-beta=0.7; --pnr-arg=--router=router1 replaces "
@@ -99,6 +103,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"lowbit synth: error: --max-fanout {args.max_fanout}: 0 (no copies) or a positive fanout",
               file=sys.stderr)
         return 2
+    for flag, value in (("--tries", args.tries), ("--jobs", args.jobs)):
+        if value < 1:
+            print(f"lowbit synth: error: {flag} {value}: at least 1", file=sys.stderr)
+            return 2
     try:
         target = load_target(args.target)
         with console.status(f"synth {cfg.name} for {target.name}") as status:
@@ -106,7 +114,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
                                 pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
                                 pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
-                                floorplan=not args.no_floorplan, tries=args.tries, pe_halves=args.pe_halves,
+                                floorplan=not args.no_floorplan, tries=args.tries, jobs=args.jobs,
+                                pe_halves=args.pe_halves,
                                 lut_pe=args.lut_pe, dsp_registers=not args.no_dsp_registers,
                                 max_fanout=DEFAULT_LIMIT if args.max_fanout is None else args.max_fanout,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
@@ -163,7 +172,7 @@ def render(r) -> None:
                   f"{e['total_negative_slack_ns']} ns)" + (f"; worst group {worst['end']}: {worst['failing']} failing"
                                                            if worst else "") + "; see report.md")
     if r.stage != "synthesis":
-        t.add_row("nextpnr seed", str(r.seed) + "".join(f"; seed {d['seed']} given up: {d['why']}"
+        t.add_row("nextpnr seed", str(r.seed) + "".join(f"; seed {d['seed']}: {d['why']}"
                                                          for d in r.seeds_tried))
     t.add_row("bitstream", r.bitstream or "none")
     t.add_row("tool seconds", ", ".join(f"{k} {v}" for k, v in r.tool_seconds.items()) + f" (total {r.seconds})")

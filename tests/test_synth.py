@@ -154,34 +154,94 @@ def test_router_divergence_is_told_from_a_slow_finish():
     assert synth.router_diverged(router_log(stuck[:-1])) is None
 
 
-def test_a_diverging_router_is_stopped_and_the_next_seed_placed(tmp_path, monkeypatch):
-    """run_tool stops a tool whose log its watch objects to; place_with_retries moves on to the
-    next seed, keeps the given-up log and gives up after `tries` seeds."""
-    script = tmp_path / "fake_router.py"
-    script.write_text("import sys, time\n"
-                      f"sys.stdout.write({router_log([900, 500] + [400 + 300 * i for i in range(20)])!r})\n"
-                      "sys.stdout.flush()\ntime.sleep(600)\n")
-    monkeypatch.setattr(synth, "WATCH_SECONDS", 0.2)
-    with pytest.raises(synth.RoutingDiverged) as err:
-        synth.run_tool([sys.executable, str(script)], tmp_path, "nextpnr.log", watch=synth.router_diverged)
-    assert "iteration" in err.value.why and "nextpnr.log" in str(err.value)
+FAKE_NEXTPNR = """import json, pathlib, sys, time
+seed, plan = sys.argv[1], json.loads(sys.argv[2])
+what = plan.get(seed, "route")
+here = pathlib.Path(".")
+print("netlist", (here / "netlist_pnr.json").read_text(), "seed", seed, flush=True)
+if what == "diverge":
+    sys.stdout.write(sys.argv[3])
+    sys.stdout.flush()
+    time.sleep(600)
+elif what == "slow":
+    time.sleep(600)
+elif what == "overflow":
+    print("ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'TRELLIS_COMB'")
+    sys.exit(1)
+elif what == "crash":
+    sys.exit(3)
+else:
+    time.sleep(0.3)
+    (here / "nextpnr_report.json").write_text(json.dumps({"seed": int(seed)}))
+    (here / "design.config").write_text("routed with seed " + seed)
+    print("Info: Program finished normally.")
+"""
 
-    target, calls = load_target("ecp5-85k"), []
 
-    def fake_pnr(target, work, freq, seed, extra=(), time_limit=None, route=True, netlist="netlist.json"):
-        calls.append(seed)
-        (work / "nextpnr.log").write_text(f"seed {seed}\n")
-        if seed < 7:
-            raise synth.RoutingDiverged("stopped", f"diverged with seed {seed}")
-        return {"fmax": {}}, 1.0, []
+@pytest.fixture
+def fake_nextpnr(tmp_path, monkeypatch):
+    """nextpnr replaced by a script whose behaviour per seed comes from ``plan``: route (the
+    default), diverge (router2's overused wires climbing, then waiting), slow, overflow, crash."""
+    from host import seed_race
 
-    monkeypatch.setattr(synth, "place_and_route", fake_pnr)
-    report, _, overflow, used, given_up = synth.place_with_retries(target, tmp_path, 100.0, 5, 3)
-    assert (calls, used, overflow, report) == ([5, 6, 7], 7, [], {"fmax": {}})
-    assert given_up == [{"seed": 5, "why": "diverged with seed 5"}, {"seed": 6, "why": "diverged with seed 6"}]
-    assert (tmp_path / "nextpnr-seed6.log").read_text() == "seed 6\n"
-    with pytest.raises(synth.RoutingDiverged, match=r"seeds 1\.\.2: seed 1: diverged with seed 1; seed 2"):
-        synth.place_with_retries(target, tmp_path, 100.0, 1, 2)
+    script = tmp_path / "fake_nextpnr.py"
+    script.write_text(FAKE_NEXTPNR)
+    climbing = router_log([900, 500] + [400 + 300 * i for i in range(20)])
+    monkeypatch.setattr(seed_race, "WATCH_SECONDS", 0.1)
+    monkeypatch.setattr(synth, "tool", lambda name: name)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "netlist_pnr.json").write_text("{}")
+
+    def run(plan: dict[int, str], seed: int, tries: int, jobs: int, **kw):
+        args = lambda _t, _c, _f, used, *_a: [sys.executable, str(script), str(used),  # noqa: E731
+                                              json.dumps({str(k): v for k, v in plan.items()}), climbing]
+        monkeypatch.setattr(synth, "nextpnr_args", args)
+        return synth.place_with_retries(load_target("ecp5-85k"), work, 100.0, seed, tries,
+                                        netlist="netlist_pnr.json", jobs=jobs, **kw)
+
+    return work, run
+
+
+def test_seeds_race_two_at_a_time_and_the_first_routed_is_kept(fake_nextpnr):
+    """Seeds 5 to 8, two at a time: 5 diverges and is stopped, 7 starts in its place and routes
+    while 6 is still running, so 6 is stopped and 8 never starts. The kept run's outputs land in
+    the output folder and each other seed's log beside them."""
+    work, run = fake_nextpnr
+    (work / "design.config").write_text("stale")
+    report, seconds, overflow, used, given_up = run({5: "diverge", 6: "slow"}, 5, 4, jobs=2)
+    assert (report, overflow, used) == ({"seed": 7}, [], 7)
+    assert [d["seed"] for d in given_up] == [5, 6]
+    assert "router2 diverged" in given_up[0]["why"] and given_up[1]["why"] == "stopped: seed 7 finished first"
+    assert (work / "design.config").read_text() == "routed with seed 7"
+    assert "netlist {} seed 7" in (work / "nextpnr.log").read_text()
+    assert "overused=" in (work / "nextpnr-seed5.log").read_text()
+    assert "seed 6" in (work / "nextpnr-seed6.log").read_text()
+    assert not (work / "nextpnr-seed8.log").exists() and not list(work.glob("seed*"))
+    assert 0 < seconds < 30
+
+
+def test_seeds_one_at_a_time_until_one_routes(fake_nextpnr):
+    work, run = fake_nextpnr
+    report, _, _, used, given_up = run({1: "diverge", 2: "diverge"}, 1, 3, jobs=1)
+    assert used == 3 and [d["seed"] for d in given_up] == [1, 2]
+    with pytest.raises(synth.RoutingDiverged, match=r"seeds 1\.\.2: seed 1: router2 diverged.*; seed 2: router2"):
+        run({1: "diverge", 2: "diverge"}, 1, 2, jobs=2)
+    assert (work / "nextpnr-seed1.log").exists() and (work / "nextpnr-seed2.log").exists()
+    assert not list(work.glob("seed*"))
+
+
+def test_seed_runs_that_fail_or_overrun(fake_nextpnr):
+    work, run = fake_nextpnr
+    # a design that does not fit: reported as an overflow, the race ends there
+    _, _, overflow, used, _ = run({1: "overflow", 2: "slow"}, 1, 3, jobs=2)
+    assert overflow == ["TRELLIS_COMB: more cells than the device has"] and used == 1
+    with pytest.raises(synth.SynthError, match=r"exit 3, seed 4"):
+        run({4: "crash"}, 4, 1, jobs=1)
+    limit = r"\(seed 1\) stopped after the time limit of 0.5 s; log .*nextpnr-seed1.log"
+    with pytest.raises(synth.SynthError, match=limit):
+        run({1: "slow", 2: "slow"}, 1, 2, jobs=2, time_limit=0.5)
+    assert not list(work.glob("seed*"))
 
 
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
