@@ -1,10 +1,14 @@
-"""Placement seeds raced: one tool run per seed, ``jobs`` of them at a time, the first to finish kept.
+"""Placement seeds raced: one tool run per seed, ``jobs`` of them at a time, the lowest seed that
+finishes kept.
 
 Whether nextpnr's router converges on a full device depends on the placement, and so on the seed
 (docs/fpga.md, Seeds). ``race`` starts a run for each seed in turn, each in its own folder, at most
-``jobs`` at once; it reads each run's log every few seconds and stops a run its ``watch`` objects
-to (a diverging router), starting the next seed in its place. The first run to exit ends the race:
-the others are stopped. With ``jobs = 1`` the seeds run one after another.
+``jobs`` at once, a later one only once the runs going have had ``STAGGER_SECONDS`` to themselves
+(so that a small design, done in seconds, costs one run). It reads each run's log every few
+seconds and stops a run its ``watch`` objects to (a diverging router), starting the next seed in
+its place. The race is decided when the lowest seed not given up has finished: that run is kept,
+whatever finished or still runs above it is not. So the seed kept is the one running the seeds one
+after another would keep; more jobs only get there sooner.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WATCH_SECONDS = 5.0  # how often each running tool's log is read
+STAGGER_SECONDS = 60.0  # a run starts beside others only once the last one started has run this long
 
 
 class RaceError(Exception):
@@ -63,9 +68,10 @@ class _Run:
 def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[str]],
          folder: Callable[[int], Path], log: str, watch: Callable[[str], str | None] | None = None,
          time_limit: float | None = None, say: Callable[[str], None] = lambda _msg: None) -> Finish:
-    """Run ``command(seed, folder(seed))`` in ``folder(seed)`` for each seed, ``jobs`` at a time, its
-    output in ``folder(seed)/log``; the first run to exit wins (Finish; its exit status may be any).
-    A run that ``watch`` objects to (given its log so far) is stopped and the next seed started; a
+    """Run ``command(seed, folder(seed))`` in ``folder(seed)`` for the seeds in order, ``jobs`` at a
+    time, each one's output in ``folder(seed)/log``. A run that ``watch`` objects to (given its log
+    so far) is stopped and the next seed started. The race ends when the lowest seed not given up
+    has exited (Finish; its exit status may be any), the runs of higher seeds stopped or left; a
     run longer than ``time_limit`` seconds stops the race (RaceError with its seed and log), and so
     does the last seed given up (RaceError, seed None)."""
     if jobs < 1:
@@ -74,6 +80,8 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
         raise ValueError("no seed to run")
     t0 = time.perf_counter()
     pending, running, given_up = deque(seeds), [], []
+    finished: dict[int, tuple[int, Path]] = {}  # seed -> (exit status, folder)
+    out_of_race = set()  # seeds given up
 
     def start(seed: int) -> _Run:
         where = folder(seed)
@@ -87,14 +95,21 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
             raise
         return _Run(seed, where, proc, out, time.perf_counter())
 
-    def stopped(runs: list[_Run], why: str) -> list[dict]:
-        for r in runs:
-            r.stop()
-        return [{"seed": r.seed, "why": why} for r in runs]
+    def decided() -> int | None:
+        """The lowest seed not given up, once it has finished."""
+        for seed in seeds:
+            if seed not in out_of_race:
+                return seed if seed in finished else None
+        return None
+
+    def sort(entries: list[dict]) -> list[dict]:
+        return sorted(entries, key=lambda d: d["seed"])
 
     try:
         while pending or running:
-            while pending and len(running) < jobs:
+            # a seed above one that has finished cannot be kept: none is started then
+            if pending and len(running) < jobs and not finished and (
+                    not running or time.perf_counter() - running[-1].started >= STAGGER_SECONDS):
                 running.append(start(pending.popleft()))
             try:
                 running[0].proc.wait(timeout=WATCH_SECONDS)
@@ -105,26 +120,35 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
                 if code is not None:
                     running.remove(run)
                     run.stop()
-                    others = stopped(running, f"stopped: seed {run.seed} finished first")
-                    running.clear()
-                    given_up = sorted(given_up + others, key=lambda d: d["seed"])
-                    return Finish(run.seed, code, run.folder, given_up, time.perf_counter() - t0)
+                    finished[run.seed] = (code, run.folder)
+                    continue
                 if time_limit is not None and time.perf_counter() - run.started > time_limit:
-                    others = stopped([r for r in running if r is not run], "stopped: the time limit")
+                    for other in running:
+                        other.stop()
+                    others = [{"seed": r.seed, "why": "stopped: the time limit"} for r in running if r is not run]
                     running.clear()
-                    run.stop()
                     raise RaceError(f"{Path(run.proc.args[0]).name} (seed {run.seed}) stopped after the time "
-                                    f"limit of {time_limit:g} s", run.seed, run.log,
-                                    sorted(given_up + others, key=lambda d: d["seed"]))
+                                    f"limit of {time_limit:g} s", run.seed, run.log, sort(given_up + others))
                 why = watch(run.log.read_text(errors="replace")) if watch else None
                 if why:
                     running.remove(run)
                     run.stop()
+                    out_of_race.add(run.seed)
                     given_up.append({"seed": run.seed, "why": why})
                     say(f"seed {run.seed}: {why}" + (f"; placing with seed {pending[0]}" if pending else ""))
-        given_up.sort(key=lambda d: d["seed"])
+            kept = decided()
+            if kept is not None:
+                for other in running:
+                    other.stop()
+                others = [{"seed": r.seed, "why": f"stopped: seed {kept} finished"} for r in running]
+                others += [{"seed": s, "why": f"finished too; seed {kept}, the lowest, kept"}
+                           for s in finished if s != kept]
+                running.clear()
+                code, where = finished[kept]
+                return Finish(kept, code, where, sort(given_up + others), time.perf_counter() - t0)
         raise RaceError(f"no run finished with seeds {', '.join(str(s) for s in seeds)}: "
-                        + "; ".join(f"seed {d['seed']}: {d['why']}" for d in given_up), given_up=given_up)
+                        + "; ".join(f"seed {d['seed']}: {d['why']}" for d in sort(given_up)),
+                        given_up=sort(given_up))
     finally:
         for run in running:
             run.stop()

