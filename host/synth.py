@@ -169,7 +169,7 @@ class SynthResult:
     out_dir: str = ""
     report: str = ""
     seed: int = 1  # the placement seed of the routed design
-    seeds_tried: list[dict] = field(default_factory=list)  # seeds given up or stopped: {"seed", "why"}
+    seeds_tried: list[dict] = field(default_factory=list)  # the other seeds started: {"seed", "why"}
     pnr_args: list[str] = field(default_factory=list)  # nextpnr options beyond the target's
     synth_key: str = ""
 
@@ -574,8 +574,8 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
                        jobs: int = 1) -> tuple[dict, float, list[str], int, list[dict]]:
     """nextpnr (the target's options, then ``extra``; placement only unless ``route``) on seeds
     seed, seed + 1, ..., ``tries`` at most, ``jobs`` at a time, each in its own folder work/seedN
-    (host/seed_race.py): a run whose router diverges is stopped and the next seed placed; the first
-    run to finish is kept and the others stopped. Its log, report and routed design land in
+    (host/seed_race.py): a run whose router diverges is stopped and the next seed placed; the lowest
+    seed that finishes is kept and the runs above it stopped. Its log, report and routed design land in
     ``work``; the log of each seed given up or stopped is kept as nextpnr-seedN.log. Returns
     (report dict or {}, wall-clock seconds, overflowing resources if the design did not fit, the
     seed kept, the seeds given up or stopped with why). A run longer than ``time_limit`` seconds
@@ -753,8 +753,8 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     to the target's DSP sites in array order (host/floorplan.py; targets without ``[dsp_sites]``
     leave them to the placer). nextpnr runs on seeds ``seed``, ``seed + 1``, ... (``tries`` in
     all), ``jobs`` at a time: a run whose router diverges is stopped and the next seed placed, the
-    first run to finish is kept and the others stopped (``seeds_tried`` lists the seeds given up
-    or stopped).
+    lowest seed that finishes is kept and the runs above it stopped (``seeds_tried`` lists the
+    other seeds started, with why).
     ``lut_pe`` is the form of the PEs the DSP budget leaves without a DSP block (hw/array.py):
     ``product`` (one multiply, Yosys' Booth multiplier), ``halves`` (the multiply in two LUT
     halves registered apart; ``pe_halves`` says the same) or ``booth`` (Booth-encoded weights,

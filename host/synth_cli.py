@@ -45,9 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "nextpnr is stopped and the next seed placed; those given up are listed in the report "
                         f"(default: {DEFAULT_TRIES})")
     p.add_argument("--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-                   help="nextpnr runs at a time, each on its own seed; the first to route is kept and the others "
-                        f"stopped (default: {DEFAULT_JOBS}, the cores here up to 2; about 1 GB of memory each on "
-                        "ecp5-85k)")
+                   help="nextpnr runs at a time, each on its own seed, a second one starting after the first has "
+                        "run a minute; the lowest seed that routes is kept, as with one at a time, and the runs "
+                        f"above it stopped (default: {DEFAULT_JOBS}, the cores here up to 2; about 1 GB of memory "
+                        "each on ecp5-85k)")
     p.add_argument("--pnr-arg", action="append", default=[], metavar="OPTION",
                    help="an option for nextpnr after the target's own (repeatable; an option with a value is one "
                         "argument, e.g. --pnr-arg=--placer-heap-beta=0.7; --pnr-arg=--router=router1 replaces "
