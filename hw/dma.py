@@ -206,22 +206,15 @@ class BurstSplitter(wiring.Component):
 class DmaRead(wiring.Component):
     """DRAM -> scratchpad rows of ``row_bytes`` (B) bytes, in order, ``last`` on the command's
     final row. B >= W: one row per B/W beats; B < W: one row per cycle (W/B cycles a beat).
-    R stalls (rready low) while ``rows`` is not taken. With ``piece_bytes`` (P, W <= P <= B) each
-    row leaves as B/P pieces of P bytes in order, one per P/W beats (``last`` on the final
-    piece), for a memory that stores a row as B/P physical rows."""
+    R stalls (rready low) while ``rows`` is not taken."""
 
-    def __init__(self, cfg: AccelConfig, row_bytes: int, piece_bytes: int | None = None):
+    def __init__(self, cfg: AccelConfig, row_bytes: int):
         _check_row_bytes(row_bytes)
-        piece_bytes = piece_bytes or row_bytes
-        _check_row_bytes(piece_bytes)
-        if piece_bytes != row_bytes and not beat_bytes(cfg) <= piece_bytes <= row_bytes:
-            raise ValueError(f"pieces of {piece_bytes} bytes: must lie between an AXI beat "
-                             f"({beat_bytes(cfg)} bytes) and the row ({row_bytes} bytes)")
-        self.cfg, self.row_bytes, self.piece_bytes = cfg, row_bytes, piece_bytes
+        self.cfg, self.row_bytes = cfg, row_bytes
         super().__init__({
             "cmd": In(stream.Signature(DmaCmd)),
             "axi": Out(axi4_read(cfg)),
-            "rows": Out(stream.Signature(dma_row(piece_bytes))),
+            "rows": Out(stream.Signature(dma_row(row_bytes))),
             "busy": Out(1),
             "bus_error": Out(1),  # an R beat came back with SLVERR or DECERR
         })
@@ -314,9 +307,9 @@ class DmaRead(wiring.Component):
         # ---- words -> scratchpad rows
         rows = self.rows
         if B >= W:
-            # the row (or piece) is assembled in place: word i goes straight into its slot of the
-            # output register, so a slot's enable drives only its own W bytes (no row-wide copy)
-            k = self.piece_bytes // W
+            # the row is assembled in place: word i goes straight into its slot of the output
+            # register, so a slot's enable drives only its own W bytes (no row-wide copy)
+            k = B // W
             j = Signal(range(k)) if k > 1 else C(0, 1)  # the word's place in its row
             slots = [rows.payload.data[8 * W * i : 8 * W * (i + 1)] for i in range(k)]
             m.d.comb += w_ready.eq(~rows.valid | rows.ready)

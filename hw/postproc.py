@@ -178,15 +178,10 @@ class PostprocEngine(wiring.Component):
         pending = Signal(17)  # rows still to write
         rd_addr = Signal.like(self.acc_rd.addr)
         wr_addr = Signal.like(self.out_wr.addr)
+        # the parameter row stays in the read port's data register (read once, in PARAMS)
+        params = data.View(data.ArrayLayout(ChannelParams, cfg.cols), self.param_rd.data)
         feed = Signal()  # a slice of the acc row read last goes into the pipeline now
         ratio, lanes = cfg.pp_row_cycles, cfg.pp_lanes
-        # the parameter row is stored in `pieces` physical rows (hw/scratchpad.py), each holding the
-        # parameters of `per_piece` slices; with one piece it stays in the read port's data register
-        # (read once, in PARAMS), with more the piece of the slice fed next is read in the cycle
-        # before (the port is this engine's alone) and stays there for its slices
-        pieces = scratchpad.pieces(cfg, Buffer.PARAM)
-        per_piece = ratio // pieces
-        params = data.View(data.ArrayLayout(ChannelParams, cfg.cols // pieces), self.param_rd.data)
         phase = Signal(range(max(2, ratio)))  # slice of the row being read (0: a new row may be read)
         feed_slice = Signal(range(max(2, ratio)))  # slice fed into the pipeline this cycle
         out_slice = Signal(range(max(2, ratio)))  # slice leaving the pipeline
@@ -198,10 +193,7 @@ class PostprocEngine(wiring.Component):
         acc_hi = Signal.like(self.acc_hi)
         m.d.comb += [self.reading.eq(reading), self.acc_lo.eq(rd_addr), self.acc_hi.eq(acc_hi)]
         m.d.comb += self.acc_rd.en.eq(0)
-        # read when en is high; the address is a register (and, with pieces, the phase register)
-        piece_bits = (pieces - 1).bit_length()
-        piece = phase[(per_piece - 1).bit_length():][:piece_bits] if pieces > 1 else Const(0, 0)
-        m.d.comb += self.param_rd.addr.eq(Cat(piece, cmd.param_addr))
+        m.d.comb += self.param_rd.addr.eq(cmd.param_addr)  # read when en is high; the address is a register
         m.d.sync += feed.eq(0)
         with m.If(feed & (feed_slice != ratio - 1)):  # the row's other slices follow from the held read data
             m.d.sync += [feed.eq(1), feed_slice.eq(feed_slice + 1)]
@@ -228,8 +220,6 @@ class PostprocEngine(wiring.Component):
                 m.d.sync += phase.eq(0)
                 m.next = "STREAM"
             with m.State("STREAM"):
-                if pieces > 1:  # the next slice's piece, at its first slice
-                    m.d.comb += self.param_rd.en.eq(phase[:(per_piece - 1).bit_length()] == 0)
                 if ratio > 1:
                     m.d.sync += phase.eq(Mux(phase == ratio - 1, 0, phase + 1))
                 with m.If(reading & (phase == 0)):  # reading is left != 0, from a register
@@ -254,8 +244,7 @@ class PostprocEngine(wiring.Component):
         for k in range(ratio):
             with m.If(feed_slice == k):
                 for i in range(lanes):
-                    m.d.comb += [view.acc[i].eq(acc_row[k * lanes + i]),
-                                 view.params[i].eq(params[k % per_piece * lanes + i])]
+                    m.d.comb += [view.acc[i].eq(acc_row[k * lanes + i]), view.params[i].eq(params[k * lanes + i])]
         m.d.comb += [pp.i.valid.eq(feed), view.relu.eq(cmd.relu), view.zero_point.eq(cmd.zero_point),
                      self.row_in.eq(feed), pp.o.ready.eq(1)]
         row_done = pp.o.valid & (out_slice == ratio - 1)

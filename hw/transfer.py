@@ -2,9 +2,8 @@
 scratchpad side of it (row addresses, reads and writes).
 
 LOAD has one DMA reader per loadable buffer (their rows differ in width) and writes each
-arriving row (or piece of one, hw/scratchpad.py) to the next scratchpad row. STORE reads the
-buffer's rows ahead into a small FIFO that feeds the DMA writer of that buffer; it is done when
-the last write is acknowledged.
+arriving row to the next scratchpad row. STORE reads the buffer's rows ahead into a small
+FIFO that feeds the DMA writer of that buffer; it is done when the last write is acknowledged.
 """
 
 from __future__ import annotations
@@ -47,24 +46,17 @@ class LoadEngine(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cfg = self.cfg
         cmd = Signal(MemCmd)
-        shifts = {buf: (scratchpad.pieces(cfg, buf) - 1).bit_length() for buf in LOADABLE}
-        addr = Signal(16 + max(shifts.values()))  # the memory's row: a buffer row's first piece, then on
+        addr = Signal(16)
         active = Signal()
         sent = Signal()
         m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
         with m.If(self.cmd.valid & ~active):
-            p = self.cmd.payload
-            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0)]
-            for buf, shift in shifts.items():
-                if shift:
-                    with m.If(p.buffer == buf):
-                        m.d.sync += addr.eq(p.sram_addr << shift)
+            m.d.sync += [cmd.eq(self.cmd.payload), addr.eq(self.cmd.payload.sram_addr), active.eq(1), sent.eq(0)]
 
         for buf in LOADABLE:
             name = buf.name.lower()
-            reader = DmaRead(cfg, scratchpad.row_bytes(cfg, buf), scratchpad.piece_bytes(cfg, buf))
+            reader = DmaRead(self.cfg, scratchpad.row_bytes(self.cfg, buf))
             m.submodules[f"dma_{name}"] = reader
             wiring.connect(m, wiring.flipped(getattr(self, f"axi_{name}")), reader.axi)
             mine = cmd.buffer == buf

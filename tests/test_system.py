@@ -266,50 +266,6 @@ end"""
     assert run.tensors["out"] == run.golden_tensors["out"] and len(set(run.tensors["out"])) > 10
 
 
-def test_param_rows_stored_in_pieces(tiny, rng, tmp_path):
-    """With one requantization lane for 4 columns, a PARAM row is stored as 4 physical rows of one
-    channel each (hw/scratchpad.py) and POSTPROC reads the piece of each slice as it goes. Rows
-    loaded over earlier ones, one of them from DRAM rows shorter than a PARAM row (the rest of the
-    row zero-filled, across pieces), then three POSTPROCs from three PARAM rows: every output
-    byte matches the golden model, and the three outputs differ."""
-    cfg = from_dict({**tiny.model_dump(), "name": "tiny-pp1", "postproc_lanes": 1})
-    assert scratchpad.pieces(cfg, Buffer.PARAM) == 4
-    m = 12
-    a = rng.integers(-128, 128, (m, cfg.rows)).astype(np.int8)
-    w = rng.integers(-128, 128, (cfg.rows, cfg.cols)).astype(np.int8)
-
-    def params(n: int):
-        return pack_records(ChannelParams, bias=rng.integers(-3000, 3000, n),
-                            multiplier=rng.integers(1 << 22, 1 << 24, n), shift=rng.integers(33, 37, n))
-
-    prow, out_row = scratchpad.row_bytes(cfg, Buffer.PARAM), cfg.cols
-    stale, fresh = np.concatenate([params(cfg.cols) for _ in range(3)]), params(2 * cfg.cols)
-    short = prow - 12  # two channels and a half; the rest of the row is zero
-    text = f"""load buffer=input sram_addr=0 dram_addr=0x1000 rows={m} row_bytes={cfg.rows} dram_stride={cfg.rows}
-load buffer=weight sram_addr=0 dram_addr=0x2000 rows={cfg.rows} row_bytes={cfg.cols} dram_stride={cfg.cols}
-load buffer=param sram_addr=0 dram_addr=0x3000 rows=3 row_bytes={prow} dram_stride={prow}
-load buffer=param sram_addr=1 dram_addr=0x3100 rows=1 row_bytes={prow} dram_stride={prow}
-load buffer=param sram_addr=2 dram_addr=0x3100 rows=1 row_bytes={short} dram_stride={short + 3} deps=push_next
-matmul dtype=int8 accumulate=0 in_addr=0 w_addr=0 acc_addr=0 m={m} deps=pop_prev
-postproc acc_addr=0 out_addr=0 param_addr=1 m={m} relu=0 zero_point=3
-postproc acc_addr=0 out_addr={m} param_addr=2 m={m} relu=0 zero_point=3
-postproc acc_addr=0 out_addr={2 * m} param_addr=0 m={m} relu=1 zero_point=0 deps=push_next
-store buffer=output sram_addr=0 dram_addr=0x5000 rows={3 * m} row_bytes={out_row} dram_stride={out_row} deps=pop_prev
-end"""
-    segments = (Segment("a", 0x1000, a.tobytes()), Segment("w", 0x2000, w.tobytes()),
-                Segment("stale", 0x3000, stale.tobytes()), Segment("fresh", 0x3100, fresh.tobytes()))
-    tensors = (TensorDesc("out", "output", 0x5000, (3, m, cfg.cols), "int8"),)
-    run = run_rtl(Program(cfg, tuple(assemble(text)), 0, segments, tensors), "axi_ram", pause=0.3,
-                  work_dir=tmp_path, max_cycles=200_000)
-    assert run.golden.ok, run.golden.message
-    assert run.result["finished"] and run.error is ErrorCode.OK
-    assert run.tensors["out"] == run.golden_tensors["out"]
-    out = np.frombuffer(run.tensors["out"], np.int8).reshape(3, m, cfg.cols)
-    assert not np.array_equal(out[0], out[1]) and not np.array_equal(out[1], out[2])
-    # the short row's last channel has no parameters (multiplier 0): only the zero point is left
-    assert (out[1][:, 3] == 3).all() and not (out[0][:, 3] == 3).all()
-
-
 def test_stores_of_odd_shapes(tiny, rng, tmp_path):
     """STOREs whose DRAM rows are not whole scratchpad rows, under AXI back-pressure: accumulator
     rows (wider than a beat, so read a beat-wide word at a time) cut short inside a word, DRAM rows

@@ -3,8 +3,7 @@ movers behind an AxiWriteMux, on one AXI4 master ``m_axi``.
 
 The movers take the row widths of real scratchpads (input and parameter rows for reads, output
 and accumulator rows for writes), so a 32-bit, 128-bit and 256-bit bus between them see rows
-narrower than, as wide as and wider than a beat. The parameter reader hands its rows over in the
-pieces the PARAM memory stores them as (hw/scratchpad.py).
+narrower than, as wide as and wider than a beat.
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ from amaranth import Module, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw import scratchpad
 from hw.axi import axi4
 from hw.config import AccelConfig
 from hw.dma import AxiReadArbiter, AxiWriteMux, DmaCmd, DmaRead, DmaWrite, dma_row
-from hw.isa import Buffer
 
 READERS = ("rd0", "rd1")
 WRITERS = ("wr0", "wr1")
@@ -33,11 +30,6 @@ def row_widths(cfg: AccelConfig) -> dict[str, int]:
     }
 
 
-def piece_widths(cfg: AccelConfig) -> dict[str, int]:
-    """Bytes of what each read mover hands over at a time: a row, or a piece of a PARAM row."""
-    return {"rd0": row_widths(cfg)["rd0"], "rd1": scratchpad.piece_bytes(cfg, Buffer.PARAM)}
-
-
 def _join(m: Module, whole, part) -> None:
     """Drive the members of a full AXI4 master that one half (read or write) has."""
     for name, member in part.signature.members.items():
@@ -50,11 +42,11 @@ def _join(m: Module, whole, part) -> None:
 class DmaTop(wiring.Component):
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
-        widths, pieces = row_widths(cfg), piece_widths(cfg)
+        widths = row_widths(cfg)
         members = {"m_axi": Out(axi4(cfg)), "wr_sel": In(range(len(WRITERS)))}
         for name in READERS:
             members |= {f"{name}_cmd": In(stream.Signature(DmaCmd)),
-                        f"{name}_rows": Out(stream.Signature(dma_row(pieces[name]))), f"{name}_busy": Out(1)}
+                        f"{name}_rows": Out(stream.Signature(dma_row(widths[name]))), f"{name}_busy": Out(1)}
         for name in WRITERS:
             members |= {f"{name}_cmd": In(stream.Signature(DmaCmd)),
                         f"{name}_rows": In(stream.Signature(unsigned(8 * widths[name]))),
@@ -63,11 +55,11 @@ class DmaTop(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        widths, pieces = row_widths(self.cfg), piece_widths(self.cfg)
+        widths = row_widths(self.cfg)
         m.submodules.arbiter = arbiter = AxiReadArbiter(self.cfg, len(READERS))
         m.submodules.mux = mux = AxiWriteMux(self.cfg, len(WRITERS))
         for i, name in enumerate(READERS):
-            m.submodules[name] = rd = DmaRead(self.cfg, widths[name], pieces[name])
+            m.submodules[name] = rd = DmaRead(self.cfg, widths[name])
             wiring.connect(m, wiring.flipped(getattr(self, f"{name}_cmd")), rd.cmd)
             wiring.connect(m, rd.rows, wiring.flipped(getattr(self, f"{name}_rows")))
             wiring.connect(m, rd.axi, getattr(arbiter, f"p{i}"))

@@ -16,7 +16,7 @@ from cocotbext.axi import AxiBus, AxiRamRead, AxiRamWrite
 from hw.axi import BOUNDARY_BYTES, BURST_INCR, MAX_BURST_BEATS, beat_bytes
 from hw.dma import DmaCmd, dma_row
 from sim.tb.common import config, rng, start
-from sim.tb.dma_top import READERS, WRITERS, piece_widths, row_widths
+from sim.tb.dma_top import READERS, WRITERS, row_widths
 
 MEM_BYTES = 1 << 18  # the part of DRAM the tests use
 PERIOD_NS = 10
@@ -219,24 +219,21 @@ def watchdog(cmds: list[dict], W: int, B: int, slow: bool) -> int:
 
 
 async def check_reads(dut, name: str, cmds: list[dict], dram: np.ndarray, r, slow: bool) -> None:
-    B, W, P = row_widths(config())[name], beat_bytes(config()), piece_widths(config())[name]
-    n = B // P  # pieces a row is handed over in, in order, `last` on the command's final one
-    expect = [((row >> (8 * P * i)) & ((1 << 8 * P) - 1), last & (i == n - 1))
-              for c in cmds for row, last in read_model(dram, c, B) for i in range(n)]
+    B, W = row_widths(config())[name], beat_bytes(config())
+    expect = [row for c in cmds for row in read_model(dram, c, B)]
     cocotb.start_soon(drive(dut.clk, Port(dut, f"{name}_cmd"), [cmd_word(c) for c in cmds], r, 0.5 if slow else 1))
     got = await collect(dut.clk, Port(dut, f"{name}_rows"), len(expect), r, 0.6 if slow else 1,
                         watchdog(cmds, W, B, slow))
-    last_at = dma_row(P)["last"].offset
+    last_at = dma_row(B)["last"].offset
     got = [(v & ((1 << last_at) - 1), v >> last_at) for v in got]
-    assert len(got) == len(expect), f"{name}: {len(got) - len(expect)} pieces more than the {len(expect)} expected"
-    starts = np.cumsum([0] + [n * len(read_model(dram, c, B)) for c in cmds])
+    assert len(got) == len(expect), f"{name}: {len(got) - len(expect)} rows more than the {len(expect)} expected"
+    starts = np.cumsum([0] + [len(read_model(dram, c, B)) for c in cmds])
     for i, (g, e) in enumerate(zip(got, expect)):
         if g != e:
             k = int(np.searchsorted(starts, i, "right") - 1)
-            raise AssertionError(f"{name} piece {i} (command {k}: {cmds[k]}, its row {(i - starts[k]) // n}, "
-                                 f"piece {(i - starts[k]) % n}): "
+            raise AssertionError(f"{name} row {i} (command {k}: {cmds[k]}, its row {i - starts[k]}): "
                                  f"got {g[0]:#x} last {g[1]}, expected {e[0]:#x} last {e[1]}")
-    dut._log.info("%s: %d commands, %d rows in %d pieces checked", name, len(cmds), len(expect) // n, len(expect))
+    dut._log.info("%s: %d commands, %d rows checked", name, len(cmds), len(expect))
 
 
 async def check_writes(dut, name: str, cmds: list[dict], dram: np.ndarray, r, slow: bool) -> None:
