@@ -67,13 +67,15 @@ class _Run:
 
 def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[str]],
          folder: Callable[[int], Path], log: str, watch: Callable[[str], str | None] | None = None,
-         time_limit: float | None = None, say: Callable[[str], None] = lambda _msg: None) -> Finish:
+         time_limit: float | None = None, say: Callable[[str], None] = lambda _msg: None,
+         progress: Callable[[str], str] | None = None) -> Finish:
     """Run ``command(seed, folder(seed))`` in ``folder(seed)`` for the seeds in order, ``jobs`` at a
     time, each one's output in ``folder(seed)/log``. A run that ``watch`` objects to (given its log
     so far) is stopped and the next seed started. The race ends when the lowest seed not given up
     has exited (Finish; its exit status may be any), the runs of higher seeds stopped or left; a
     run longer than ``time_limit`` seconds stops the race (RaceError with its seed and log), and so
-    does the last seed given up (RaceError, seed None)."""
+    does the last seed given up (RaceError, seed None). With ``progress`` (a run's log so far to a
+    few words), ``say`` hears where every running seed stands at each look."""
     if jobs < 1:
         raise ValueError(f"jobs = {jobs}: at least one run at a time")
     if not seeds:
@@ -136,6 +138,8 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
                     out_of_race.add(run.seed)
                     given_up.append({"seed": run.seed, "why": why})
                     say(f"seed {run.seed}: {why}" + (f"; placing with seed {pending[0]}" if pending else ""))
+            if progress and running:
+                say("; ".join(f"seed {r.seed}: {progress(r.log.read_text(errors='replace'))}" for r in running))
             kept = decided()
             if kept is not None:
                 for other in running:

@@ -297,6 +297,15 @@ GIVE_UP_ITERS = 50
 ROUTER_ITER = re.compile(r"^Info:\s+iter=(\d+)\s+wires=\d+\s+overused=(\d+)", re.M)
 
 
+def router_progress(log: str) -> str:
+    """Where a nextpnr run stands, from its log: placing, or router2's last iteration."""
+    iters = ROUTER_ITER.findall(log)
+    if not iters:
+        return "routing" if "Routing globals" in log else "placing"
+    it, over = iters[-1]
+    return f"routing, iteration {it}, {int(over):,} overused wires"
+
+
 def router_diverged(log: str) -> str | None:
     """Why router2 will not finish, from its per-iteration lines in nextpnr's log; None while it may."""
     best, best_iter, iters = None, 0, ROUTER_ITER.findall(log)
@@ -608,7 +617,7 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
 
     try:
         end = race(seeds, min(jobs, tries), command, lambda used: work / f"seed{used}", "nextpnr.log",
-                   router_diverged if route else None, time_limit, say)
+                   router_diverged if route else None, time_limit, say, router_progress)
     except RaceError as e:
         collect(None)
         if e.seed is not None:

@@ -135,6 +135,12 @@ def router_log(overused: list[int]) -> str:
         for i, o in enumerate(overused, 1))
 
 
+def test_router_progress_read_from_the_log():
+    assert synth.router_progress("Info: Packing IOs..\n") == "placing"
+    assert synth.router_progress("Info: Routing globals...\n") == "routing"
+    assert synth.router_progress(router_log([70_000, 1234])) == "routing, iteration 2, 1,234 overused wires"
+
+
 def test_router_divergence_is_told_from_a_slow_finish():
     falling = [70_000 // (i + 1) for i in range(30)]
     # a converging run wanders by a few wires for many iterations at the end
@@ -210,8 +216,11 @@ def test_seeds_race_two_at_a_time_and_the_lowest_routed_is_kept(fake_nextpnr, mo
     seed's log beside them."""
     work, run = fake_nextpnr
     (work / "design.config").write_text("stale")
-    report, seconds, overflow, used, given_up = run({5: "diverge", 6: "late"}, 5, 4, jobs=2)
+    said = []
+    report, seconds, overflow, used, given_up = run({5: "diverge", 6: "late"}, 5, 4, jobs=2, say=said.append)
     assert (report, overflow, used) == ({"seed": 6}, [], 6)
+    assert any(m.startswith("seed 5: router2 diverged") and "; placing with seed" in m for m in said)
+    assert "seed 6: placing" in said or "seed 6: placing; seed 7: placing" in said  # where each run stands
     assert [d["seed"] for d in given_up] == [5, 7]
     assert "router2 diverged" in given_up[0]["why"] and given_up[1]["why"] == "finished too; seed 6, the lowest, kept"
     assert (work / "design.config").read_text() == "routed with seed 6"
