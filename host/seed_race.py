@@ -83,7 +83,6 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
     t0 = time.perf_counter()
     pending, running, given_up = deque(seeds), [], []
     finished: dict[int, tuple[int, Path]] = {}  # seed -> (exit status, folder)
-    out_of_race = set()  # seeds given up
 
     def start(seed: int) -> _Run:
         where = folder(seed)
@@ -99,10 +98,9 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
 
     def decided() -> int | None:
         """The lowest seed not given up, once it has finished."""
-        for seed in seeds:
-            if seed not in out_of_race:
-                return seed if seed in finished else None
-        return None
+        out = {d["seed"] for d in given_up}
+        lowest = next((seed for seed in seeds if seed not in out), None)
+        return lowest if lowest in finished else None
 
     def sort(entries: list[dict]) -> list[dict]:
         return sorted(entries, key=lambda d: d["seed"])
@@ -117,6 +115,7 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
                 running[0].proc.wait(timeout=WATCH_SECONDS)
             except subprocess.TimeoutExpired:
                 pass
+            stands = []  # where each running seed is, for `progress`
             for run in list(running):
                 code = run.proc.poll()
                 if code is not None:
@@ -125,34 +124,30 @@ def race(seeds: Sequence[int], jobs: int, command: Callable[[int, Path], list[st
                     finished[run.seed] = (code, run.folder)
                     continue
                 if time_limit is not None and time.perf_counter() - run.started > time_limit:
-                    for other in running:
-                        other.stop()
                     others = [{"seed": r.seed, "why": "stopped: the time limit"} for r in running if r is not run]
-                    running.clear()
                     raise RaceError(f"{Path(run.proc.args[0]).name} (seed {run.seed}) stopped after the time "
                                     f"limit of {time_limit:g} s", run.seed, run.log, sort(given_up + others))
-                why = watch(run.log.read_text(errors="replace")) if watch else None
+                text = run.log.read_text(errors="replace") if watch or progress else ""
+                why = watch(text) if watch else None
                 if why:
                     running.remove(run)
                     run.stop()
-                    out_of_race.add(run.seed)
                     given_up.append({"seed": run.seed, "why": why})
                     say(f"seed {run.seed}: {why}" + (f"; placing with seed {pending[0]}" if pending else ""))
-            if progress and running:
-                say("; ".join(f"seed {r.seed}: {progress(r.log.read_text(errors='replace'))}" for r in running))
+                elif progress:
+                    stands.append(f"seed {run.seed}: {progress(text)}")
+            if stands:
+                say("; ".join(stands))
             kept = decided()
-            if kept is not None:
-                for other in running:
-                    other.stop()
+            if kept is not None:  # the runs above it are stopped on the way out
                 others = [{"seed": r.seed, "why": f"stopped: seed {kept} finished"} for r in running]
                 others += [{"seed": s, "why": f"finished too; seed {kept}, the lowest, kept"}
                            for s in finished if s != kept]
-                running.clear()
                 code, where = finished[kept]
                 return Finish(kept, code, where, sort(given_up + others), time.perf_counter() - t0)
         raise RaceError(f"no run finished with seeds {', '.join(str(s) for s in seeds)}: "
                         + "; ".join(f"seed {d['seed']}: {d['why']}" for d in sort(given_up)),
                         given_up=sort(given_up))
-    finally:
+    finally:  # whatever still runs when the race ends, however it ends
         for run in running:
             run.stop()

@@ -573,7 +573,7 @@ STAGE_OPTIONS = ("--no-route", "--no-place", "--pack-only")
 
 # seeds tried and nextpnr runs at a time by default: on two cores, three rounds of two seeds
 DEFAULT_TRIES = 6
-DEFAULT_JOBS = max(1, min(2, os.cpu_count() or 1))
+DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 NEXTPNR_OUTPUTS = ("nextpnr.log", "nextpnr_report.json", "design.config", "design.asc")
 
 
@@ -595,6 +595,9 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
         (work / stale).unlink(missing_ok=True)
     seeds = list(range(seed, seed + tries))
 
+    def folder(used: int) -> Path:
+        return work / f"seed{used}"
+
     def command(used: int, where: Path) -> list[str]:
         for f in (netlist, name):  # each run reads its own copies (yowasp reads no links)
             shutil.copyfile(work / f, where / f)
@@ -604,7 +607,7 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
     def collect(kept: int | None) -> None:
         """Move each seed's log (and the kept seed's outputs) out of its folder, then remove it."""
         for used in seeds:
-            where = work / f"seed{used}"
+            where = folder(used)
             if not where.is_dir():
                 continue
             if used == kept:
@@ -616,7 +619,7 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
             shutil.rmtree(where)
 
     try:
-        end = race(seeds, min(jobs, tries), command, lambda used: work / f"seed{used}", "nextpnr.log",
+        end = race(seeds, min(jobs, tries), command, folder, "nextpnr.log",
                    router_diverged if route else None, time_limit, say, router_progress)
     except RaceError as e:
         collect(None)
@@ -627,14 +630,14 @@ def place_with_retries(target: Target, work: Path, freq: float, seed: int, tries
                               + "; ".join(f"seed {d['seed']}: {d['why']}" for d in e.given_up)
                               + f" (logs nextpnr-seedN.log in {work})", e.given_up[-1]["why"]) from None
     collect(end.seed)
-    exe = "yowasp-nextpnr-" + target.family
     if end.code == 1:
         overflow = log_overflow((work / "nextpnr.log").read_text(errors="replace"))
         if overflow:
             return {}, end.seconds, overflow, end.seed, end.given_up
     if end.code != 0:  # not a capacity problem
-        raise SynthError(f"{exe} failed (exit {end.code}, seed {end.seed}); log {work / 'nextpnr.log'}:\n"
-                         f"{log_tail(work / 'nextpnr.log')}")
+        log = work / "nextpnr.log"
+        raise SynthError(f"yowasp-nextpnr-{target.family} failed (exit {end.code}, seed {end.seed}); log {log}:\n"
+                         f"{log_tail(log)}")
     return json.loads((work / "nextpnr_report.json").read_text()), end.seconds, [], end.seed, end.given_up
 
 
