@@ -16,6 +16,7 @@ keeps up; with B < W a beat holds several scratchpad rows, which go one per cycl
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from functools import reduce
 
 from amaranth import C, Cat, Module, Mux, Signal, unsigned
@@ -46,6 +47,14 @@ AW_QUEUE = 4  # write bursts the splitter may run ahead of AW acceptance
 DMA_FIELDS = ("dram_addr", "rows", "row_bytes", "dram_stride")
 DmaCmd = data.StructLayout({n: LAYOUTS[Opcode.LOAD][n].shape for n in DMA_FIELDS})
 
+
+def sized_cmd(n_sizes: int) -> data.StructLayout:
+    """A mover's command: DmaCmd, plus ``size`` (the index of the scratchpad row width the rows
+    of this command take) when the mover serves rows of more than one width."""
+    if n_sizes == 1:
+        return DmaCmd
+    return data.StructLayout({**{n: LAYOUTS[Opcode.LOAD][n].shape for n in DMA_FIELDS}, "size": range(n_sizes)})
+
 COUNT_BITS = DmaCmd["row_bytes"].width + 1  # beats or words of one DRAM row
 
 
@@ -64,14 +73,17 @@ def row_desc(cfg: AccelConfig) -> data.StructLayout:
     })
 
 
-def burst_layout(cfg: AccelConfig) -> data.StructLayout:
-    return data.StructLayout({
+def burst_layout(cfg: AccelConfig, n_sizes: int = 1) -> data.StructLayout:
+    fields = {
         "addr": DmaCmd["dram_addr"].shape,
         "len": unsigned(LEN_BITS),  # beats - 1
         "first": unsigned(1),  # the burst starts DRAM row `row`
         "last": unsigned(1),  # the command's final burst
         "row": row_desc(cfg),
-    })
+    }
+    if n_sizes > 1:
+        fields["size"] = range(n_sizes)  # the command's row width (sized_cmd)
+    return data.StructLayout(fields)
 
 
 def _check_row_bytes(row_bytes: int) -> None:
@@ -102,13 +114,14 @@ class BurstSplitter(wiring.Component):
     """Walks a command's DRAM rows and splits each into INCR bursts of aligned full beats.
 
     One burst per cycle; a burst's ``first`` flag carries the descriptor of the DRAM row it opens.
+    With ``n_sizes`` > 1 the command's ``size`` travels with each of its bursts.
     """
 
-    def __init__(self, cfg: AccelConfig):
-        self.cfg = cfg
+    def __init__(self, cfg: AccelConfig, n_sizes: int = 1):
+        self.cfg, self.n_sizes = cfg, n_sizes
         super().__init__({
-            "cmd": In(stream.Signature(DmaCmd)),
-            "bursts": Out(stream.Signature(burst_layout(cfg))),
+            "cmd": In(stream.Signature(sized_cmd(n_sizes))),
+            "bursts": Out(stream.Signature(burst_layout(cfg, n_sizes))),
             "busy": Out(1),
         })
 
@@ -178,6 +191,11 @@ class BurstSplitter(wiring.Component):
             index = addr_low[wb:_log2(BOUNDARY_BYTES)]
             return Mux(index > page - MAX_BURST_BEATS, to_boundary(addr_low), MAX_BURST_BEATS)
 
+        if self.n_sizes > 1:
+            size = Signal.like(cmd.size)
+            m.d.comb += out.size.eq(size)
+            with m.If(self.cmd.valid & self.cmd.ready):
+                m.d.sync += size.eq(cmd.size)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [active.eq(1), in_row.eq(0), row_addr.eq(cmd.dram_addr), rows_left.eq(cmd.rows),
                          n.eq(cmd.row_bytes), stride.eq(cmd.dram_stride),
@@ -203,40 +221,67 @@ class BurstSplitter(wiring.Component):
         return m
 
 
+def _sizes(row_bytes: int | Sequence[int]) -> tuple[int, ...]:
+    sizes = (row_bytes,) if isinstance(row_bytes, int) else tuple(row_bytes)
+    if not sizes:
+        raise ValueError("a DMA mover needs at least one scratchpad row width")
+    for b in sizes:
+        _check_row_bytes(b)
+    return sizes
+
+
+def _by_size(index, values: list):
+    """values[index] for a register's size index; the value itself when all are equal."""
+    if len(values) == 1 or (all(isinstance(v, int) for v in values) and len(set(values)) == 1):
+        return values[0]
+    return _select(index, values)
+
+
 class DmaRead(wiring.Component):
     """DRAM -> scratchpad rows of ``row_bytes`` (B) bytes, in order, ``last`` on the command's
     final row. B >= W: one row per B/W beats; B < W: one row per cycle (W/B cycles a beat).
-    R stalls (rready low) while ``rows`` is not taken."""
+    R stalls (rready low) while ``rows`` is not taken.
 
-    def __init__(self, cfg: AccelConfig, row_bytes: int):
-        _check_row_bytes(row_bytes)
-        self.cfg, self.row_bytes = cfg, row_bytes
+    ``row_bytes`` may list several widths (one mover for the LOAD engine's three buffers): the
+    command's ``size`` then picks one, ``rows`` is as wide as the widest, and a narrower row sits
+    in its low bytes. The width travels with each DRAM row's descriptor, so commands of
+    different widths may follow each other back to back."""
+
+    def __init__(self, cfg: AccelConfig, row_bytes: int | Sequence[int]):
+        self.cfg, self.sizes = cfg, _sizes(row_bytes)
+        self.row_bytes = max(self.sizes)
         super().__init__({
-            "cmd": In(stream.Signature(DmaCmd)),
+            "cmd": In(stream.Signature(sized_cmd(len(self.sizes)))),
             "axi": Out(axi4_read(cfg)),
-            "rows": Out(stream.Signature(dma_row(row_bytes))),
+            "rows": Out(stream.Signature(dma_row(self.row_bytes))),
             "busy": Out(1),
             "bus_error": Out(1),  # an R beat came back with SLVERR or DECERR
         })
 
     def _desc_layout(self) -> data.StructLayout:
-        return data.StructLayout({"row": row_desc(self.cfg), "nwords": unsigned(COUNT_BITS)})
+        fields = {"row": row_desc(self.cfg), "nwords": unsigned(COUNT_BITS)}
+        if len(self.sizes) > 1:
+            fields["size"] = range(len(self.sizes))
+        return data.StructLayout(fields)
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cfg, B = self.cfg, self.row_bytes
+        cfg, sizes = self.cfg, self.sizes
         W, wb = beat_bytes(cfg), size_code(cfg)
         axi = self.axi
         desc_layout = self._desc_layout()
+        n_sizes = len(sizes)
+        narrow_sizes = [b for b in sizes if b < W]  # rows split out of one beat
+        wide_sizes = [b for b in sizes if b >= W]  # rows assembled from B/W beats
 
-        m.submodules.bursts = bursts = BurstSplitter(cfg)
+        m.submodules.bursts = bursts = BurstSplitter(cfg, n_sizes)
         # buffered: the R side loads the next row's counters from a register, not a RAM read
         m.submodules.descs = descs = SyncFIFOBuffered(width=desc_layout.size, depth=MAX_OUTSTANDING)
         wiring.connect(m, wiring.flipped(self.cmd), bursts.cmd)
 
         # ---- AR: a register slice fed by the splitter through a skid buffer (the splitter's
         # row arithmetic does not wait on the bus's arready); a descriptor per DRAM row for the R side
-        m.submodules.burst_q = burst_q = SkidBuffer(burst_layout(cfg))
+        m.submodules.burst_q = burst_q = SkidBuffer(burst_layout(cfg, n_sizes))
         wiring.connect(m, bursts.bursts, burst_q.i)
         burst = burst_q.o.payload
         outstanding = Signal(range(MAX_OUTSTANDING + 1))  # bursts whose last beat has not arrived
@@ -249,11 +294,18 @@ class DmaRead(wiring.Component):
         with m.If(take):
             m.d.sync += [axi.arvalid.eq(1), axi.araddr.eq(burst.addr), axi.arlen.eq(burst.len)]
 
-        # words of W bytes per DRAM row: whole scratchpad rows (B >= W) or whole beats (B < W)
-        wide = max(B, W)
-        nwords = ((burst.row.n + wide - 1) >> _log2(wide)) << (_log2(wide) - wb)
+        def words(n, b: int):
+            """Words of W bytes a DRAM row of n bytes takes: whole scratchpad rows (B >= W) or
+            whole beats (B < W)."""
+            wide = max(b, W)
+            return ((n + wide - 1) >> _log2(wide)) << (_log2(wide) - wb)
+
+        burst_size = burst.size if n_sizes > 1 else C(0, 1)
         new_desc = data.View(desc_layout, descs.w_data)
-        m.d.comb += [descs.w_en.eq(take & burst.first), new_desc.row.eq(burst.row), new_desc.nwords.eq(nwords)]
+        m.d.comb += [descs.w_en.eq(take & burst.first), new_desc.row.eq(burst.row),
+                     new_desc.nwords.eq(_by_size(burst_size, [words(burst.row.n, b) for b in sizes]))]
+        if n_sizes > 1:
+            m.d.comb += new_desc.size.eq(burst.size)
 
         last_beat = axi.rvalid & axi.rready & axi.rlast
         m.d.comb += self.bus_error.eq(axi.rvalid & axi.rready & (axi.rresp != RESP_OKAY))
@@ -261,6 +313,7 @@ class DmaRead(wiring.Component):
 
         # ---- R: realign each DRAM row into words of W bytes (row byte q*W .. q*W+W-1), zero past its end
         d = data.View(desc_layout, descs.r_data)
+        d_size = d.size if n_sizes > 1 else C(0, 1)
         active = Signal()
         prime = Signal()  # an unaligned row first takes one beat into `prev`
         shift = Signal(wb + 1)  # the realignment's byte shift (the row's offset, W if 0), a register:
@@ -269,13 +322,15 @@ class DmaRead(wiring.Component):
         words_left = Signal(COUNT_BITS)
         rem = Signal(DmaCmd["row_bytes"].shape)  # row bytes from the current word on
         last_row = Signal()
-        last_units = Signal(range(max(W // B, 1) + 1))
+        size = Signal(range(n_sizes)) if n_sizes > 1 else C(0, 1)  # the current DRAM row's width
+        max_units = max([W // b for b in narrow_sizes], default=1)
+        last_units = Signal(range(max_units + 1))  # rows in the DRAM row's last word (B < W)
         prev = Signal(8 * W)
 
         w_valid, w_ready = Signal(), Signal()
         w_data = Signal(8 * W)
         w_last = Signal()  # the command's final word
-        w_units = Signal(range(max(W // B, 1) + 1))  # scratchpad rows in the word (B < W)
+        w_units = Signal(range(max_units + 1))  # scratchpad rows in the word (B < W)
         # beats_left != 0 and words_left == 1, kept as flags updated with the counters, so that the
         # handshakes and the next descriptor's load are not behind two 16-bit compares
         need = Signal()
@@ -285,7 +340,7 @@ class DmaRead(wiring.Component):
             w_valid.eq(active & ~prime & (~need | axi.rvalid)),
             w_data.eq(_realign(prev, axi.rdata, shift, W) & _bytes_below(rem, W)),
             w_last.eq(last_row & final_word),
-            w_units.eq(Mux(final_word, last_units, W // B)),
+            w_units.eq(Mux(final_word, last_units, _by_size(size, [max(W // b, 1) for b in sizes]))),
         ]
         step = w_valid & w_ready
         with m.If(axi.rvalid & axi.rready):
@@ -301,45 +356,79 @@ class DmaRead(wiring.Component):
                          beats_left.eq(d.row.nbeats),
                          need.eq(d.row.nbeats != 0), words_left.eq(d.nwords), final_word.eq(d.nwords == 1),
                          rem.eq(d.row.n), last_row.eq(d.row.last)]
-            if B < W:
-                m.d.sync += last_units.eq((d.row.n - 1)[_log2(B) : wb] + 1)
+            if n_sizes > 1:
+                m.d.sync += size.eq(d.size)
+            if narrow_sizes:
+                m.d.sync += last_units.eq(_by_size(d_size, [(d.row.n - 1)[_log2(b) : wb] + 1 if b < W else 1
+                                                            for b in sizes]))
 
-        # ---- words -> scratchpad rows
+        # ---- words -> scratchpad rows. Wide rows are assembled in place: word i goes straight into
+        # its slot of the row register, so a slot's enable drives only its own W bytes (no row-wide
+        # copy). A narrow row's word waits in slot 0 while its rows go out one a cycle.
         rows = self.rows
-        if B >= W:
-            # the row is assembled in place: word i goes straight into its slot of the output
-            # register, so a slot's enable drives only its own W bytes (no row-wide copy)
-            k = B // W
-            j = Signal(range(k)) if k > 1 else C(0, 1)  # the word's place in its row
-            slots = [rows.payload.data[8 * W * i : 8 * W * (i + 1)] for i in range(k)]
-            m.d.comb += w_ready.eq(~rows.valid | rows.ready)
-            with m.If(rows.ready):
+        narrow = Signal()  # the current DRAM row's width is below a beat (rows of both kinds only)
+        if narrow_sizes and wide_sizes:
+            with m.If(load):
+                m.d.sync += narrow.eq(_select(d_size, [C(int(b < W), 1) for b in sizes]))
+        k = max(max(wide_sizes, default=W) // W, 1)  # slots of the row register
+        reg = Signal(8 * W * k)
+        slots = [reg[8 * W * i : 8 * W * (i + 1)] for i in range(k)]
+        j = Signal(range(k)) if k > 1 else C(0, 1)  # the word's place in its row (wide)
+        idx = Signal(range(max_units)) if max_units > 1 else C(0, 1)  # the row's place in its word (narrow)
+        units_left = Signal(range(max_units + 1), init=1)  # rows of the word still to go (1 when wide)
+        row_last = Signal()
+        # the width of the row being handed over, set with it: the next DRAM row's descriptor may
+        # be loaded while a narrow word's rows still go out
+        out_size = Signal(range(n_sizes)) if len(set(narrow_sizes)) > 1 else C(0, 1)
+        out_narrow = Signal()
+        m.d.comb += [w_ready.eq(~rows.valid | (rows.ready & (units_left == 1))),
+                     rows.payload.last.eq(row_last & (units_left == 1))]
+
+        def piece(b: int):
+            """Row idx of the word in slot 0, for rows of b < W bytes."""
+            return Cat(slots[0].word_select(idx, 8 * b), C(0, 8 * (self.row_bytes - b)))
+
+        if len(set(narrow_sizes)) == 1:
+            narrow_data = piece(narrow_sizes[0])
+        elif narrow_sizes:
+            narrow_data = _select(out_size, [piece(b) if b < W else 0 for b in sizes])
+        with m.If(rows.valid & rows.ready):
+            with m.If(units_left == 1):
                 m.d.sync += rows.valid.eq(0)
+            if narrow_sizes:
+                with m.Else():
+                    m.d.sync += [units_left.eq(units_left - 1), idx.eq(idx + 1)]
+
+        def take_narrow():
+            m.d.sync += [slots[0].eq(w_data), rows.valid.eq(1), units_left.eq(w_units), row_last.eq(w_last),
+                         idx.eq(0), out_narrow.eq(1)]
+            if len(set(narrow_sizes)) > 1:
+                m.d.sync += out_size.eq(size)
+
+        def take_wide():
+            k_end = _by_size(size, [max(b // W, 1) - 1 for b in sizes])
+            with m.If(j == k_end):
+                m.d.sync += [rows.valid.eq(1), row_last.eq(w_last), out_narrow.eq(0)]
+            if k > 1:
+                m.d.sync += j.eq(Mux(j == k_end, 0, j + 1))
+            for i, slot in enumerate(slots):
+                with m.If(j == i):
+                    m.d.sync += slot.eq(w_data)
+
+        if not narrow_sizes:
+            m.d.comb += rows.payload.data.eq(reg)
             with m.If(step):
-                with m.If(j == k - 1):
-                    m.d.sync += [rows.valid.eq(1), rows.payload.last.eq(w_last)]
-                if k > 1:
-                    m.d.sync += j.eq(Mux(j == k - 1, 0, j + 1))
-                for i, slot in enumerate(slots):
-                    with m.If(j == i):
-                        m.d.sync += slot.eq(w_data)
+                take_wide()
+        elif not wide_sizes:
+            m.d.comb += rows.payload.data.eq(narrow_data)
+            with m.If(step):
+                take_narrow()
         else:
-            hold = Signal(8 * W)
-            idx = Signal(range(W // B))
-            units_left = Signal(range(W // B + 1))
-            hold_last = Signal()
-            m.d.comb += [
-                w_ready.eq(~rows.valid | (rows.ready & (units_left == 1))),
-                rows.payload.data.eq(hold.word_select(idx, 8 * B)),
-                rows.payload.last.eq(hold_last & (units_left == 1)),
-            ]
-            with m.If(rows.valid & rows.ready):
-                m.d.sync += [idx.eq(idx + 1), units_left.eq(units_left - 1)]
-                with m.If(units_left == 1):
-                    m.d.sync += rows.valid.eq(0)
-            with m.If(step):
-                m.d.sync += [hold.eq(w_data), rows.valid.eq(1), idx.eq(0), units_left.eq(w_units),
-                             hold_last.eq(w_last)]
+            m.d.comb += rows.payload.data.eq(Mux(out_narrow, narrow_data, reg))
+            with m.If(step & narrow):
+                take_narrow()
+            with m.Elif(step):
+                take_wide()
 
         m.d.comb += self.busy.eq(bursts.busy | burst_q.o.valid | (outstanding != 0) | descs.r_rdy | active
                                  | rows.valid)
@@ -349,14 +438,17 @@ class DmaRead(wiring.Component):
 class DmaWrite(wiring.Component):
     """Scratchpad rows of ``row_bytes`` (B) bytes -> DRAM, ceil(row_bytes_cmd / B) rows per DRAM
     row, exact WSTRB. AW runs up to MAX_OUTSTANDING bursts ahead of W and B. B >= W: one beat per
-    cycle; B < W: one scratchpad row per cycle. ``done`` pulses with the command's last B response."""
+    cycle; B < W: one scratchpad row per cycle. ``done`` pulses with the command's last B response.
 
-    def __init__(self, cfg: AccelConfig, row_bytes: int):
-        _check_row_bytes(row_bytes)
-        self.cfg, self.row_bytes = cfg, row_bytes
+    ``row_bytes`` may list several widths (one mover for the STORE engine's buffers): the
+    command's ``size`` picks one, and a narrower row comes in the low bytes of ``rows``."""
+
+    def __init__(self, cfg: AccelConfig, row_bytes: int | Sequence[int]):
+        self.cfg, self.sizes = cfg, _sizes(row_bytes)
+        self.row_bytes = max(self.sizes)
         super().__init__({
-            "cmd": In(stream.Signature(DmaCmd)),
-            "rows": In(stream.Signature(unsigned(8 * row_bytes))),
+            "cmd": In(stream.Signature(sized_cmd(len(self.sizes)))),
+            "rows": In(stream.Signature(unsigned(8 * self.row_bytes))),
             "axi": Out(axi4_write(cfg)),
             "done": Out(1),
             "busy": Out(1),
@@ -365,12 +457,15 @@ class DmaWrite(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        cfg, B = self.cfg, self.row_bytes
+        cfg, sizes = self.cfg, self.sizes
         W, wb = beat_bytes(cfg), size_code(cfg)
         axi = self.axi
-        rdesc = row_desc(cfg)
+        n_sizes = len(sizes)
+        narrow_sizes = [b for b in sizes if b < W]  # rows packed into a beat
+        wide_sizes = [b for b in sizes if b >= W]  # rows sent as B/W beats
+        rdesc = data.StructLayout({"row": row_desc(cfg)} | ({"size": range(n_sizes)} if n_sizes > 1 else {}))
 
-        m.submodules.bursts = bursts = BurstSplitter(cfg)
+        m.submodules.bursts = bursts = BurstSplitter(cfg, n_sizes)
         m.submodules.descs = descs = SyncFIFO(width=rdesc.size, depth=MAX_OUTSTANDING)  # DRAM rows
         m.submodules.lens = lens = SyncFIFO(width=LEN_BITS, depth=MAX_OUTSTANDING)  # bursts, for wlast
         m.submodules.resps = resps = SyncFIFO(width=1, depth=MAX_OUTSTANDING)  # bursts awaiting B
@@ -388,10 +483,13 @@ class DmaWrite(wiring.Component):
             aws.w_en.eq(take), aw_in.addr.eq(burst.addr), aw_in.len.eq(burst.len),
             axi.awvalid.eq(aws.r_rdy), aws.r_en.eq(axi.awready), axi.awaddr.eq(aw_out.addr), axi.awlen.eq(aw_out.len),
             axi.awid.eq(0), axi.awsize.eq(wb), axi.awburst.eq(BURST_INCR),
-            descs.w_en.eq(take & burst.first), descs.w_data.eq(burst.row),
+            descs.w_en.eq(take & burst.first), data.View(rdesc, descs.w_data).row.eq(burst.row),
             lens.w_en.eq(take), lens.w_data.eq(burst.len),
             resps.w_en.eq(take), resps.w_data.eq(burst.last),
         ]
+
+        if n_sizes > 1:
+            m.d.comb += data.View(rdesc, descs.w_data).size.eq(burst.size)
 
         # ---- B: the command is done when its last burst's response arrives
         m.d.comb += self.bus_error.eq(axi.bvalid & axi.bready & (axi.bresp != RESP_OKAY))
@@ -399,7 +497,9 @@ class DmaWrite(wiring.Component):
                      self.done.eq(axi.bvalid & resps.r_rdy & resps.r_data[0])]
 
         # ---- W: beat j of a DRAM row carries row bytes j*W - off .. j*W - off + W - 1
-        d = data.View(rdesc, descs.r_data)
+        desc = data.View(rdesc, descs.r_data)
+        d, d_size = desc.row, desc.size if n_sizes > 1 else C(0, 1)
+        size = Signal(range(n_sizes)) if n_sizes > 1 else C(0, 1)  # the current DRAM row's width
         active = Signal()
         first = Signal()
         off = Signal(wb)
@@ -408,7 +508,8 @@ class DmaWrite(wiring.Component):
         beats_left = Signal(COUNT_BITS)
         words_left = Signal(COUNT_BITS)  # words of W row bytes still to take
         span = Signal(COUNT_BITS)  # bytes from the current beat's start to the row's end
-        last_units = Signal(range(max(W // B, 1) + 1))
+        max_units = max([W // b for b in narrow_sizes], default=1)
+        last_units = Signal(range(max_units + 1))  # rows in the DRAM row's last word (B < W)
         prev = Signal(8 * W)
         beat_idx = Signal(LEN_BITS)  # beat in the current burst
 
@@ -451,40 +552,62 @@ class DmaWrite(wiring.Component):
             m.d.sync += [active.eq(1), first.eq(1), off.eq(d.off), shift.eq(W - d.off), beats_left.eq(d.nbeats),
                          last_beat.eq(d.nbeats == 1), words_left.eq(words), need.eq(words != 0),
                          final_word.eq(words == 1), span.eq(d.off + d.n)]
-            if B < W:
-                m.d.sync += last_units.eq((d.n - 1)[_log2(B) : wb] + 1)
+            if n_sizes > 1:
+                m.d.sync += size.eq(d_size)
+            if narrow_sizes:
+                m.d.sync += last_units.eq(_by_size(d_size, [(d.n - 1)[_log2(b) : wb] + 1 if b < W else 1
+                                                            for b in sizes]))
 
         # ---- scratchpad rows -> words of W row bytes (the unused tail of a DRAM row's last
         # scratchpad row is dropped)
         rows = self.rows
-        if B >= W:
-            k = B // W
+        narrow = Signal()  # the current DRAM row's width is below a beat (rows of both kinds only)
+        if narrow_sizes and wide_sizes:
+            with m.If(load):
+                m.d.sync += narrow.eq(_select(d_size, [C(int(b < W), 1) for b in sizes]))
+        if wide_sizes:
+            k = max(wide_sizes) // W
             widx = Signal(range(k)) if k > 1 else C(0, 1)  # the next word's place in its row
-            pop = (widx == k - 1) | final_word
-            m.d.comb += [word_valid.eq(rows.valid), word.eq(rows.payload.word_select(widx, 8 * W)),
-                         rows.ready.eq(word_ready & pop)]
+            pop = (widx == _by_size(size, [max(b // W, 1) - 1 for b in sizes])) | final_word
+            wide_word = rows.payload[: 8 * W * k].word_select(widx, 8 * W)
             if k > 1:
-                with m.If(word_valid & word_ready):
+                with m.If(word_valid & word_ready & (~narrow if narrow_sizes else 1)):
                     m.d.sync += widx.eq(Mux(pop, 0, widx + 1))
-        else:
-            k = W // B
-            uidx = Signal(range(k))
-            stage = Signal(8 * W)
-            final = uidx == Mux(final_word, last_units, k) - 1
-            slots = [stage[8 * B * s : 8 * B * (s + 1)] for s in range(k)]
-            m.d.comb += [
-                word_valid.eq(rows.valid & final),
-                word.eq(Cat(*(Mux(uidx == s, rows.payload, slot) for s, slot in enumerate(slots)))),
-                rows.ready.eq(Mux(final, word_ready, active & need)),
-            ]
-            with m.If(rows.valid & rows.ready):
+        if narrow_sizes:
+            uidx = Signal(range(max_units))
+            stage = Signal(8 * W)  # the rows of the beat so far, each at its place
+
+            def slots(b: int) -> list:
+                return [stage[8 * b * s : 8 * b * (s + 1)] for s in range(W // b)]
+
+            def packed(b: int):
+                return Cat(*(Mux(uidx == s, rows.payload[: 8 * b], slot) for s, slot in enumerate(slots(b))))
+
+            final = uidx == Mux(final_word, last_units, _by_size(size, [max(W // b, 1) for b in sizes])) - 1
+            narrow_word = (packed(narrow_sizes[0]) if len(set(narrow_sizes)) == 1
+                           else _select(size, [packed(b) if b < W else 0 for b in sizes]))
+            with m.If(rows.valid & rows.ready & (narrow if wide_sizes else 1)):
                 with m.If(final):
                     m.d.sync += uidx.eq(0)
                 with m.Else():
                     m.d.sync += uidx.eq(uidx + 1)
-                    for s, slot in enumerate(slots):
-                        with m.If(uidx == s):
-                            m.d.sync += slot.eq(rows.payload)
+                    for i, b in enumerate(sizes):
+                        if b >= W:
+                            continue
+                        for s, slot in enumerate(slots(b)):
+                            here = uidx == s
+                            if len(set(narrow_sizes)) > 1:
+                                here &= size == i
+                            with m.If(here):
+                                m.d.sync += slot.eq(rows.payload[: 8 * b])
+        if not narrow_sizes:
+            m.d.comb += [word_valid.eq(rows.valid), word.eq(wide_word), rows.ready.eq(word_ready & pop)]
+        elif not wide_sizes:
+            m.d.comb += [word_valid.eq(rows.valid & final), word.eq(narrow_word),
+                         rows.ready.eq(Mux(final, word_ready, active & need))]
+        else:
+            m.d.comb += [word_valid.eq(rows.valid & (~narrow | final)), word.eq(Mux(narrow, narrow_word, wide_word)),
+                         rows.ready.eq(Mux(narrow, Mux(final, word_ready, active & need), word_ready & pop))]
 
         m.d.comb += self.busy.eq(bursts.busy | descs.r_rdy | active | axi.wvalid | resps.r_rdy)
         return m

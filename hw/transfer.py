@@ -1,9 +1,10 @@
 """The LOAD and STORE engines: one instruction at a time, each a DMA command plus the
 scratchpad side of it (row addresses, reads and writes).
 
-LOAD has one DMA reader per loadable buffer (their rows differ in width) and writes each
-arriving row to the next scratchpad row. STORE reads the buffer's rows ahead into a small
-FIFO that feeds the DMA writer of that buffer; it is done when the last write is acknowledged.
+LOAD has one DMA reader for the three loadable buffers (the command's buffer picks the row
+width) and writes each arriving row to the next scratchpad row. STORE reads the buffer's rows
+ahead into a small FIFO that feeds its one DMA writer; it is done when the last write is
+acknowledged. One instruction at a time per engine, so one mover each is never a bottleneck.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from hw import scratchpad
 from hw.axi import axi4_read, axi4_write, beat_bytes
 from hw.config import AccelConfig
-from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
+from hw.dma import DMA_FIELDS, DmaRead, DmaWrite
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
@@ -35,12 +36,15 @@ def rows_per_dram_row(cmd, row_bytes: int):
 
 
 class LoadEngine(wiring.Component):
+    """LOAD: DRAM rows into INPUT, WEIGHT or PARAM rows through one DMA reader that takes rows of
+    all three widths (the command's buffer picks the width), each arriving row written at once to
+    the next scratchpad row: the scratchpad never stalls the DMA."""
+
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
         members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
-                   "bus_error": Out(1)}
+                   "bus_error": Out(1), "axi": Out(axi4_read(cfg))}
         for buf in LOADABLE:
-            members[f"axi_{buf.name.lower()}"] = Out(axi4_read(cfg))
             members[f"{buf.name.lower()}_wr"] = In(scratchpad.write_port(cfg, buf))
         super().__init__(members)
 
@@ -54,28 +58,25 @@ class LoadEngine(wiring.Component):
         with m.If(self.cmd.valid & ~active):
             m.d.sync += [cmd.eq(self.cmd.payload), addr.eq(self.cmd.payload.sram_addr), active.eq(1), sent.eq(0)]
 
+        m.submodules.dma = reader = DmaRead(self.cfg, [scratchpad.row_bytes(self.cfg, buf) for buf in LOADABLE])
+        wiring.connect(m, wiring.flipped(self.axi), reader.axi)
+        dma_cmd(m, reader.cmd.payload, cmd)
+        for i, buf in enumerate(LOADABLE):
+            with m.If(cmd.buffer == buf):
+                m.d.comb += reader.cmd.payload.size.eq(i)
+        m.d.comb += [reader.cmd.valid.eq(active & ~sent), reader.rows.ready.eq(1), self.bus_error.eq(reader.bus_error)]
+        with m.If(reader.cmd.valid & reader.cmd.ready):
+            m.d.sync += sent.eq(1)
         for buf in LOADABLE:
-            name = buf.name.lower()
-            reader = DmaRead(self.cfg, scratchpad.row_bytes(self.cfg, buf))
-            m.submodules[f"dma_{name}"] = reader
-            wiring.connect(m, wiring.flipped(getattr(self, f"axi_{name}")), reader.axi)
-            mine = cmd.buffer == buf
-            dma_cmd(m, reader.cmd.payload, cmd)
-            m.d.comb += reader.cmd.valid.eq(active & ~sent & mine)
-            with m.If(reader.bus_error):
-                m.d.comb += self.bus_error.eq(1)
-            with m.If(reader.cmd.valid & reader.cmd.ready):
-                m.d.sync += sent.eq(1)
-            # every arriving row is written at once: the scratchpad never stalls the DMA
-            wr = getattr(self, f"{name}_wr")
-            m.d.comb += [reader.rows.ready.eq(1), wr.addr.eq(addr), wr.data.eq(reader.rows.payload.data),
-                         wr.en.eq(reader.rows.valid)]
-            with m.If(reader.rows.valid):
-                m.d.comb += self.beat.eq(1)
-                m.d.sync += addr.eq(addr + 1)
-                with m.If(reader.rows.payload.last):
-                    m.d.comb += self.done.eq(1)
-                    m.d.sync += active.eq(0)
+            wr = getattr(self, f"{buf.name.lower()}_wr")
+            m.d.comb += [wr.addr.eq(addr), wr.data.eq(reader.rows.payload.data),
+                         wr.en.eq(reader.rows.valid & (cmd.buffer == buf))]
+        with m.If(reader.rows.valid):
+            m.d.comb += self.beat.eq(1)
+            m.d.sync += addr.eq(addr + 1)
+            with m.If(reader.rows.payload.last):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += active.eq(0)
         return m
 
 
@@ -86,7 +87,7 @@ def store_word_bytes(cfg: AccelConfig, buf: Buffer) -> int:
 
 
 class StoreEngine(wiring.Component):
-    """STORE: scratchpad rows out through the DMA writer of their buffer.
+    """STORE: OUTPUT or ACC rows out through one DMA writer (the command's buffer picks the width).
 
     The engine reads the buffer in words of at most an AXI beat (``store_word_bytes``): a row
     wider than a beat (an ACC row: cols x 4 bytes) is read once per word, each read keeping one
@@ -113,8 +114,6 @@ class StoreEngine(wiring.Component):
         per_word = {buf: scratchpad.row_bytes(cfg, buf) // word_bytes[buf] for buf in STORABLE}  # words a row
         widest = 8 * max(word_bytes.values())
         m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=widest, depth=STORE_FIFO_DEPTH)
-        m.submodules.mux = mux = AxiWriteMux(cfg, len(STORABLE))
-        wiring.connect(m, wiring.flipped(self.axi), mux.axi)
 
         cmd = Signal(MemCmd)
         active = Signal()
@@ -123,12 +122,6 @@ class StoreEngine(wiring.Component):
         left = Signal(32)  # words still to read
         in_flight = Signal()  # a word read last cycle lands in the FIFO now
         m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
-
-        sel = Signal(range(len(STORABLE)))
-        for i, buf in enumerate(STORABLE):
-            with m.If(cmd.buffer == buf):
-                m.d.comb += sel.eq(i)
-        m.d.comb += mux.sel.eq(sel)
 
         # a command is taken in one cycle and its word count multiplied out in the next (`setup`),
         # so that no multiplier lies between the controller's queue and this engine's counters
@@ -176,27 +169,23 @@ class StoreEngine(wiring.Component):
                 m.d.sync += [row_words.eq(row_words - 1), row_end.eq(row_words == 2)]
 
         rd_data = Signal(widest)
+        m.submodules.dma = writer = DmaWrite(cfg, [word_bytes[buf] for buf in STORABLE])
+        wiring.connect(m, writer.axi, wiring.flipped(self.axi))
         for i, buf in enumerate(STORABLE):
-            name = buf.name.lower()
-            writer = DmaWrite(cfg, word_bytes[buf])
-            m.submodules[f"dma_{name}"] = writer
-            wiring.connect(m, writer.axi, getattr(mux, f"p{i}"))
-            rd = getattr(self, f"{name}_rd")
+            rd = getattr(self, f"{buf.name.lower()}_rd")
             mine = cmd.buffer == buf
             m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
             with m.If(mine):
                 word = rd.data if per_word[buf] == 1 else rd.data.word_select(part_read, 8 * word_bytes[buf])
-                m.d.comb += [rd_data.eq(word), q.r_en.eq(writer.rows.ready)]
-            dma_cmd(m, writer.cmd.payload, cmd)
-            m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine),
-                         writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
-            with m.If(writer.cmd.valid & writer.cmd.ready):
-                m.d.sync += sent.eq(1)
-            with m.If(writer.bus_error):
-                m.d.comb += self.bus_error.eq(1)
-            with m.If(writer.done & mine):
-                m.d.comb += self.done.eq(1)
-                m.d.sync += active.eq(0)
+                m.d.comb += [rd_data.eq(word), writer.cmd.payload.size.eq(i)]
+        dma_cmd(m, writer.cmd.payload, cmd)
+        m.d.comb += [writer.cmd.valid.eq(active & ~sent), writer.rows.payload.eq(q.r_data),
+                     writer.rows.valid.eq(q.r_rdy), q.r_en.eq(writer.rows.ready), self.bus_error.eq(writer.bus_error)]
+        with m.If(writer.cmd.valid & writer.cmd.ready):
+            m.d.sync += sent.eq(1)
+        with m.If(writer.done):
+            m.d.comb += self.done.eq(1)
+            m.d.sync += active.eq(0)
         m.d.comb += [q.w_data.eq(rd_data), q.w_en.eq(in_flight)]
         m.d.comb += self.beat.eq(Mux(self.axi.wvalid, self.axi.wready, 0))
         return m

@@ -14,9 +14,9 @@ from cocotb.triggers import Event, ReadOnly, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiRamRead, AxiRamWrite
 
 from hw.axi import BOUNDARY_BYTES, BURST_INCR, MAX_BURST_BEATS, beat_bytes
-from hw.dma import DmaCmd, dma_row
+from hw.dma import DmaCmd, dma_row, sized_cmd
 from sim.tb.common import config, rng, start
-from sim.tb.dma_top import READERS, WRITERS, row_widths
+from sim.tb.dma_top import READERS, WRITERS, mover_sizes
 
 MEM_BYTES = 1 << 18  # the part of DRAM the tests use
 PERIOD_NS = 10
@@ -143,8 +143,27 @@ def edge_cmds(W: int, base: int) -> list[dict]:
     return [{"dram_addr": a, "rows": rows, "row_bytes": n, "dram_stride": s} for a, rows, n, s in cases]
 
 
-def cmd_word(c: dict) -> int:
-    return DmaCmd.const(c).as_value().value
+def cmd_word(c: dict, n_sizes: int = 1) -> int:
+    """A command's payload bits; ``size`` (the row width's index) only for a mover of several."""
+    fields = {k: v for k, v in c.items() if k != "size" or n_sizes > 1}
+    return sized_cmd(n_sizes).const(fields).as_value().value
+
+
+def sizes(name: str) -> tuple[int, ...]:
+    return mover_sizes(config())[name]
+
+
+def width_of(name: str, c: dict) -> int:
+    """Bytes of the scratchpad rows a command on this mover takes."""
+    return sizes(name)[c.get("size", 0)]
+
+
+def sized(name: str, cmds: list[dict], r: np.random.Generator | None = None) -> list[dict]:
+    """The commands with a row width each (random, or in turn without r) on a mover of several."""
+    n = len(sizes(name))
+    if n == 1:
+        return cmds
+    return [{**c, "size": int(r.integers(0, n)) if r is not None else i % n} for i, c in enumerate(cmds)]
 
 
 def cost(c: dict, W: int, B: int) -> int:
@@ -214,20 +233,25 @@ async def pulses(clk, sig, n: int, limit: int, on_pulse=None) -> int:
 
 # ---- the checks ---------------------------------------------------------------------------------
 
-def watchdog(cmds: list[dict], W: int, B: int, slow: bool) -> int:
-    return (40 if slow else 4) * sum(cost(c, W, B) + LATENCY for c in cmds) + 2000
+def watchdog(name: str, cmds: list[dict], W: int, slow: bool) -> int:
+    return (40 if slow else 4) * sum(cost(c, W, width_of(name, c)) + LATENCY for c in cmds) + 2000
 
 
 async def check_reads(dut, name: str, cmds: list[dict], dram: np.ndarray, r, slow: bool) -> None:
-    B, W = row_widths(config())[name], beat_bytes(config())
-    expect = [row for c in cmds for row in read_model(dram, c, B)]
-    cocotb.start_soon(drive(dut.clk, Port(dut, f"{name}_cmd"), [cmd_word(c) for c in cmds], r, 0.5 if slow else 1))
+    """Every row of every command once, in order, bit-exact (a row narrower than the mover's
+    widest in the low bytes, the bytes above it not compared) and ``last`` on each command's end."""
+    W, n_sizes = beat_bytes(config()), len(sizes(name))
+    per_cmd = [read_model(dram, c, width_of(name, c)) for c in cmds]
+    expect = [row for rows in per_cmd for row in rows]
+    masks = [(1 << (8 * width_of(name, c))) - 1 for c, rows in zip(cmds, per_cmd) for _ in rows]
+    cocotb.start_soon(drive(dut.clk, Port(dut, f"{name}_cmd"), [cmd_word(c, n_sizes) for c in cmds], r,
+                            0.5 if slow else 1))
     got = await collect(dut.clk, Port(dut, f"{name}_rows"), len(expect), r, 0.6 if slow else 1,
-                        watchdog(cmds, W, B, slow))
-    last_at = dma_row(B)["last"].offset
-    got = [(v & ((1 << last_at) - 1), v >> last_at) for v in got]
+                        watchdog(name, cmds, W, slow))
+    last_at = dma_row(max(sizes(name)))["last"].offset
     assert len(got) == len(expect), f"{name}: {len(got) - len(expect)} rows more than the {len(expect)} expected"
-    starts = np.cumsum([0] + [len(read_model(dram, c, B)) for c in cmds])
+    got = [(v & mask, v >> last_at) for v, mask in zip(got, masks)]
+    starts = np.cumsum([0] + [len(rows) for rows in per_cmd])
     for i, (g, e) in enumerate(zip(got, expect)):
         if g != e:
             k = int(np.searchsorted(starts, i, "right") - 1)
@@ -238,14 +262,16 @@ async def check_reads(dut, name: str, cmds: list[dict], dram: np.ndarray, r, slo
 
 async def check_writes(dut, name: str, cmds: list[dict], dram: np.ndarray, r, slow: bool) -> None:
     """Run the commands on one writer; at each `done`, DRAM holds that command's bytes (where no
-    later command writes) and at the end it equals the model everywhere."""
-    B, W = row_widths(config())[name], beat_bytes(config())
-    data = [r.integers(0, 256, (c["rows"] * geometry(c, B)[1], B), dtype=np.uint8) for c in cmds]
+    later command writes) and at the end it equals the model everywhere. A row narrower than the
+    writer's widest comes in the low bytes, random bytes above it (which must not be written)."""
+    W, n_sizes, widest = beat_bytes(config()), len(sizes(name)), max(sizes(name))
+    data = [r.integers(0, 256, (c["rows"] * geometry(c, width_of(name, c))[1], width_of(name, c)), dtype=np.uint8)
+            for c in cmds]
     after, model = [], dram.copy()
     for c, rows in zip(cmds, data):
         write_model(model, c, rows)
         after.append(model.copy())
-    mine = [geometry(c, B)[0].ravel() for c in cmds]
+    mine = [geometry(c, width_of(name, c))[0].ravel() for c in cmds]
     later = [np.unique(np.concatenate(mine[k + 1 :])) if k + 1 < len(cmds) else np.zeros(0, int)
              for k in range(len(cmds))]
 
@@ -255,10 +281,12 @@ async def check_writes(dut, name: str, cmds: list[dict], dram: np.ndarray, r, sl
         bad = addrs[dram[addrs] != after[k][addrs]]
         assert not bad.size, f"{name}: at done of command {k} ({cmds[k]}) {bad.size} bytes wrong, first at {bad[0]:#x}"
 
-    flat = [int.from_bytes(row.tobytes(), "little") for rows in data for row in rows]
-    cocotb.start_soon(drive(dut.clk, Port(dut, f"{name}_cmd"), [cmd_word(c) for c in cmds], r, 0.5 if slow else 1))
+    flat = [int.from_bytes(row.tobytes() + r.integers(0, 256, widest - len(row), dtype=np.uint8).tobytes(), "little")
+            for rows in data for row in rows]
+    cocotb.start_soon(drive(dut.clk, Port(dut, f"{name}_cmd"), [cmd_word(c, n_sizes) for c in cmds], r,
+                            0.5 if slow else 1))
     feeder = cocotb.start_soon(drive(dut.clk, Port(dut, f"{name}_rows"), flat, r, 0.6 if slow else 1))
-    seen = await pulses(dut.clk, getattr(dut, f"{name}_done"), len(cmds), watchdog(cmds, W, B, slow), on_done)
+    seen = await pulses(dut.clk, getattr(dut, f"{name}_done"), len(cmds), watchdog(name, cmds, W, slow), on_done)
     assert seen == len(cmds), f"{name}: {seen} done pulses for {len(cmds)} commands"
     assert feeder.done(), f"{name}: not all {len(flat)} scratchpad rows were taken"
     assert not int(getattr(dut, f"{name}_busy").value), f"{name}: busy after its last done"
@@ -288,17 +316,19 @@ async def run_writers(dut, r, lo: int, hi: int, n: int, dram: np.ndarray, slow: 
     for i, name in enumerate(WRITERS):
         await RisingEdge(dut.clk)
         dut.wr_sel.value = i
-        await check_writes(dut, name, random_cmds(r, n, lo, hi), dram, r, slow)
+        await check_writes(dut, name, sized(name, random_cmds(r, n, lo, hi), r), dram, r, slow)
 
 
 @cocotb.test(timeout_time=60, timeout_unit="ms")
 async def random_reads_under_backpressure(dut):
-    """Both readers at once through the arbiter, random commands, pauses on AR and R, random
-    memory latency and random rows.ready: every row arrives once, in order, bit-exact."""
+    """All readers at once through the arbiter, random commands (of random row widths on the
+    reader of several), pauses on AR and R, random memory latency and random rows.ready: every
+    row arrives once, in order, bit-exact."""
     r = rng(dut)
     await setup(dut)
     _, _, dram = make_ram(dut, r, pause=0.3, latency=int(r.integers(0, 8)))
-    tasks = [cocotb.start_soon(check_reads(dut, name, random_cmds(r, 14, 0, MEM_BYTES), dram, r, slow=True))
+    tasks = [cocotb.start_soon(check_reads(dut, name, sized(name, random_cmds(r, 14, 0, MEM_BYTES), r), dram, r,
+                                           slow=True))
              for name in READERS]
     for t in tasks:
         await t
@@ -317,17 +347,18 @@ async def random_writes_under_backpressure(dut):
 @cocotb.test(timeout_time=60, timeout_unit="ms")
 async def edge_case_transfers(dut):
     """One-byte rows, stride 0, overlaps, rows straddling or longer than 4 KiB, a full
-    256-beat burst and the longest row, on every mover, without pauses."""
+    256-beat burst and the longest row, on every mover (the row widths in turn on a mover of
+    several), without pauses."""
     r = rng(dut)
     await setup(dut)
     _, _, dram = make_ram(dut, r, latency=3)
     cmds = edge_cmds(beat_bytes(config()), 2 * BOUNDARY_BYTES)
     for name in READERS:
-        await check_reads(dut, name, cmds, dram, r, slow=False)
+        await check_reads(dut, name, sized(name, cmds), dram, r, slow=False)
     for i, name in enumerate(WRITERS):
         await RisingEdge(dut.clk)
         dut.wr_sel.value = i
-        await check_writes(dut, name, cmds, dram, r, slow=False)
+        await check_writes(dut, name, sized(name, cmds), dram, r, slow=False)
 
 
 @cocotb.test(timeout_time=60, timeout_unit="ms")
@@ -338,7 +369,8 @@ async def reads_and_writes_together(dut):
     await setup(dut)
     _, _, dram = make_ram(dut, r, pause=0.2, latency=2)
     half = MEM_BYTES // 2
-    readers = [cocotb.start_soon(check_reads(dut, name, random_cmds(r, 8, 0, half), dram.copy(), r, slow=True))
+    readers = [cocotb.start_soon(check_reads(dut, name, sized(name, random_cmds(r, 8, 0, half), r), dram.copy(), r,
+                                             slow=True))
                for name in READERS]
     await run_writers(dut, r, half, MEM_BYTES, 8, dram, slow=True)
     for t in readers:
@@ -372,7 +404,7 @@ async def streaming_throughput(dut):
     cmd = {"dram_addr": BOUNDARY_BYTES, "rows": 256, "row_bytes": 16, "dram_stride": 64}
 
     name = READERS[0]
-    B = row_widths(cfg)[name]
+    B = sizes(name)[0]
     cmd_port, rows_port = Port(dut, f"{name}_cmd"), Port(dut, f"{name}_rows")
     expect = read_model(dram, cmd, B)
     last_at = dma_row(B)["last"].offset
@@ -388,7 +420,7 @@ async def streaming_throughput(dut):
     assert read_cycles <= bound, f"read took {read_cycles} cycles, bound {bound}"
 
     name = WRITERS[0]
-    B = row_widths(cfg)[name]
+    B = sizes(name)[0]
     dut.wr_sel.value = 0
     cmd_port = Port(dut, f"{name}_cmd")
     rows = r.integers(0, 256, (cmd["rows"] * geometry(cmd, B)[1], B), dtype=np.uint8)
