@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from host.area import area_by_unit, count_cells
 from host.depth import deepest_paths_file
 from host.dsp_registers import DSP_CELLS, absorb_output_registers
 from host.fanout import DEFAULT_LIMIT, REPLICABLE, cap_fanout
@@ -50,6 +51,7 @@ ARRAY_TOP = "lowbit_array"  # the systolic array alone (`unit="array"`), for per
 UNITS = ("accelerator", "array")
 DEEP_PATHS = 16  # how many shapes of deepest path the report lists (ECP5 targets)
 SLACK_GROUPS = 30  # how many groups of failing endpoints the report lists
+AREA_ROWS = 25  # how many units the Markdown report lists by area (the JSON has them all)
 WRAPPER_PINS = ("clk", "rst", "scan_in", "scan_en", "scan_update", "scan_out", "irq")
 
 # Per family: the mul2dsp limits of Yosys' own synth_* script, the techmap that turns the
@@ -160,6 +162,7 @@ class SynthResult:
     lut_levels: int | None = None
     critical_path: dict | None = None
     deep_paths: list[dict] = field(default_factory=list)  # the deepest paths by logic levels (host/depth.py)
+    area_by_unit: list[dict] = field(default_factory=list)  # the synthesized cells per module (host/area.py)
     endpoint_slack: dict = field(default_factory=dict)  # every endpoint's slack, grouped (host/slack.py)
     fmax_placed_mhz: float | None = None  # nextpnr's estimate after placement, before routing
     floorplan: dict = field(default_factory=dict)  # the PEs' DSP blocks fixed to sites (host/floorplan.py)
@@ -455,16 +458,6 @@ def yosys_synth(target: Target, chosen: list[dict], work: Path) -> float:
         first = log[log.index("multiple conflicting drivers"):].splitlines()[0]
         raise SynthError(f"Yosys left {n} nets with two drivers ({first}); log {work / 'yosys.log'}")
     return seconds
-
-
-def count_cells(cells: dict[str, int], patterns: dict[str, int]) -> int:
-    total = 0
-    for ctype, n in cells.items():
-        for pat, weight in patterns.items():
-            if ctype == pat or (pat.endswith("*") and ctype.startswith(pat[:-1])):
-                total += n * weight
-                break
-    return total
 
 
 def parse_stat(text: str) -> tuple[dict[str, int], int]:
@@ -871,13 +864,16 @@ def synthesize(cfg: AccelConfig, target: Target | str, out_dir: str | Path | Non
     if target.family == "ecp5":  # the logic depth of every path, read from the netlist in seconds
         deep = [p.as_dict() for p in deepest_paths_file(work / "netlist.json", WRAPPER_TOP, DEEP_PATHS,
                                                                group=True)]
+    by_unit = []
+    if (work / "netlist.json").exists():  # ECP5, iCE40: the flattened netlist keeps the units' net names
+        by_unit = area_by_unit(json.loads((work / "netlist.json").read_text()), WRAPPER_TOP, CELLS[target.family])
     result = SynthResult(
         target=target.name, config=cfg.name, config_hash=cfg.hash, device=target.device, unit=unit,
         fits=not overflow, overflow=overflow, luts=counts["luts"], ffs=counts["ffs"],
         dsps=counts["dsps"], brams=counts["brams"], fmax_mhz=None, constraint_mhz=freq, timing_met=None,
         bitstream=None, seconds=0.0, stage="synthesis", capacity=dict(target.capacity),
         cells=cells, multipliers=mult_info, memory_bits=mem_bits, lut_levels=levels, wrapper=wrapper,
-        out_dir=str(work), deep_paths=deep,
+        out_dir=str(work), deep_paths=deep, area_by_unit=by_unit,
     )
 
     if target.places and place and result.fits:
@@ -1029,6 +1025,13 @@ def report_markdown(r: SynthResult) -> str:
                   "| to | from | levels | carry cells | alike |", "|---|---|---|---|---|"]
         lines += [f"| `{p['end']}` | `{p['start']}` | {p['levels']} | {p['carry']} | {p.get('alike', 1)} |"
                   for p in r.deep_paths]
+    if r.area_by_unit:
+        res = [k for k in ("luts", "ffs", "dsps", "brams") if k in r.area_by_unit[0]]
+        lines += ["", f"## Area by unit (synthesized netlist, the {AREA_ROWS} largest)", "",
+                  "Cells counted as above, each in the module of the net it drives (host/area.py).", "",
+                  "| unit | " + " | ".join(res) + " |", "|---|" + "---|" * len(res)]
+        lines += ["| `" + u["unit"] + "` | " + " | ".join(f"{u[k]:,}" for k in res) + " |"
+                  for u in r.area_by_unit[:AREA_ROWS]]
     if r.utilization:
         lines += ["", "## Utilisation (nextpnr)", "", "| BEL | used | available |", "|---|---|---|"]
         lines += [f"| {k} | {v['used']} | {v['available']} |" for k, v in r.utilization.items() if v["used"]]

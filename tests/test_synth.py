@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from host import seed_race, synth
+from host.area import area_by_unit
 from host.synth import (
     DSP_RULES,
     SynthResult,
@@ -325,6 +326,38 @@ def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
     assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs < 5280
     assert r.multipliers["in_luts"] == 56 and "nextpnr" not in r.tool_seconds
     assert "NO: luts" in (synth.Path(r.out_dir) / "report.md").read_text()
+    # area by unit (host/area.py): every PE is a unit of its own, and the units add up to the design
+    pes = {u["unit"]: u for u in r.area_by_unit if re.fullmatch(r"core\.pe_\d+_\d+", u["unit"])}
+    assert len(pes) == 64 and all(u["luts"] > 0 and u["ffs"] > 0 for u in pes.values())
+    for res in ("luts", "ffs", "dsps", "brams"):
+        assert sum(u[res] for u in r.area_by_unit) == getattr(r, res), res
+    assert data["area_by_unit"] == r.area_by_unit
+    assert "## Area by unit" in (synth.Path(r.out_dir) / "report.md").read_text()
+
+
+def test_area_by_unit_follows_the_nets_cells_drive():
+    """A cell counts in the module of the first public net on its outputs; one that drives only
+    internal nets counts under its own name; resources weigh as the flow weighs them."""
+    design = {"modules": {"top": {
+        "netnames": {"core.store.fifo.r_data": {"bits": [2, 3]}, "$auto$x": {"bits": [4]},
+                     "core.ctrl.pc": {"bits": [5]}, "$abc$y": {"bits": [5, 6]}},
+        "cells": {
+            "core.store.fifo.r_data_TRELLIS_FF_Q": {"type": "TRELLIS_FF",
+                                                    "port_directions": {"Q": "output", "DI": "input"},
+                                                    "connections": {"Q": [2], "DI": [5]}},
+            "a": {"type": "LUT4", "port_directions": {"A": "input", "Z": "output"},
+                  "connections": {"A": [2], "Z": [3]}},
+            "core.matmul.array.x_CCU2C_S0": {"type": "CCU2C", "port_directions": {"S0": "output"},
+                                             "connections": {"S0": [4]}},
+            "b": {"type": "LUT4", "port_directions": {"Z": "output"}, "connections": {"Z": [6, 5]}},
+            "c": {"type": "DP16KD", "port_directions": {"DOA0": "output"}, "connections": {"DOA0": ["0"]}},
+        }}}}
+    rows = {u["unit"]: u for u in area_by_unit(design, "top", synth.CELLS["ecp5"])}
+    assert rows["core.store.fifo"] == {"unit": "core.store.fifo", "luts": 1, "ffs": 1, "dsps": 0, "brams": 0}
+    assert rows["core.matmul.array"]["luts"] == 2  # a CCU2C is two LUTs' worth, as in the whole count
+    assert rows["core.ctrl"]["luts"] == 1  # bit 5's public name, not the internal one
+    assert rows["c"]["brams"] == 1 and len(rows) == 4
+    assert list(rows) == ["core.matmul.array", "core.store.fifo", "core.ctrl", "c"]  # most LUTs, then flip-flops
 
 
 def test_dsp_budget_beyond_the_device_is_refused(tiny, tmp_path):
