@@ -2,8 +2,9 @@
 
 Ports: an AXI4-Lite slave for the CSRs (``s_axil``), one AXI4 master to DRAM (``m_axi``)
 that instruction fetch and every DMA transfer share, and an interrupt (``irq``). Reads from
-the fetch unit and the LOAD engine's reader share AR/R through a round-robin arbiter; STORE
-owns AW/W/B. docs/architecture.md draws the blocks and the dataflow.
+the fetch unit and the LOAD engine's readers (one, or one per loadable buffer:
+``cfg.dma_movers``) share AR/R through a round-robin arbiter; STORE owns AW/W/B.
+docs/architecture.md draws the blocks and the dataflow.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Accelerator(wiring.Component):
         m.submodules.store = store = StoreEngine(cfg)
         m.submodules.matmul = mm = MatmulEngine(cfg, self.half_pes, self.booth_pes)
         m.submodules.postproc = pp = PostprocEngine(cfg)
-        m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 2)
+        m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(load.axi_ports))
 
         # ---- scratchpads: one write port each, a read port per reader (two share the ACC's) ----
         mems = {b: scratchpad.make_memory(cfg, b) for b in Buffer}
@@ -80,8 +81,9 @@ class Accelerator(wiring.Component):
         wiring.connect(m, mems[Buffer.OUTPUT].read_port(), store.output_rd)
 
         # ---- AXI: fetch + loads share the read channels, stores own the write channels ----------
-        wiring.connect(m, ctrl.fetch_axi, arb.p0)
-        wiring.connect(m, load.axi, arb.p1)
+        readers = [ctrl.fetch_axi] + [getattr(load, name) for name in load.axi_ports]
+        for i, reader in enumerate(readers):
+            wiring.connect(m, reader, getattr(arb, f"p{i}"))
         connect_channels(m, arb.axi, self.m_axi, axi4_read(cfg))
         connect_channels(m, store.axi, self.m_axi, axi4_write(cfg))
 

@@ -70,6 +70,11 @@ class AccelConfig(BaseModel):
     insn_queue_depth: Annotated[int, Field(ge=1, le=255)] = Field(
         16, description="decoded instructions each of the load/compute/store queues holds"
     )
+    dma_movers: Literal["per_engine", "per_buffer"] = Field(
+        "per_engine", description="DMA movers: one per engine (LOAD's reader takes rows of every "
+        "loadable buffer, STORE's writer of every storable one: less logic) or one per buffer "
+        "(a reader or writer for each row width, behind an arbiter or multiplexer)"
+    )
     axi_data_bits: int = 128
     axi_addr_bits: Annotated[int, Field(ge=16, le=32)] = 32
     dram_bytes: Annotated[int, Field(ge=4096, le=1 << 32)] = 1 << 24

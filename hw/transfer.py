@@ -1,10 +1,12 @@
 """The LOAD and STORE engines: one instruction at a time, each a DMA command plus the
 scratchpad side of it (row addresses, reads and writes).
 
-LOAD has one DMA reader for the three loadable buffers (the command's buffer picks the row
-width) and writes each arriving row to the next scratchpad row. STORE reads the buffer's rows
-ahead into a small FIFO that feeds its one DMA writer; it is done when the last write is
-acknowledged. One instruction at a time per engine, so one mover each is never a bottleneck.
+LOAD writes each row its DMA reader delivers to the next scratchpad row. STORE reads the
+buffer's rows ahead into a small FIFO that feeds its DMA writer; it is done when the last write
+is acknowledged. ``cfg.dma_movers`` picks how many movers: one per engine (the reader takes rows
+of all three loadable buffers, the writer of both storable ones, the command's buffer picking
+the width; one instruction at a time per engine, so one mover is never a bottleneck) or one per
+buffer (each with a single row width: more logic, fewer wide multiplexers).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from hw import scratchpad
 from hw.axi import axi4_read, axi4_write, beat_bytes
 from hw.config import AccelConfig
-from hw.dma import DMA_FIELDS, DmaRead, DmaWrite
+from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
@@ -29,6 +31,18 @@ def dma_cmd(m: Module, target, cmd) -> None:
     m.d.comb += [getattr(target, n).eq(getattr(cmd, n)) for n in DMA_FIELDS]
 
 
+def mover_groups(cfg: AccelConfig, buffers: tuple[Buffer, ...]) -> list[tuple[Buffer, ...]]:
+    """The buffers each DMA mover of an engine serves, in order: all of them in one mover, or
+    one mover per buffer (``cfg.dma_movers``)."""
+    return [tuple(buffers)] if cfg.dma_movers == "per_engine" else [(b,) for b in buffers]
+
+
+def mover_name(cfg: AccelConfig, group: tuple[Buffer, ...]) -> str:
+    """The suffix of a mover's submodule and AXI port names: none for an engine's one mover
+    (``dma``, ``axi``), the buffer's for a buffer's own (``dma_input``, ``axi_input``)."""
+    return "" if cfg.dma_movers == "per_engine" else f"_{group[0].name.lower()}"
+
+
 def rows_per_dram_row(cmd, row_bytes: int):
     """Scratchpad rows one DRAM row of the command fills: ceil(row_bytes / buffer row)."""
     shift = row_bytes.bit_length() - 1
@@ -36,20 +50,25 @@ def rows_per_dram_row(cmd, row_bytes: int):
 
 
 class LoadEngine(wiring.Component):
-    """LOAD: DRAM rows into INPUT, WEIGHT or PARAM rows through one DMA reader that takes rows of
-    all three widths (the command's buffer picks the width), each arriving row written at once to
-    the next scratchpad row: the scratchpad never stalls the DMA."""
+    """LOAD: DRAM rows into INPUT, WEIGHT or PARAM rows through the DMA reader of the command's
+    buffer (``mover_groups``: one reader taking rows of all three widths, the command's buffer
+    picking the width, or one per buffer), each arriving row written at once to the next
+    scratchpad row: the scratchpad never stalls the DMA. One AXI read port per reader,
+    ``axi_ports`` names them."""
 
     def __init__(self, cfg: AccelConfig):
         self.cfg = cfg
+        self.groups = mover_groups(cfg, LOADABLE)
+        self.axi_ports = [f"axi{mover_name(cfg, g)}" for g in self.groups]
         members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
-                   "bus_error": Out(1), "axi": Out(axi4_read(cfg))}
+                   "bus_error": Out(1)} | {name: Out(axi4_read(cfg)) for name in self.axi_ports}
         for buf in LOADABLE:
             members[f"{buf.name.lower()}_wr"] = In(scratchpad.write_port(cfg, buf))
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        cfg = self.cfg
         cmd = Signal(MemCmd)
         addr = Signal(16)
         active = Signal()
@@ -58,25 +77,31 @@ class LoadEngine(wiring.Component):
         with m.If(self.cmd.valid & ~active):
             m.d.sync += [cmd.eq(self.cmd.payload), addr.eq(self.cmd.payload.sram_addr), active.eq(1), sent.eq(0)]
 
-        m.submodules.dma = reader = DmaRead(self.cfg, [scratchpad.row_bytes(self.cfg, buf) for buf in LOADABLE])
-        wiring.connect(m, wiring.flipped(self.axi), reader.axi)
-        dma_cmd(m, reader.cmd.payload, cmd)
-        for i, buf in enumerate(LOADABLE):
-            with m.If(cmd.buffer == buf):
-                m.d.comb += reader.cmd.payload.size.eq(i)
-        m.d.comb += [reader.cmd.valid.eq(active & ~sent), reader.rows.ready.eq(1), self.bus_error.eq(reader.bus_error)]
-        with m.If(reader.cmd.valid & reader.cmd.ready):
-            m.d.sync += sent.eq(1)
-        for buf in LOADABLE:
-            wr = getattr(self, f"{buf.name.lower()}_wr")
-            m.d.comb += [wr.addr.eq(addr), wr.data.eq(reader.rows.payload.data),
-                         wr.en.eq(reader.rows.valid & (cmd.buffer == buf))]
-        with m.If(reader.rows.valid):
-            m.d.comb += self.beat.eq(1)
-            m.d.sync += addr.eq(addr + 1)
-            with m.If(reader.rows.payload.last):
-                m.d.comb += self.done.eq(1)
-                m.d.sync += active.eq(0)
+        for group, port in zip(self.groups, self.axi_ports, strict=True):
+            reader = DmaRead(cfg, [scratchpad.row_bytes(cfg, buf) for buf in group])
+            m.submodules[f"dma{mover_name(cfg, group)}"] = reader
+            wiring.connect(m, wiring.flipped(getattr(self, port)), reader.axi)
+            mine = 1 if len(self.groups) == 1 else cmd.buffer == group[0]  # the command is this reader's
+            dma_cmd(m, reader.cmd.payload, cmd)
+            if len(group) > 1:
+                for i, buf in enumerate(group):
+                    with m.If(cmd.buffer == buf):
+                        m.d.comb += reader.cmd.payload.size.eq(i)
+            m.d.comb += [reader.cmd.valid.eq(active & ~sent & mine), reader.rows.ready.eq(1)]
+            with m.If(reader.bus_error):
+                m.d.comb += self.bus_error.eq(1)
+            with m.If(reader.cmd.valid & reader.cmd.ready):
+                m.d.sync += sent.eq(1)
+            for buf in group:
+                wr = getattr(self, f"{buf.name.lower()}_wr")
+                m.d.comb += [wr.addr.eq(addr), wr.data.eq(reader.rows.payload.data),
+                             wr.en.eq(reader.rows.valid & (cmd.buffer == buf) if len(group) > 1 else reader.rows.valid)]
+            with m.If(reader.rows.valid):
+                m.d.comb += self.beat.eq(1)
+                m.d.sync += addr.eq(addr + 1)
+                with m.If(reader.rows.payload.last):
+                    m.d.comb += self.done.eq(1)
+                    m.d.sync += active.eq(0)
         return m
 
 
@@ -87,7 +112,9 @@ def store_word_bytes(cfg: AccelConfig, buf: Buffer) -> int:
 
 
 class StoreEngine(wiring.Component):
-    """STORE: OUTPUT or ACC rows out through one DMA writer (the command's buffer picks the width).
+    """STORE: OUTPUT or ACC rows out through the DMA writer of the command's buffer (one writer
+    for both, the command's buffer picking the width, or one each behind a multiplexer:
+    ``mover_groups``).
 
     The engine reads the buffer in words of at most an AXI beat (``store_word_bytes``): a row
     wider than a beat (an ACC row: cols x 4 bytes) is read once per word, each read keeping one
@@ -169,23 +196,44 @@ class StoreEngine(wiring.Component):
                 m.d.sync += [row_words.eq(row_words - 1), row_end.eq(row_words == 2)]
 
         rd_data = Signal(widest)
-        m.submodules.dma = writer = DmaWrite(cfg, [word_bytes[buf] for buf in STORABLE])
-        wiring.connect(m, writer.axi, wiring.flipped(self.axi))
-        for i, buf in enumerate(STORABLE):
+        for buf in STORABLE:
             rd = getattr(self, f"{buf.name.lower()}_rd")
             mine = cmd.buffer == buf
             m.d.comb += [rd.addr.eq(addr), rd.en.eq(read & mine)]
             with m.If(mine):
                 word = rd.data if per_word[buf] == 1 else rd.data.word_select(part_read, 8 * word_bytes[buf])
-                m.d.comb += [rd_data.eq(word), writer.cmd.payload.size.eq(i)]
-        dma_cmd(m, writer.cmd.payload, cmd)
-        m.d.comb += [writer.cmd.valid.eq(active & ~sent), writer.rows.payload.eq(q.r_data),
-                     writer.rows.valid.eq(q.r_rdy), q.r_en.eq(writer.rows.ready), self.bus_error.eq(writer.bus_error)]
-        with m.If(writer.cmd.valid & writer.cmd.ready):
-            m.d.sync += sent.eq(1)
-        with m.If(writer.done):
-            m.d.comb += self.done.eq(1)
-            m.d.sync += active.eq(0)
+                m.d.comb += rd_data.eq(word)
+
+        # the FIFO's words go to the DMA writer of the command's buffer (mover_groups); several
+        # writers share the AXI write port through a multiplexer set by the command's buffer
+        groups = mover_groups(cfg, STORABLE)
+        if len(groups) > 1:
+            m.submodules.mux = mux = AxiWriteMux(cfg, len(groups))
+            wiring.connect(m, wiring.flipped(self.axi), mux.axi)
+            for i, group in enumerate(groups):
+                with m.If(cmd.buffer == group[0]):
+                    m.d.comb += mux.sel.eq(i)
+        for i, group in enumerate(groups):
+            writer = DmaWrite(cfg, [word_bytes[buf] for buf in group])
+            m.submodules[f"dma{mover_name(cfg, group)}"] = writer
+            wiring.connect(m, writer.axi, mux.ports[i] if len(groups) > 1 else wiring.flipped(self.axi))
+            mine = 1 if len(groups) == 1 else cmd.buffer == group[0]  # the command is this writer's
+            if len(group) > 1:
+                for j, buf in enumerate(group):
+                    with m.If(cmd.buffer == buf):
+                        m.d.comb += writer.cmd.payload.size.eq(j)
+            dma_cmd(m, writer.cmd.payload, cmd)
+            m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine), writer.rows.payload.eq(q.r_data),
+                         writer.rows.valid.eq(q.r_rdy & mine)]
+            with m.If(mine):
+                m.d.comb += q.r_en.eq(writer.rows.ready)
+            with m.If(writer.bus_error):
+                m.d.comb += self.bus_error.eq(1)
+            with m.If(writer.cmd.valid & writer.cmd.ready):
+                m.d.sync += sent.eq(1)
+            with m.If(writer.done & mine):
+                m.d.comb += self.done.eq(1)
+                m.d.sync += active.eq(0)
         m.d.comb += [q.w_data.eq(rd_data), q.w_en.eq(in_flight)]
         m.d.comb += self.beat.eq(Mux(self.axi.wvalid, self.axi.wready, 0))
         return m

@@ -80,6 +80,15 @@ def test_gemm_with_fewer_postproc_lanes(tiny, rng, tmp_path, lanes):
                   work_dir=tmp_path))
 
 
+def test_gemm_with_a_dma_mover_per_buffer(tiny, rng, tmp_path):
+    """`dma_movers = "per_buffer"`: a reader for each loadable buffer behind the read arbiter and a
+    writer for each storable one behind the write multiplexer give the same bytes, under AXI
+    back-pressure."""
+    cfg = from_dict({**tiny.model_dump(), "name": "tiny-movers", "dma_movers": "per_buffer"})
+    check(run_rtl(random_gemm(cfg, rng, 37, 53, 29, "int4", True, "stream"), "axi_ram", pause=0.3,
+                  work_dir=tmp_path))
+
+
 def test_default_config_gemm(default, rng, tmp_path):
     """The default 16x16 array on its 128-bit bus, through the HDL-side DRAM."""
     check(run_rtl(random_gemm(default, rng, 50, 70, 40, "int4", True), "sim_dram", work_dir=tmp_path))
@@ -266,12 +275,14 @@ end"""
     assert run.tensors["out"] == run.golden_tensors["out"] and len(set(run.tensors["out"])) > 10
 
 
-def test_stores_of_odd_shapes(tiny, rng, tmp_path):
+@pytest.mark.parametrize("movers", ["per_engine", "per_buffer"])
+def test_stores_of_odd_shapes(tiny, rng, tmp_path, movers):
     """STOREs whose DRAM rows are not whole scratchpad rows, under AXI back-pressure: accumulator
     rows (wider than a beat, so read a beat-wide word at a time) cut short inside a word, DRAM rows
     spanning two and a part scratchpad rows, one byte, unaligned addresses and strides; and an
-    output-row store of the same kind. Every byte of the regions matches the golden model."""
-    cfg = tiny
+    output-row store of the same kind, through one DMA writer for both buffers or one each. Every
+    byte of the regions matches the golden model."""
+    cfg = from_dict({**tiny.model_dump(), "name": f"tiny-{movers}", "dma_movers": movers})
     m = 24
     a = rng.integers(-128, 128, (m, cfg.rows)).astype(np.int8)
     w = rng.integers(-128, 128, (cfg.rows, cfg.cols)).astype(np.int8)
