@@ -71,7 +71,7 @@ class AccelConfig(BaseModel):
         16, description="decoded instructions each of the load/compute/store queues holds"
     )
     dma_movers: Literal["per_engine", "per_buffer"] = Field(
-        "per_engine", description="DMA movers: one per engine (LOAD's reader takes rows of every "
+        "per_buffer", description="DMA movers: one per engine (LOAD's reader takes rows of every "
         "loadable buffer, STORE's writer of every storable one: less logic) or one per buffer "
         "(a reader or writer for each row width, behind an arbiter or multiplexer)"
     )

@@ -11,7 +11,7 @@ buffer (each with a single row width: more logic, fewer wide multiplexers).
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import C, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,6 +41,20 @@ def mover_name(cfg: AccelConfig, group: tuple[Buffer, ...]) -> str:
     """The suffix of a mover's submodule and AXI port names: none for an engine's one mover
     (``dma``, ``axi``), the buffer's for a buffer's own (``dma_input``, ``axi_input``)."""
     return "" if cfg.dma_movers == "per_engine" else f"_{group[0].name.lower()}"
+
+
+def command_mover(m: Module, mover, cmd, group: tuple[Buffer, ...], alone: bool, valid):
+    """Drive a mover's command from the engine's: its DRAM fields, the row width of the command's
+    buffer (when the mover serves several), and valid with ``valid`` when the command is this
+    mover's (always when the mover is the engine's only one, ``alone``). Returns that condition."""
+    mine = C(1) if alone else cmd.buffer == group[0]
+    dma_cmd(m, mover.cmd.payload, cmd)
+    if len(group) > 1:
+        for i, buf in enumerate(group):
+            with m.If(cmd.buffer == buf):
+                m.d.comb += mover.cmd.payload.size.eq(i)
+    m.d.comb += mover.cmd.valid.eq(valid & mine)
+    return mine
 
 
 def rows_per_dram_row(cmd, row_bytes: int):
@@ -81,13 +95,8 @@ class LoadEngine(wiring.Component):
             reader = DmaRead(cfg, [scratchpad.row_bytes(cfg, buf) for buf in group])
             m.submodules[f"dma{mover_name(cfg, group)}"] = reader
             wiring.connect(m, wiring.flipped(getattr(self, port)), reader.axi)
-            mine = 1 if len(self.groups) == 1 else cmd.buffer == group[0]  # the command is this reader's
-            dma_cmd(m, reader.cmd.payload, cmd)
-            if len(group) > 1:
-                for i, buf in enumerate(group):
-                    with m.If(cmd.buffer == buf):
-                        m.d.comb += reader.cmd.payload.size.eq(i)
-            m.d.comb += [reader.cmd.valid.eq(active & ~sent & mine), reader.rows.ready.eq(1)]
+            command_mover(m, reader, cmd, group, len(self.groups) == 1, active & ~sent)
+            m.d.comb += reader.rows.ready.eq(1)
             with m.If(reader.bus_error):
                 m.d.comb += self.bus_error.eq(1)
             with m.If(reader.cmd.valid & reader.cmd.ready):
@@ -207,24 +216,20 @@ class StoreEngine(wiring.Component):
         # the FIFO's words go to the DMA writer of the command's buffer (mover_groups); several
         # writers share the AXI write port through a multiplexer set by the command's buffer
         groups = mover_groups(cfg, STORABLE)
+        ports = [wiring.flipped(self.axi)]
         if len(groups) > 1:
             m.submodules.mux = mux = AxiWriteMux(cfg, len(groups))
             wiring.connect(m, wiring.flipped(self.axi), mux.axi)
+            ports = mux.ports
             for i, group in enumerate(groups):
                 with m.If(cmd.buffer == group[0]):
                     m.d.comb += mux.sel.eq(i)
-        for i, group in enumerate(groups):
+        for group, port in zip(groups, ports, strict=True):
             writer = DmaWrite(cfg, [word_bytes[buf] for buf in group])
             m.submodules[f"dma{mover_name(cfg, group)}"] = writer
-            wiring.connect(m, writer.axi, mux.ports[i] if len(groups) > 1 else wiring.flipped(self.axi))
-            mine = 1 if len(groups) == 1 else cmd.buffer == group[0]  # the command is this writer's
-            if len(group) > 1:
-                for j, buf in enumerate(group):
-                    with m.If(cmd.buffer == buf):
-                        m.d.comb += writer.cmd.payload.size.eq(j)
-            dma_cmd(m, writer.cmd.payload, cmd)
-            m.d.comb += [writer.cmd.valid.eq(active & ~sent & mine), writer.rows.payload.eq(q.r_data),
-                         writer.rows.valid.eq(q.r_rdy & mine)]
+            wiring.connect(m, writer.axi, port)
+            mine = command_mover(m, writer, cmd, group, len(groups) == 1, active & ~sent)
+            m.d.comb += [writer.rows.payload.eq(q.r_data), writer.rows.valid.eq(q.r_rdy & mine)]
             with m.If(mine):
                 m.d.comb += q.r_en.eq(writer.rows.ready)
             with m.If(writer.bus_error):
