@@ -141,7 +141,10 @@ class CostParams:
 
     Defaults are read off the RTL and the simulation DRAM (sim/dram.py): a LOAD waits the 20-cycle
     read latency plus its command and realignment pipeline; a STORE the 10-cycle write response
-    plus its read-ahead; the DMA keeps 32 bursts in flight, so bursts cost no extra cycles.
+    plus its read-ahead; the DMA keeps ``dma_outstanding`` bursts in flight, 32 by default, so
+    bursts cost no extra cycles. With fewer (``tiny``: 4) a LOAD of rows of a few beats waits on
+    the read latency (about a burst per (latency + beats + 5) / dma_outstanding cycles, the DMA
+    testbench's ``read_bound``): not modelled yet.
     Not fitted yet; one check: the ``gemm`` benchmark's kernel (256^3 INT4, resident, m_tile 64)
     is 69407 cycles here and 69377 on the RTL.
     """

@@ -346,13 +346,27 @@ def parse_muls(dump: str) -> list[dict]:
 
 
 def dsp_cost(mul: dict, rules: dict) -> int:
-    """DSP blocks Yosys' mul2dsp uses for one multiplier (0: too narrow, it stays in LUTs)."""
-    a, b, y = mul["A_WIDTH"], mul["B_WIDTH"], mul["Y_WIDTH"]
-    mx, mn = rules["max_width"], rules["min_width"]
-    if min(a, b) < mn or y < rules["min_y_width"]:
-        return 0
-    pieces = [1 if w <= mx else 1 + math.ceil((w - mx) / (mx - 1)) for w in (a, b)]
-    return pieces[0] * pieces[1]
+    """DSP blocks Yosys' mul2dsp (``share/mul2dsp.v``) uses for one multiplier (0: it stays in
+    LUTs). As mul2dsp does: the wider operand goes first; an operand wider than the block is cut
+    into block-wide slices and a last, narrower one, each slice a multiplier of its own, cut
+    again if its other operand is too wide; a slice narrower than ``min_width`` or with a
+    product narrower than ``min_y_width`` stays in LUTs (a 16 x 17-bit product on an iCE40 is one
+    SB_MAC16 and a 16 x 1-bit slice in LUTs)."""
+    mx, mn, my = rules["max_width"], rules["min_width"], rules["min_y_width"]
+
+    def cost(a: int, b: int, y: int) -> int:
+        if a < mn or b < mn or y < my:
+            return 0
+        if a > mx:
+            n = (a - 1) // mx
+            return n * cost(mx, b, min(y, b + mx)) + cost(a - n * mx, b, b + a - n * mx)
+        if b > mx:
+            n = (b - 1) // mx
+            return n * cost(a, mx, min(y, a + mx)) + cost(a, b - n * mx, a + b - n * mx)
+        return 1
+
+    a, b = sorted((mul["A_WIDTH"], mul["B_WIDTH"]), reverse=True)
+    return cost(a, b, mul["Y_WIDTH"])
 
 
 def natural_key(name: str) -> tuple:

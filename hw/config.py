@@ -75,6 +75,10 @@ class AccelConfig(BaseModel):
         "loadable buffer, STORE's writer of every storable one: less logic) or one per buffer "
         "(a reader or writer for each row width, behind an arbiter or multiplexer)"
     )
+    dma_outstanding: Annotated[int, Field(ge=1, le=64)] = Field(
+        32, description="AXI bursts each DMA mover keeps in flight: the depth of its descriptor, "
+        "burst-length and response FIFOs (flip-flops on an iCE40) and of the read arbiter's routing FIFO"
+    )
     axi_data_bits: int = 128
     axi_addr_bits: Annotated[int, Field(ge=16, le=32)] = 32
     dram_bytes: Annotated[int, Field(ge=4096, le=1 << 32)] = 1 << 24

@@ -8,7 +8,7 @@ scratchpad row past the DRAM row's end, a write ignores it (NumPy twin: ``sim.go
 
 Both movers split every DRAM row into INCR bursts of full-width beats over the aligned beats
 that cover it (at most 256 beats, never across 4 KiB), issue addresses ahead of the data with up
-to MAX_OUTSTANDING bursts in flight, and realign bytes through a two-beat shifter whose shift is
+to ``cfg.dma_outstanding`` bursts in flight, and realign bytes through a two-beat shifter whose shift is
 the row's byte offset, constant per DRAM row. Data moves at one beat per cycle when the memory
 keeps up; with B < W a beat holds several scratchpad rows, which go one per cycle.
 """
@@ -39,9 +39,9 @@ from hw.config import AccelConfig
 from hw.isa import LAYOUTS, Opcode
 from hw.skid import SkidBuffer
 
-# Bursts in flight per mover. Rows of one beat need about one outstanding burst per cycle of
-# memory latency to stream at one beat per cycle; 32 covers ~30 cycles.
-MAX_OUTSTANDING = 32
+# Bursts in flight per mover: ``cfg.dma_outstanding``. Rows of one beat need about one
+# outstanding burst per cycle of memory latency to stream at one beat per cycle; 32 (the
+# default) covers ~30 cycles.
 AW_QUEUE = 4  # write bursts the splitter may run ahead of AW acceptance
 
 DMA_FIELDS = ("dram_addr", "rows", "row_bytes", "dram_stride")
@@ -276,7 +276,7 @@ class DmaRead(wiring.Component):
 
         m.submodules.bursts = bursts = BurstSplitter(cfg, n_sizes)
         # buffered: the R side loads the next row's counters from a register, not a RAM read
-        m.submodules.descs = descs = SyncFIFOBuffered(width=desc_layout.size, depth=MAX_OUTSTANDING)
+        m.submodules.descs = descs = SyncFIFOBuffered(width=desc_layout.size, depth=cfg.dma_outstanding)
         wiring.connect(m, wiring.flipped(self.cmd), bursts.cmd)
 
         # ---- AR: a register slice fed by the splitter through a skid buffer (the splitter's
@@ -284,8 +284,8 @@ class DmaRead(wiring.Component):
         m.submodules.burst_q = burst_q = SkidBuffer(burst_layout(cfg, n_sizes))
         wiring.connect(m, bursts.bursts, burst_q.i)
         burst = burst_q.o.payload
-        outstanding = Signal(range(MAX_OUTSTANDING + 1))  # bursts whose last beat has not arrived
-        m.d.comb += burst_q.o.ready.eq((~axi.arvalid | axi.arready) & (outstanding < MAX_OUTSTANDING)
+        outstanding = Signal(range(cfg.dma_outstanding + 1))  # bursts whose last beat has not arrived
+        m.d.comb += burst_q.o.ready.eq((~axi.arvalid | axi.arready) & (outstanding < cfg.dma_outstanding)
                                        & (descs.w_rdy | ~burst.first))
         take = burst_q.o.valid & burst_q.o.ready
         m.d.comb += [axi.arid.eq(0), axi.arsize.eq(wb), axi.arburst.eq(BURST_INCR)]
@@ -437,7 +437,7 @@ class DmaRead(wiring.Component):
 
 class DmaWrite(wiring.Component):
     """Scratchpad rows of ``row_bytes`` (B) bytes -> DRAM, ceil(row_bytes_cmd / B) rows per DRAM
-    row, exact WSTRB. AW runs up to MAX_OUTSTANDING bursts ahead of W and B. B >= W: one beat per
+    row, exact WSTRB. AW runs up to ``cfg.dma_outstanding`` bursts ahead of W and B. B >= W: one beat per
     cycle; B < W: one scratchpad row per cycle. ``done`` pulses with the command's last B response.
 
     ``row_bytes`` may list several widths (one mover for the STORE engine's buffers): the
@@ -466,9 +466,9 @@ class DmaWrite(wiring.Component):
         rdesc = data.StructLayout({"row": row_desc(cfg)} | ({"size": range(n_sizes)} if n_sizes > 1 else {}))
 
         m.submodules.bursts = bursts = BurstSplitter(cfg, n_sizes)
-        m.submodules.descs = descs = SyncFIFO(width=rdesc.size, depth=MAX_OUTSTANDING)  # DRAM rows
-        m.submodules.lens = lens = SyncFIFO(width=LEN_BITS, depth=MAX_OUTSTANDING)  # bursts, for wlast
-        m.submodules.resps = resps = SyncFIFO(width=1, depth=MAX_OUTSTANDING)  # bursts awaiting B
+        m.submodules.descs = descs = SyncFIFO(width=rdesc.size, depth=cfg.dma_outstanding)  # DRAM rows
+        m.submodules.lens = lens = SyncFIFO(width=LEN_BITS, depth=cfg.dma_outstanding)  # bursts, for wlast
+        m.submodules.resps = resps = SyncFIFO(width=1, depth=cfg.dma_outstanding)  # bursts awaiting B
         aw_layout = data.StructLayout({"addr": burst_layout(cfg)["addr"].shape, "len": unsigned(LEN_BITS)})
         m.submodules.aws = aws = SyncFIFOBuffered(width=aw_layout.size, depth=AW_QUEUE)
         wiring.connect(m, wiring.flipped(self.cmd), bursts.cmd)
@@ -630,7 +630,7 @@ class AxiReadArbiter(wiring.Component):
 
     def __init__(self, cfg: AccelConfig, n: int, depth: int | None = None):
         self.cfg, self.n = cfg, n
-        self.depth = depth or n * MAX_OUTSTANDING
+        self.depth = depth or n * cfg.dma_outstanding
         super().__init__({name: In(axi4_read(cfg)) for name in _port_names(n)} | {"axi": Out(axi4_read(cfg))})
 
     @property

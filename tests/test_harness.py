@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from hw.config import from_dict
 from hw.postproc import PostProcess
 from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
@@ -13,13 +14,19 @@ TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_postproc.py"
 
 
 @pytest.fixture(scope="module")
-def postproc_model(tiny):
-    return build_amaranth(PostProcess, tiny, "postproc")
+def pp4(tiny):
+    """`tiny` with a requantization lane per column (four): the unit under test takes whole rows."""
+    return from_dict({**tiny.model_dump(), "name": "tiny-pp4", "postproc_lanes": 0})
 
 
 @pytest.fixture(scope="module")
-def postproc_results(postproc_model, tiny):
-    return {r.name: r for r in run_cocotb(postproc_model, "sim.tb.test_postproc", extra_env=config_env(tiny))}
+def postproc_model(pp4):
+    return build_amaranth(PostProcess, pp4, "postproc")
+
+
+@pytest.fixture(scope="module")
+def postproc_results(postproc_model, pp4):
+    return {r.name: r for r in run_cocotb(postproc_model, "sim.tb.test_postproc", extra_env=config_env(pp4))}
 
 
 def test_toolchain_env_applies_the_wheel_fixes():
@@ -39,9 +46,9 @@ def test_postproc_rtl(postproc_results, case):
     assert result.sim_time_ns > 0
 
 
-def test_second_build_hits_the_cache(postproc_model, tiny):
+def test_second_build_hits_the_cache(postproc_model, pp4):
     mtime = postproc_model.binary.stat().st_mtime_ns
-    again = build_amaranth(PostProcess, tiny, "postproc")
+    again = build_amaranth(PostProcess, pp4, "postproc")
     assert again.cached and again.build_dir == postproc_model.build_dir
     assert again.binary.stat().st_mtime_ns == mtime
 

@@ -89,6 +89,35 @@ def test_dsp_budget_prefers_wide_products():
     assert [m["name"] for m in chosen] == ["array.pe_0_1.$mul", "array.pe_0_10.$mul", "array.pe_1_1.$mul"]
 
 
+DSP_CASES = {  # (A bits, B bits, signed) of multipliers whose slicing differs between the targets
+    "ice40-up5k": [(16, 17, False), (18, 16, True), (17, 17, False), (33, 24, True), (8, 8, True), (4, 4, True)],
+    "ecp5-25k": [(33, 24, True), (19, 18, False), (18, 18, True), (1, 8, True)],
+}
+
+
+@pytest.mark.parametrize("target", sorted(DSP_CASES))
+def test_dsp_cost_is_what_yosys_maps(target, tmp_path):
+    """dsp_cost against Yosys itself: multipliers of the widths mul2dsp slices differently (a
+    slice too narrow for a DSP block stays in LUTs), all chosen for DSP blocks and mapped with the
+    flow's own script: the DSP blocks in the netlist are the sum of their costs."""
+    cases = DSP_CASES[target]
+    ports = ", ".join(f"input {'signed ' if s else ''}[{a - 1}:0] a{i}, input {'signed ' if s else ''}[{b - 1}:0] b{i}, "
+                      f"output {'signed ' if s else ''}[{a + b - 1}:0] y{i}" for i, (a, b, s) in enumerate(cases))
+    body = "".join(f"  assign y{i} = a{i} * b{i};\n" for i in range(len(cases)))
+    (tmp_path / f"{synth.WRAPPER_TOP}.v").write_text(f"module {synth.WRAPPER_TOP}({ports});\n{body}endmodule\n")
+    (tmp_path / "core.v").write_text("module core(); endmodule\n")
+    muls, _ = synth.yosys_prep(tmp_path, "core")
+    assert len(muls) == len(cases)
+    t = load_target(target)
+    rules = DSP_RULES[t.family]
+    synth.yosys_synth(t, muls, tmp_path)
+    cells, _ = synth.parse_stat((tmp_path / "stat.json").read_text())
+    dsp = {"ecp5": "MULT18X18D", "ice40": "SB_MAC16"}[t.family]
+    assert cells.get(dsp, 0) == sum(dsp_cost(m, rules) for m in muls)
+    if t.family == "ice40":  # a 16 x 17-bit product: one SB_MAC16 and a 16 x 1-bit slice in LUTs
+        assert [dsp_cost(m, rules) for m in muls] == [1, 2, 1, 4, 1, 0]
+
+
 def test_nextpnr_log_and_report_parsing():
     log = ("Info: Device utilisation:\nInfo: \t         ICESTORM_LC:  9120/  5280   172%\n"
            "Info: \t        ICESTORM_RAM:     4/    30    13%\n")

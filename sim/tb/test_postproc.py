@@ -16,7 +16,7 @@ from sim.tb.common import config, rng, start
 
 def random_rows(r: np.random.Generator, n: int, edge: bool = False) -> list[dict]:
     cfg = config()
-    lanes = cfg.cols
+    lanes = cfg.pp_lanes
     a_lo, a_hi = -(1 << (cfg.acc_bits - 1)), 1 << (cfg.acc_bits - 1)
     b_w, m_w, s_w = (ChannelParams[f].width for f in ("bias", "multiplier", "shift"))
     rows = []
@@ -58,7 +58,7 @@ def encode(row: dict) -> int:
 
 
 def decode(raw: int) -> list[int]:
-    lanes, mask, half = config().cols, (1 << OUT_BITS) - 1, 1 << (OUT_BITS - 1)
+    lanes, mask, half = config().pp_lanes, (1 << OUT_BITS) - 1, 1 << (OUT_BITS - 1)
     vals = [(raw >> (OUT_BITS * i)) & mask for i in range(lanes)]
     return [v - 2 * half if v >= half else v for v in vals]
 
