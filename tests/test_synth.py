@@ -101,8 +101,9 @@ def test_dsp_cost_is_what_yosys_maps(target, tmp_path):
     slice too narrow for a DSP block stays in LUTs), all chosen for DSP blocks and mapped with the
     flow's own script: the DSP blocks in the netlist are the sum of their costs."""
     cases = DSP_CASES[target]
-    ports = ", ".join(f"input {'signed ' if s else ''}[{a - 1}:0] a{i}, input {'signed ' if s else ''}[{b - 1}:0] b{i}, "
-                      f"output {'signed ' if s else ''}[{a + b - 1}:0] y{i}" for i, (a, b, s) in enumerate(cases))
+    sign = ["signed " if s else "" for _, _, s in cases]
+    ports = ", ".join(f"input {sign[i]}[{a - 1}:0] a{i}, input {sign[i]}[{b - 1}:0] b{i}, "
+                      f"output {sign[i]}[{a + b - 1}:0] y{i}" for i, (a, b, _) in enumerate(cases))
     body = "".join(f"  assign y{i} = a{i} * b{i};\n" for i in range(len(cases)))
     (tmp_path / f"{synth.WRAPPER_TOP}.v").write_text(f"module {synth.WRAPPER_TOP}({ports});\n{body}endmodule\n")
     (tmp_path / "core.v").write_text("module core(); endmodule\n")
