@@ -54,10 +54,12 @@ every ``cols`` output channels' row when they all fit (loaded once), else ``n_ti
 - load / store: one LOAD / STORE at a time per queue: a latency per transfer plus, per DRAM
   row, ``max(bus beats, scratchpad rows)`` cycles (a narrow scratchpad row takes one cycle of
   its own), plus an optional cost per AXI burst (every DRAM row is a burst: rows are narrower
-  than 4 KiB). Instruction fetch shares the read channel with the loads, so the program's
-  beats count there too. Activations are assumed stored with bus-aligned rows. A block of a
-  GEMM with ``row_runs`` takes one LOAD per k-tile and one STORE per n-tile for every run it
-  touches; raw int32 outputs (``out_bytes``) are stored from the accumulator rows, without POSTPROC.
+  than 4 KiB); a loaded row takes at least its bursts' share of the reader's ``dma_outstanding``
+  slots, each held ``read_latency + beats + slot_turnaround`` cycles. Instruction fetch shares
+  the read channel with the loads, so the program's beats count there too. Activations are
+  assumed stored with bus-aligned rows. A block of a GEMM with ``row_runs`` takes one LOAD per
+  k-tile and one STORE per n-tile for every run it touches; raw int32 outputs (``out_bytes``)
+  are stored from the accumulator rows, without POSTPROC.
 - overlap: double-buffered ``first loads + max(compute, other loads, other stores) + drain,
   last POSTPROC and STORE``; single-buffered ``compute + loads + stores``.
 
@@ -141,10 +143,10 @@ class CostParams:
 
     Defaults are read off the RTL and the simulation DRAM (sim/dram.py): a LOAD waits the 20-cycle
     read latency plus its command and realignment pipeline; a STORE the 10-cycle write response
-    plus its read-ahead; the DMA keeps ``dma_outstanding`` bursts in flight, 32 by default, so
-    bursts cost no extra cycles. With fewer (``tiny``: 4) a LOAD of rows of a few beats waits on
-    the read latency (about a burst per (latency + beats + 5) / dma_outstanding cycles, the DMA
-    testbench's ``read_bound``): not modelled yet.
+    plus its read-ahead. A DMA reader keeps ``dma_outstanding`` bursts in flight, each from its AR
+    to ``read_latency`` + its beats + ``slot_turnaround`` cycles later (the DMA testbench's
+    ``read_bound``): with 32 (the default) a read streams a beat per cycle, with fewer (``tiny``:
+    4) rows of a few beats wait on the latency.
     Not fitted yet; one check: the ``gemm`` benchmark's kernel (256^3 INT4, resident, m_tile 64)
     is 69407 cycles here and 69377 on the RTL.
     """
@@ -152,6 +154,8 @@ class CostParams:
     load_latency: int = 24  # cycles per LOAD beyond its data rows
     store_latency: int = 16  # cycles per STORE beyond its data rows
     burst_cycles: int = 0  # extra cycles per AXI burst (one per DRAM row here)
+    read_latency: int = 20  # cycles from a read burst's AR to its first beat (sim/dram.py's default)
+    slot_turnaround: int = 5  # cycles from a read burst's last beat to the AR that reuses its slot
     pass_gap_extra: int = 0  # extra cycles over rows + cols + 1 before a weight bank is reused
     drain_extra: int = 0  # cycles a POSTPROC waits beyond the array latency
 
@@ -211,10 +215,17 @@ def _ceil(a, b):
     return -(-a // b)
 
 
-def _row_cycles(row_bytes: int, sram_row_bytes: int, bus_bytes: int, p: CostParams) -> int:
-    """Cycles one DRAM row takes: bus beats or scratchpad rows, whichever is more, plus its bursts."""
+def dram_row_cycles(row_bytes: int, sram_row_bytes: int, bus_bytes: int, p: CostParams,
+                    in_flight: int = 0) -> int:
+    """Cycles one DRAM row takes: bus beats or scratchpad rows, whichever is more, plus its bursts;
+    for a read (``in_flight``: the reader's bursts in flight) at least the time its bursts hold
+    the reader's slots, from each AR to the slot's reuse, shared by ``in_flight`` slots."""
+    beats = _ceil(row_bytes, bus_bytes)
     bursts = _ceil(row_bytes, min(MAX_BURST_BYTES, MAX_BURST_BEATS * bus_bytes))
-    return max(_ceil(row_bytes, bus_bytes), _ceil(row_bytes, sram_row_bytes)) + p.burst_cycles * bursts
+    cycles = max(beats, _ceil(row_bytes, sram_row_bytes)) + p.burst_cycles * bursts
+    if in_flight:
+        cycles = max(cycles, _ceil(bursts * (p.read_latency + p.slot_turnaround) + beats, in_flight))
+    return cycles
 
 
 @dataclass(frozen=True)
@@ -272,11 +283,12 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
     # an n-tile's PARAM rows travel together: count PARAM in units of them
     depth["param_buf_bytes"] //= gemm.param_rows
     p_row_bytes = C * PARAM_BYTES * gemm.param_rows
-    a_full = _row_cycles(R, R, bus, p)
-    a_last = _row_cycles(K - (kt - 1) * R, R, bus, p)
+    reads = cfg.dma_outstanding
+    a_full = dram_row_cycles(R, R, bus, p, reads)
+    a_last = dram_row_cycles(K - (kt - 1) * R, R, bus, p, reads)
     ob = gemm.out_bytes
-    o_full = _row_cycles(C * ob, C * ob, bus, p)
-    o_last = _row_cycles((N - (nt - 1) * C) * ob, C * ob, bus, p)
+    o_full = dram_row_cycles(C * ob, C * ob, bus, p)
+    o_last = dram_row_cycles((N - (nt - 1) * C) * ob, C * ob, bus, p)
     _check_minimal(cfg, gemm, dtype_bits, wtr, depth, nt)
     return _Geometry(
         m=M, cells=R * C, kt=kt, nt=nt, macs=M * K * N, a_bytes=M * K, w_tile_bytes=wtr * C, p_row_bytes=p_row_bytes,
@@ -285,7 +297,8 @@ def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _
         postproc=ob == 1,
         params_fit=nt <= depth["param_buf_bytes"], bus_bytes=bus,
         a_full=a_full, a_last=a_last, a_row=(kt - 1) * a_full + a_last,
-        w_tile=_row_cycles(wtr * C, C, bus, p), p_row=_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p),
+        w_tile=dram_row_cycles(wtr * C, C, bus, p, reads),
+        p_row=dram_row_cycles(p_row_bytes, C * PARAM_BYTES, bus, p, reads),
         o_full=o_full, o_row=(nt - 1) * o_full + o_last,
         pass_gap=R + C + 1 + p.pass_gap_extra, drain=array_latency(cfg) + p.drain_extra,
         pp_cycles=cfg.pp_row_cycles if ob == 1 else 1,

@@ -15,6 +15,7 @@ from compiler.tiling import (
     CostParams,
     Gemm,
     Tiling,
+    dram_row_cycles,
     evaluate,
     fits,
     search,
@@ -255,3 +256,18 @@ def test_fewer_postproc_lanes_cost_their_cycles(default, rng):
     deep = Gemm("deep", 512, 256, 64)
     slow_deep, fast_deep = search(default, deep, 4).cost, search(fast, deep, 4).cost
     assert fast_deep.cycles < slow_deep.cycles < 1.02 * fast_deep.cycles
+
+
+def test_loads_wait_on_the_latency_with_few_bursts_in_flight(tiny):
+    """A reader with `dma_outstanding` = 4 (`tiny`) cannot hide the 20-cycle read latency behind
+    one-beat rows: each row holds a slot for latency + beat + turnaround cycles, four at a time,
+    so an activation row of a k-tile costs ceil(26 / 4) = 7 cycles instead of 1; with 32 slots
+    it is 1 again (sim/tb/test_dma.py measures the same bound on the RTL)."""
+    many = from_dict({**tiny.model_dump(), "name": "tiny-32", "dma_outstanding": 32})
+    p = CostParams()
+    assert tiny.dma_outstanding == 4
+    assert dram_row_cycles(tiny.rows, tiny.rows, 4, p, tiny.dma_outstanding) == 7
+    assert dram_row_cycles(tiny.rows, tiny.rows, 4, p, many.dma_outstanding) == 1
+    gemm, t = Gemm("g", 64, 64, 16), Tiling(64, 64, 16, "input_stationary", True)
+    few_cost, many_cost = tiling_cost(tiny, gemm, 4, t), tiling_cost(many, gemm, 4, t)
+    assert few_cost.cycles > many_cost.cycles and few_cost.dma_bytes == many_cost.dma_bytes
