@@ -22,8 +22,10 @@ MEM_BYTES = 1 << 18  # the part of DRAM the tests use
 PERIOD_NS = 10
 LATENCY = 20  # memory cycles from AR to the first beat in the throughput test
 SLACK = 30  # cycles of pipeline fill and drain the throughput bounds allow
-TURNAROUND = 5  # cycles from a burst's last beat to the next burst's first AR beat in its slot: the outstanding
-# counter, the AR register, the read arbiter's skid buffer and register slice, the memory model's AR
+# cycles from a burst's last beat to the AR of the burst that takes its slot (the outstanding
+# counter, the AR register, the read arbiter's skid buffer and register slice, the memory model's
+# AR), measured: compiler/tiling.py's CostParams.slot_turnaround is the same
+TURNAROUND = 5
 
 
 # ---- memory model ----------------------------------------------------------------------------
