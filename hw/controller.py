@@ -256,10 +256,14 @@ class Controller(wiring.Component):
         # registered the cycle before (`has_room`: at most insn_queue_depth - 1 entries then), not
         # on the FIFO's own w_rdy, so the queues' levels are no longer on the path through d1,
         # d0 and the instruction FIFO's read. A queue still takes insn_queue_depth entries.
+        # At insn_queue_depth = 1 the FIFO holds three: a two-entry SyncFIFOBuffered is one
+        # memory row and its output register, and its memory is still full in the cycle after
+        # a write into it empty, when the registered flag lets a second write through; that
+        # write would be dropped.
         queues = {}
         has_room = {}
         for q in Queue:
-            qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=cfg.insn_queue_depth + 1)
+            qf = fifo.SyncFIFOBuffered(width=Entry.size, depth=max(cfg.insn_queue_depth + 1, 3))
             m.submodules[f"{q.name.lower()}_queue"] = queues[q] = qf
             has_room[q] = Signal(name=f"{q.name.lower()}_queue_has_room")
             m.d.sync += has_room[q].eq(qf.level < cfg.insn_queue_depth)

@@ -36,4 +36,6 @@ def write_port(cfg: AccelConfig, buf: Buffer) -> memory.WritePort.Signature:
 
 
 def make_memory(cfg: AccelConfig, buf: Buffer) -> memory.Memory:
-    return memory.Memory(shape=8 * row_bytes(cfg, buf), depth=depth(cfg, buf), init=[])
+    """The buffer's memory. A buffer of one row gets a second that no access reaches (every
+    address is checked against ``depth``), so that its ports keep a 1-bit address."""
+    return memory.Memory(shape=8 * row_bytes(cfg, buf), depth=max(2, depth(cfg, buf)), init=[])

@@ -1,13 +1,15 @@
 """Whole programs on the accelerator RTL, bit for bit against the golden model: random GEMMs
 under random AXI back-pressure, both DRAM models, and every error code."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from compiler.gemm import Requant, WeightGroups, gemm_program, reference_gemm
 from hw import scratchpad
 from hw.asm import assemble
-from hw.config import from_dict
+from hw.config import from_dict, load_config
 from hw.datatypes import DATATYPES
 from hw.isa import INSN_BYTES, Buffer, ChannelParams, ErrorCode, Opcode, Queue, encode
 from hw.program import Program, Segment, TensorDesc
@@ -92,6 +94,17 @@ def test_gemm_with_a_dma_mover_per_buffer(tiny, rng, tmp_path):
 def test_default_config_gemm(default, rng, tmp_path):
     """The default 16x16 array on its 128-bit bus, through the HDL-side DRAM."""
     check(run_rtl(random_gemm(default, rng, 50, 70, 40, "int4", True), "sim_dram", work_dir=tmp_path))
+
+
+@pytest.mark.parametrize("m, k, n, dtype", [(13, 20, 4, "int8"), (21, 40, 3, "int4")])
+def test_smallest_configuration_gemm(rng, tmp_path, m, k, n, dtype):
+    """Every size at its least (bitstreams/configs/floor-4x4.toml, the configuration docs/fpga.md
+    measures on the iCE40): single-buffered one-tile buffers, a PARAM buffer of one row,
+    instruction queues and token channels of one, one burst in flight, 16-bit accumulators and
+    AXI addresses, under AXI back-pressure."""
+    cfg = load_config(Path(__file__).parents[1] / "bitstreams" / "configs" / "floor-4x4.toml")
+    assert cfg.buffer_depth("param_buf_bytes") == 1 and cfg.insn_queue_depth == 1
+    check(run_rtl(random_gemm(cfg, rng, m, k, n, dtype, True), "axi_ram", pause=0.3, work_dir=tmp_path))
 
 
 def mixed_groups(cfg, rng, k, n, size):
