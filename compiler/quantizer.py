@@ -19,6 +19,7 @@ from torchao.quantization.pt2e.quantizer import (
     Quantizer,
     SharedQuantizationSpec,
 )
+from torchao.quantization.pt2e.utils import _fuse_conv_bn_
 
 import compiler.torch_ops  # noqa: F401  (registers lowbit::dequantize_weight)
 from compiler.torch_ops import LowbitWeight
@@ -254,6 +255,9 @@ def quantize_model(model: torch.nn.Module, example_inputs: tuple, calibration: I
     ``weights`` (a datatype or mixture name) per output channel or per ``group_size`` input channels."""
     _check_args(weights, group_size)
     gm = torch.export.export(model.eval(), tuple(example_inputs)).module()
+    # BatchNorm folds into the conv before its weights are read: prepare_pt2e folds it too, and the
+    # quantized weights must be the folded ones that go with the folded bias it keeps
+    _fuse_conv_bn_(gm)
     layers = _layer_weights(gm)
     lowbit = {target: quantize_weight(w.numpy(), weights, group_size) for target, w in layers.values()}
     prepared = prepare_pt2e(gm, LowbitQuantizer())

@@ -151,3 +151,66 @@ def test_errors():
         quantize_model(ex.model, ex.example_inputs, [])
     with pytest.raises(ValueError, match="no example named"):
         example_program("resnet")
+
+
+# ---- BatchNorm: the quantized model must track the float model, not only its own export ----------
+
+
+class _ConvBN(torch.nn.Module):
+    """conv -> BatchNorm [-> ReLU], optionally depthwise, with BatchNorm statistics far from identity."""
+
+    def __init__(self, depthwise: bool, relu: bool):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.conv = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16 if depthwise else 1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(16)
+        self.relu = relu
+        with torch.no_grad():
+            self.bn.running_mean.uniform_(-1, 1)
+            self.bn.running_var.uniform_(0.05, 4)
+            self.bn.weight.uniform_(0.2, 3)
+            self.bn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        y = self.bn(self.conv(self.stem(x)))
+        return torch.relu(y) if self.relu else y
+
+
+@pytest.mark.parametrize("quantizer", ["lowbit", "pt2e"])
+@pytest.mark.parametrize("depthwise, relu", [(False, False), (False, True), (True, False)])
+def test_conv_batchnorm_tracks_the_float_model(quantizer, depthwise, relu):
+    from compiler.examples import quantize_pt2e
+    from compiler.pipeline import compile_model
+    from host.runtime import run_model
+    from hw.config import load_config
+
+    model = _ConvBN(depthwise, relu).eval()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 12, 12, generator=gen)
+    calib = [(torch.randn(2, 3, 12, 12, generator=gen),) for _ in range(8)]
+    if quantizer == "lowbit":
+        ep = quantize_model(model, (x,), calib, weights="int8")
+    else:
+        ep = quantize_pt2e(model, (x,), calib)
+    want = model(x)
+    assert _cosine(ep.module()(x), want) >= 0.999
+    program, _ = compile_model(ep, load_config("default"))
+    got = run_model(program, [x]).outputs[0]
+    assert _cosine(torch.from_numpy(got), want) >= 0.999
+
+
+def test_batchnorm_folds_into_every_weight_datatype():
+    """The low-bit weights are the folded ones: a mixture tracks the float model as well with a
+    BatchNorm as the same conv with the BatchNorm folded by hand."""
+    model = _ConvBN(False, True).eval()
+    folded = torch.ao.nn.intrinsic.ConvReLU2d(torch.nn.utils.fusion.fuse_conv_bn_eval(model.conv, model.bn),
+                                               torch.nn.ReLU())
+    plain = torch.nn.Sequential(model.stem, folded).eval()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 12, 12, generator=gen)
+    calib = [(torch.randn(2, 3, 12, 12, generator=gen),) for _ in range(8)]
+    for weights, group_size in [("int4", None), ("mixture4", 8)]:
+        with_bn = quantize_model(model, (x,), calib, weights=weights, group_size=group_size).module()(x)
+        by_hand = quantize_model(plain, (x,), calib, weights=weights, group_size=group_size).module()(x)
+        assert torch.equal(with_bn, by_hand), weights
