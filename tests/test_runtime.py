@@ -87,7 +87,7 @@ def test_check_reports_the_first_mismatching_tensor_and_element(mlp_tiny):
     golden = run_model(program, list(inputs))
     faulty = run_model(program, list(inputs), FaultyDevice(program, 1, (0, 7)))
     m = first_mismatch(faulty, golden)
-    second = [op.name for op in graph.ops if op.placement == "accel"][1]
+    second = [op.output for op in graph.ops if op.placement == "accel"][1]
     assert m is not None and m.tensor == second and m.index == (0, 7)
     assert m.got == m.want + 1 and f"tensor {second} differs at [0, 7]" in str(m)
 
