@@ -275,7 +275,8 @@ def test_unsupported_op_is_named():
     # every unsupported op in one report, each with its node and ATen op; what is computed from an
     # unsupported op (the add and logcumsumexp after cumsum) is not reported again
     problems = err.value.problems
-    assert [p.split(":")[0] for p in problems] == ["node cumsum (aten.cumsum)", "node logcumsumexp_1 (aten.logcumsumexp)"]
+    assert [p.split(":")[0] for p in problems] == ["node cumsum (aten.cumsum)",
+                                                   "node logcumsumexp_1 (aten.logcumsumexp)"]
 
 
 def test_unquantized_model_is_refused():
