@@ -172,6 +172,102 @@ def erf(self):
     return _wide(lambda x: _erf(x).astype(np.float64), self)
 
 
+def log1p(self):
+    return _wide(np.log1p, self)
+
+
+def expm1(self):
+    return _wide(np.expm1, self)
+
+
+def log2(self):
+    return _wide(np.log2, self)
+
+
+def sin(self):
+    return _wide(np.sin, self)
+
+
+def cos(self):
+    return _wide(np.cos, self)
+
+
+def square(self):
+    return mul(self, self)
+
+
+def sign(self):
+    return _result(np.sign(np.asarray(self)))
+
+
+def floor(self):
+    return _result(np.floor(np.asarray(self)))
+
+
+def ceil(self):
+    return _result(np.ceil(np.asarray(self)))
+
+
+def round_(self, *, decimals: int = 0):
+    """Half to even, as PyTorch; ``decimals`` scales by 10^decimals around it."""
+    x = np.asarray(self)
+    if x.dtype.kind != "f" or not decimals:
+        return _result(np.round(x))
+    ten = F32(10.0 ** abs(decimals))
+    return (np.round(x * ten) / ten if decimals > 0 else np.round(x / ten) * ten).astype(F32)
+
+
+# comparisons and logic give bool tensors; a mask the graph holds as int64 counts as bool
+
+
+def eq(self, other):
+    return np.equal(_operand(self), _operand(other))
+
+
+def ne(self, other):
+    return np.not_equal(_operand(self), _operand(other))
+
+
+def lt(self, other):
+    return np.less(_operand(self), _operand(other))
+
+
+def le(self, other):
+    return np.less_equal(_operand(self), _operand(other))
+
+
+def gt(self, other):
+    return np.greater(_operand(self), _operand(other))
+
+
+def ge(self, other):
+    return np.greater_equal(_operand(self), _operand(other))
+
+
+def logical_not(self):
+    return np.logical_not(np.asarray(self))
+
+
+def logical_and(self, other):
+    return np.logical_and(np.asarray(self), np.asarray(other))
+
+
+def logical_or(self, other):
+    return np.logical_or(np.asarray(self), np.asarray(other))
+
+
+def bitwise_not(self):
+    return np.invert(np.asarray(self))
+
+
+def bitwise_and(self, other):
+    return np.bitwise_and(np.asarray(self), _operand(other))
+
+
+def bitwise_or(self, other):
+    return np.bitwise_or(np.asarray(self), _operand(other))
+
+
 def clamp(self, min=None, max=None):  # noqa: A002  (ATen's argument names)
     x = np.asarray(self)
     lo = -np.inf if min is None else min
@@ -217,6 +313,33 @@ def zeros_like(self, *, dtype=None, layout=None, device=None, pin_memory=None, m
 
 def ones_like(self, *, dtype=None, layout=None, device=None, pin_memory=None, memory_format=None):
     return full_like(self, 1, dtype=dtype)
+
+
+def full(size, fill_value, *, dtype=None, layout=None, device=None, pin_memory=None):
+    """A constant tensor; without ``dtype`` bool, int64 or float32 after the fill value, as PyTorch."""
+    default = np.bool_ if isinstance(fill_value, bool) else np.int64 if isinstance(fill_value, int) else F32
+    return np.full(tuple(size), fill_value, _dtype(dtype, np.zeros(0, default)))
+
+
+def zeros(size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return full(size, 0.0, dtype=dtype)
+
+
+def ones(size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return full(size, 1.0, dtype=dtype)
+
+
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, pin_memory=None):
+    return np.asarray(s, _dtype(dtype, np.zeros(0, F32)))
+
+
+def arange(start, end=None, step=1, *, dtype=None, layout=None, device=None, pin_memory=None):
+    """arange(end), arange.start and arange.start_step: int64 when every bound is an integer, else float32."""
+    if end is None:
+        start, end = 0, start
+    integral = all(isinstance(v, int) for v in (start, end, step))
+    y = np.arange(start, end, step, dtype=np.int64 if integral else np.float64)
+    return y.astype(_dtype(dtype, np.zeros(0, np.int64 if integral else F32)))
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -322,9 +445,9 @@ def log_softmax(self, dim: int, half_to_float=False):
 
 def sum_(self, dim=None, keepdim: bool = False, *, dtype=None):
     x = np.asarray(self)
-    floating = x.dtype.kind == "f"
-    return np.asarray(x.sum(axis=_axis(dim), keepdims=keepdim, dtype=np.float64 if floating else np.int64),
-                      F32 if floating else np.int64)
+    floating = x.dtype.kind == "f" or (dtype is not None and np.dtype(dtype).kind == "f")
+    y = x.sum(axis=_axis(dim), keepdims=keepdim, dtype=np.float64 if floating else np.int64)
+    return np.asarray(y, F32 if floating else _dtype(dtype, y))
 
 
 def mean(self, dim=None, keepdim: bool = False, *, dtype=None):
@@ -360,6 +483,28 @@ def max_(self, dim=None, keepdim: bool = False, *, index=0):
 def min_(self, dim=None, keepdim: bool = False, *, index=0):
     """min.default, min.other and piece ``index`` of min.dim (values, indices)."""
     return _extreme(self, dim, keepdim, index, "min", np.min, np.argmin)
+
+
+def argmax(self, dim=None, keepdim: bool = False):
+    return np.asarray(np.argmax(np.asarray(self), axis=dim, keepdims=keepdim), np.int64)
+
+
+def argmin(self, dim=None, keepdim: bool = False):
+    return np.asarray(np.argmin(np.asarray(self), axis=dim, keepdims=keepdim), np.int64)
+
+
+def var(self, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
+    """var.default (self, unbiased), var.dim and var.correction: sum((x - mean)^2) / (n - correction)."""
+    if isinstance(dim, bool):  # var.default's second argument is `unbiased`
+        dim, unbiased = None, dim
+    ddof = (1 if unbiased else 0) if correction is None else correction
+    x = np.asarray(self, np.float64)
+    with np.errstate(all="ignore"):
+        return np.asarray(x.var(axis=_axis(dim), ddof=ddof, keepdims=keepdim)).astype(F32)
+
+
+def std(self, dim=None, unbiased: bool = True, keepdim: bool = False, *, correction=None):
+    return np.sqrt(var(self, dim, unbiased, keepdim, correction=correction))
 
 
 def vector_norm(self, ord=2, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A002
@@ -689,6 +834,27 @@ def repeat(self, repeats: Sequence[int]):
     return np.tile(x, tuple(repeats))
 
 
+def flip(self, dims: Sequence[int]):
+    return np.flip(np.asarray(self), axis=tuple(dims))
+
+
+def roll(self, shifts, dims=()):
+    """Shift with wrap-around; without ``dims`` over the flattened tensor."""
+    x = np.asarray(self)
+    shifts = [shifts] if isinstance(shifts, int) else list(shifts)
+    if not dims:
+        return np.roll(x, shifts[0])
+    return np.roll(x, tuple(shifts), axis=tuple([dims] if isinstance(dims, int) else dims))
+
+
+def tril(self, diagonal: int = 0):
+    return np.tril(np.asarray(self), diagonal)
+
+
+def triu(self, diagonal: int = 0):
+    return np.triu(np.asarray(self), diagonal)
+
+
 def cat(tensors, dim: int = 0):
     arrays = [np.asarray(a) for a in tensors]
     kept = [a for a in arrays if a.shape != (0,)] or arrays[:1]  # ATen skips legacy empty 1-d tensors
@@ -714,6 +880,10 @@ def to(self, *args, **kwargs):
         elif dtype is None and isinstance(a, np.ndarray):
             dtype = a.dtype
     return x.astype(_dtype(dtype, x)) if dtype is not None else x
+
+
+def type_as(self, other):
+    return np.asarray(self).astype(np.asarray(other).dtype)
 
 
 # ---- indexing ---------------------------------------------------------------------------------
@@ -826,8 +996,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     if is_causal:
         s = np.where(np.tril(np.ones((lq, lk), bool)), s, -np.inf)
     if attn_mask is not None:
-        m = np.asarray(attn_mask)
-        s = np.where(m, s, -np.inf) if m.dtype == bool else s + m.astype(np.float64)
+        m = np.asarray(attn_mask)  # an integer mask is a bool one the graph holds as int64
+        s = np.where(m.astype(bool), s, -np.inf) if m.dtype.kind in "biu" else s + m.astype(np.float64)
     top = s.max(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore"):
         e = np.exp(s - np.where(np.isfinite(top), top, 0))
@@ -846,6 +1016,14 @@ def matmul(self, other):
 def addmm(self, mat1, mat2, *, beta=1, alpha=1):
     y = alpha * np.matmul(np.asarray(mat1, np.float64), np.asarray(mat2, np.float64))
     return (y + beta * np.asarray(self, np.float64) if beta else y).astype(F32)
+
+
+def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+    return addmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+
+def einsum(equation: str, tensors, *, path=None):
+    return np.einsum(equation, *[np.asarray(a, np.float64) for a in tensors]).astype(F32)
 
 
 def linear(input, weight, bias=None):  # noqa: A002
@@ -909,15 +1087,24 @@ HOST_OPS: dict[str, Callable[..., np.ndarray]] = {
     "add": add, "sub": sub, "rsub": rsub, "mul": mul, "div": div, "floor_divide": floor_divide, "pow": pow_,
     "maximum": maximum, "minimum": minimum, "neg": neg, "abs": abs_, "exp": exp, "log": log, "sqrt": sqrt,
     "rsqrt": rsqrt, "reciprocal": reciprocal, "erf": erf, "clamp": clamp, "clamp_min": clamp_min,
-    "clamp_max": clamp_max, "where": where, "masked_fill": masked_fill, "full_like": full_like,
-    "zeros_like": zeros_like, "ones_like": ones_like,
+    "clamp_max": clamp_max, "where": where, "masked_fill": masked_fill, "log1p": log1p, "expm1": expm1,
+    "log2": log2, "sin": sin, "cos": cos, "square": square, "sign": sign, "floor": floor, "ceil": ceil,
+    "round": round_,
+    # comparisons and logic
+    "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge, "logical_not": logical_not,
+    "logical_and": logical_and, "logical_or": logical_or, "bitwise_not": bitwise_not, "bitwise_and": bitwise_and,
+    "bitwise_or": bitwise_or,
+    # constructors
+    "full_like": full_like, "zeros_like": zeros_like, "ones_like": ones_like, "full": full, "zeros": zeros,
+    "ones": ones, "scalar_tensor": scalar_tensor, "arange": arange,
     # activations
     "relu": relu, "relu6": relu6, "hardtanh": hardtanh, "hardswish": hardswish, "hardsigmoid": hardsigmoid,
     "leaky_relu": leaky_relu, "elu": elu, "softplus": softplus, "silu": silu, "mish": mish, "gelu": gelu,
     "sigmoid": sigmoid, "tanh": tanh, "dropout": dropout,
     # reductions and normalisation
     "softmax": softmax, "log_softmax": log_softmax, "sum": sum_, "mean": mean, "amax": amax, "amin": amin,
-    "max": max_, "min": min_, "vector_norm": vector_norm, "layer_norm": layer_norm, "rms_norm": rms_norm,
+    "max": max_, "min": min_, "argmax": argmax, "argmin": argmin, "var": var, "std": std,
+    "vector_norm": vector_norm, "layer_norm": layer_norm, "rms_norm": rms_norm,
     "group_norm": group_norm, "batch_norm": batch_norm,
     "native_batch_norm_legit_no_training": native_batch_norm_legit_no_training,
     # padding and pooling
@@ -928,8 +1115,8 @@ HOST_OPS: dict[str, Callable[..., np.ndarray]] = {
     # shape
     "flatten": flatten, "unflatten": unflatten, "reshape": reshape, "view_as": view_as, "permute": permute,
     "transpose": transpose, "swapaxes": swapaxes, "t": t, "unsqueeze": unsqueeze, "squeeze": squeeze,
-    "expand": expand, "expand_as": expand_as, "repeat": repeat, "cat": cat, "stack": stack,
-    "identity": identity, "to": to,
+    "expand": expand, "expand_as": expand_as, "repeat": repeat, "flip": flip, "roll": roll, "tril": tril,
+    "triu": triu, "cat": cat, "stack": stack, "identity": identity, "to": to, "type_as": type_as,
     # indexing
     "select": select, "slice": slice_, "narrow": narrow, "index_select": index_select, "gather": gather,
     "embedding": embedding,
@@ -938,7 +1125,8 @@ HOST_OPS: dict[str, Callable[..., np.ndarray]] = {
     "unbind_piece": unbind_piece,
     # attention and float linear algebra
     "scaled_dot_product_attention": scaled_dot_product_attention,
-    "matmul": matmul, "addmm": addmm, "linear": linear, "conv2d": conv2d, "conv1d": conv1d,
+    "matmul": matmul, "addmm": addmm, "baddbmm": baddbmm, "einsum": einsum, "linear": linear, "conv2d": conv2d,
+    "conv1d": conv1d,
 }
 
 # Kinds whose ATen op returns several tensors: the function gives the one that keyword-only ``index`` picks
@@ -954,12 +1142,18 @@ _ELEMENTWISE = "elementwise arithmetic: the array has no elementwise unit"
 HOST_REASONS: dict[str, str] = {
     **dict.fromkeys(("add", "sub", "rsub", "mul", "div", "floor_divide", "pow", "maximum", "minimum", "neg", "abs",
                      "exp", "log", "sqrt", "rsqrt", "reciprocal", "erf", "clamp", "clamp_min", "clamp_max", "where",
-                     "masked_fill"), _ELEMENTWISE),
+                     "masked_fill", "log1p", "expm1", "log2", "sin", "cos", "square", "sign", "floor", "ceil",
+                     "round"), _ELEMENTWISE),
+    **dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "logical_not", "logical_and", "logical_or", "bitwise_not",
+                     "bitwise_and", "bitwise_or"), "comparison or logic (masks): the array has no elementwise unit"),
     **dict.fromkeys(("full_like", "zeros_like", "ones_like"), "a constant-filled tensor of an activation's shape"),
+    **dict.fromkeys(("full", "zeros", "ones", "scalar_tensor", "arange"),
+                    "a tensor made from constants (a position index, a mask), on the host"),
     **dict.fromkeys(("relu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "leaky_relu", "elu", "softplus",
                      "silu", "mish", "gelu", "sigmoid", "tanh"), _ACT),
     "dropout": "dropout at inference: the identity",
-    **dict.fromkeys(("sum", "vector_norm", "amax", "amin", "max", "min"), "float reduction"),
+    **dict.fromkeys(("sum", "vector_norm", "amax", "amin", "max", "min", "argmax", "argmin", "var", "std"),
+                    "reduction or scan"),
     **dict.fromkeys(("softmax", "log_softmax", "layer_norm", "rms_norm", "group_norm", "mean"),
                     "float normalisation or reduction"),
     **dict.fromkeys(("batch_norm", "native_batch_norm_legit_no_training"),
@@ -970,12 +1164,13 @@ HOST_REASONS: dict[str, str] = {
                     "pooling: the array has no pooling unit"),
     **dict.fromkeys(("flatten", "unflatten", "reshape", "view_as", "permute", "transpose", "swapaxes", "t",
                      "unsqueeze", "squeeze", "cat", "stack", "identity"), _LAYOUT),
-    **dict.fromkeys(("to", "expand", "expand_as", "repeat"), "dtype or shape change, done on the host"),
+    **dict.fromkeys(("to", "type_as", "expand", "expand_as", "repeat", "flip", "roll", "tril", "triu"),
+                    "dtype or shape change, done on the host"),
     **dict.fromkeys(("select", "slice", "narrow", "index_select", "gather", "split_piece", "split_with_sizes_piece",
                      "chunk_piece", "unbind_piece"), "indexing (a view or a gather of a tensor), done on the host"),
     "embedding": "table lookup (token embeddings)",
     "scaled_dot_product_attention": "attention (softmax of two activations' product), in float on the host",
-    **dict.fromkeys(("matmul", "addmm"), "float matmul (of two activations, or not quantized)"),
+    **dict.fromkeys(("matmul", "addmm", "baddbmm", "einsum"), "float matmul (of two activations, or not quantized)"),
     **dict.fromkeys(("linear", "conv2d", "conv1d"), "float layer: no quantized input and weight around it"),
     "quantize": "quantizing a float tensor (a graph input or a float host op's result)",
     "dequantize": "dequantizing an int8 tensor for a float host op or a graph output",
@@ -994,6 +1189,8 @@ ATEN_KINDS: dict[str, str] = {
         "add": "add", "sub": "sub", "mul": "mul", "div": "div", "pow": "pow", "neg": "neg", "abs": "abs",
         "exp": "exp", "log": "log", "sqrt": "sqrt", "rsqrt": "rsqrt", "reciprocal": "reciprocal", "erf": "erf",
         "clamp": "clamp", "clamp_min": "clamp_min", "clamp_max": "clamp_max", "masked_fill": "masked_fill",
+        "log1p": "log1p", "expm1": "expm1", "log2": "log2", "sin": "sin", "cos": "cos", "square": "square",
+        "sign": "sign", "floor": "floor", "ceil": "ceil", "round": "round", "tril": "tril", "triu": "triu",
         "relu": "relu", "relu6": "relu6", "hardtanh": "hardtanh", "hardswish": "hardswish",
         "hardsigmoid": "hardsigmoid", "leaky_relu": "leaky_relu", "elu": "elu",
         "silu": "silu", "mish": "mish", "gelu": "gelu", "sigmoid": "sigmoid", "tanh": "tanh",
@@ -1005,8 +1202,13 @@ ATEN_KINDS: dict[str, str] = {
     "softplus": "softplus", "rsub": "rsub", "true_divide": "div", "floor_divide": "floor_divide",
     "maximum": "maximum", "minimum": "minimum",
     "where": "where", "full_like": "full_like", "zeros_like": "zeros_like", "ones_like": "ones_like",
+    "full": "full", "zeros": "zeros", "ones": "ones", "scalar_tensor": "scalar_tensor", "arange": "arange",
+    "eq": "eq", "ne": "ne", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge", "logical_not": "logical_not",
+    "logical_and": "logical_and", "logical_or": "logical_or", "bitwise_not": "bitwise_not",
+    "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
     "softmax": "softmax", "_softmax": "softmax", "log_softmax": "log_softmax", "_log_softmax": "log_softmax",
-    "sum": "sum", "mean": "mean", "amax": "amax", "amin": "amin", "max": "max", "min": "min",
+    "sum": "sum", "mean": "mean", "amax": "amax", "amin": "amin", "max": "max", "min": "min", "argmax": "argmax",
+    "argmin": "argmin", "var": "var", "std": "std",
     "linalg_vector_norm": "vector_norm", "layer_norm": "layer_norm", "rms_norm": "rms_norm",
     "group_norm": "group_norm", "batch_norm": "batch_norm",
     "_native_batch_norm_legit_no_training": "native_batch_norm_legit_no_training",
@@ -1016,14 +1218,16 @@ ATEN_KINDS: dict[str, str] = {
     "adaptive_max_pool2d": "adaptive_max_pool2d", "adaptive_max_pool1d": "adaptive_max_pool1d",
     "flatten": "flatten", "unflatten": "unflatten", "view": "reshape", "reshape": "reshape",
     "_unsafe_view": "reshape", "view_as": "view_as", "permute": "permute", "expand": "expand",
-    "expand_as": "expand_as", "repeat": "repeat", "cat": "cat", "concat": "cat", "concatenate": "cat",
-    "stack": "stack", "contiguous": "identity", "clone": "identity", "alias": "identity", "detach": "identity",
+    "expand_as": "expand_as", "type_as": "type_as", "repeat": "repeat", "flip": "flip", "roll": "roll",
+    "cat": "cat", "concat": "cat", "concatenate": "cat", "stack": "stack", "contiguous": "identity",
+    "clone": "identity", "alias": "identity", "detach": "identity",
     "lift_fresh_copy": "identity", "to": "to", "_to_copy": "to",
     "select": "select", "slice": "slice", "narrow": "narrow", "index_select": "index_select", "gather": "gather",
     "embedding": "embedding",
     "split": "split_piece", "split_with_sizes": "split_with_sizes_piece", "chunk": "chunk_piece",
     "unbind": "unbind_piece",
     "scaled_dot_product_attention": "scaled_dot_product_attention",
-    "matmul": "matmul", "bmm": "matmul", "mm": "matmul", "addmm": "addmm", "linear": "linear",
+    "matmul": "matmul", "bmm": "matmul", "mm": "matmul", "addmm": "addmm", "baddbmm": "baddbmm",
+    "einsum": "einsum", "linear": "linear",
     "conv2d": "conv2d", "conv1d": "conv1d",
 }
