@@ -13,6 +13,7 @@ from rich.table import Table
 from compiler.frontend import FrontendError
 from compiler.lowering import CompileError
 from host import synth_cli
+from host.terminal import table_console
 from hw.config import ConfigError, load_config, preset_names
 from hw.isa import IsaError
 from hw.program import ProgramError
@@ -42,7 +43,7 @@ def print_table(title: str, rows: dict, columns: tuple[str, str]) -> None:
         t.add_column(c)
     for k, v in flat_rows(rows):
         t.add_row(k, v)
-    Console(width=None if sys.stdout.isatty() else 160).print(t)
+    table_console().print(t)
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -158,7 +159,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         t.add_row(r["layer"], r["kind"], r["placement"], r["shape"], r["weights"], r["tiling"],
                   str(r["cycles"] or ""), f"{r['utilization']:.3f}" if r["utilization"] is not None else "",
                   r["reason"])
-    Console(width=None if sys.stdout.isatty() else 200).print(t)
+    table_console().print(t)
     print(report.strip().splitlines()[-1])
     print(f"wrote {args.out} ({len(program.insns)} instructions, {summary['stages']} stages)"
           + (f" and {args.report}" if args.report else ""))
@@ -245,7 +246,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for lr in run.layers:
             t.add_row(lr.layer, str(lr.macs), str(lr.estimated_cycles), str(lr.cycles or ""),
                       f"{lr.macs / (rc * lr.cycles):.3f}" if lr.cycles else "", str(lr.dma_bytes))
-        Console(width=None if sys.stdout.isatty() else 160).print(t)
+        table_console().print(t)
         cyc = "n/a on the golden model" if run.cycles is None else f"{run.cycles} (utilization {util:.3f})"
         print(f"cycles {cyc}; estimated {run.estimated_cycles}; outputs in {out_dir}")
         if args.check:
@@ -298,7 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        render(summary, Console())
+        render(summary, table_console())
     return 0 if summary["ok"] else 1
 
 

@@ -138,3 +138,19 @@ def test_compile_errors_name_the_problem(tmp_path):
     assert bad.returncode == 2 and "junk.pt2: not a torch.export program" in bad.stderr
     unknown = lowbit("compile", "resnet-999", "-o", tmp_path / "x.lbp")
     assert unknown.returncode == 2 and "neither a .pt2 file nor a built-in example" in unknown.stderr
+
+
+def test_tables_print_whole_when_piped(capsys):
+    """Piped to a file or a CI log, a table is not wrapped into cells at 80 columns."""
+    from rich.table import Table
+
+    from host.terminal import table_console
+
+    t = Table(title="wide")
+    for c in ("layer", "note"):
+        t.add_column(c)
+    note = "float output (no quantize after the GEMM): the host scales its accumulators " * 3
+    t.add_row("encoder.layer.0.attention.self.query", note.strip())
+    table_console().print(t)
+    lines = capsys.readouterr().out.splitlines()
+    assert any("encoder.layer.0.attention.self.query" in line and note.strip() in line for line in lines)
