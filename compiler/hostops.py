@@ -217,7 +217,36 @@ def round_(self, *, decimals: int = 0):
     return (np.round(x * ten) / ten if decimals > 0 else np.round(x / ten) * ten).astype(F32)
 
 
-# comparisons and logic give bool tensors; a mask the graph holds as int64 counts as bool
+def clamp(self, min=None, max=None):  # noqa: A002  (ATen's argument names)
+    x = np.asarray(self)
+    lo = -np.inf if min is None else min
+    hi = np.inf if max is None else max
+    return np.clip(x, lo, hi).astype(x.dtype)
+
+
+def clamp_min(self, min):  # noqa: A002
+    return clamp(self, min=min)
+
+
+def clamp_max(self, max):  # noqa: A002
+    return clamp(self, max=max)
+
+
+def where(condition, self=None, other=None):
+    if self is None or other is None:
+        raise NotImplementedError("where with only a condition (it returns index tensors)")
+    return _result(np.where(np.asarray(condition, bool), _operand(self), _operand(other)))
+
+
+def masked_fill(self, mask, value):
+    x = np.asarray(self)
+    return np.where(np.asarray(mask, bool), _operand(value), x).astype(x.dtype)
+
+
+# ---- comparisons and logic ----------------------------------------------------------------------
+#
+# Bool results (the frontend records non-float values as int64; the arrays stay bool). The ops that take a
+# mask (where, masked_fill, scaled_dot_product_attention) read an integer one as bool.
 
 
 def eq(self, other):
@@ -268,30 +297,7 @@ def bitwise_or(self, other):
     return np.bitwise_or(np.asarray(self), _operand(other))
 
 
-def clamp(self, min=None, max=None):  # noqa: A002  (ATen's argument names)
-    x = np.asarray(self)
-    lo = -np.inf if min is None else min
-    hi = np.inf if max is None else max
-    return np.clip(x, lo, hi).astype(x.dtype)
-
-
-def clamp_min(self, min):  # noqa: A002
-    return clamp(self, min=min)
-
-
-def clamp_max(self, max):  # noqa: A002
-    return clamp(self, max=max)
-
-
-def where(condition, self=None, other=None):
-    if self is None or other is None:
-        raise NotImplementedError("where with only a condition (it returns index tensors)")
-    return _result(np.where(np.asarray(condition, bool), _operand(self), _operand(other)))
-
-
-def masked_fill(self, mask, value):
-    x = np.asarray(self)
-    return np.where(np.asarray(mask, bool), _operand(value), x).astype(x.dtype)
+# ---- constructors -------------------------------------------------------------------------------
 
 
 def _dtype(name, default) -> np.dtype:
@@ -465,7 +471,7 @@ def amin(self, dim=(), keepdim: bool = False):
 def _extreme(self, dim, keepdim, index, name: str, pick, arg):
     if dim is None:
         return np.asarray(pick(np.asarray(self)))
-    if not isinstance(dim, int):  # max.other / min.other: elementwise
+    if not isinstance(dim, int | np.integer):  # max.other / min.other: elementwise
         return _result((np.maximum if name == "max" else np.minimum)(_operand(self), _operand(dim)))
     x = np.asarray(self)
     if index == 0:
@@ -508,9 +514,20 @@ def std(self, dim=None, unbiased: bool = True, keepdim: bool = False, *, correct
 
 
 def vector_norm(self, ord=2, dim=None, keepdim: bool = False, *, dtype=None):  # noqa: A002
-    if ord != 2:
-        raise NotImplementedError(f"linalg_vector_norm with ord={ord}")
-    return np.sqrt(np.square(np.asarray(self, np.float64)).sum(axis=_axis(dim), keepdims=keepdim)).astype(F32)
+    """linalg_vector_norm: (sum |x|^ord)^(1 / ord); inf / -inf the largest / smallest |x|, 0 the nonzero count."""
+    a, axis = np.abs(np.asarray(self, np.float64)), _axis(dim)
+    if ord == math.inf:
+        y = a.max(axis=axis, keepdims=keepdim)
+    elif ord == -math.inf:
+        y = a.min(axis=axis, keepdims=keepdim)
+    elif ord == 0:
+        y = (a != 0).sum(axis=axis, keepdims=keepdim)
+    elif ord == 2:
+        y = np.sqrt(np.square(a).sum(axis=axis, keepdims=keepdim))
+    else:
+        with np.errstate(all="ignore"):
+            y = (a**ord).sum(axis=axis, keepdims=keepdim) ** (1 / ord)
+    return np.asarray(y).astype(F32)
 
 
 def layer_norm(input, normalized_shape: Sequence[int], weight=None, bias=None, eps: float = 1e-5,  # noqa: A002
@@ -553,8 +570,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
     return y.astype(F32)
 
 
-def batch_norm(input, weight, bias, running_mean, running_var, training: bool, momentum: float, eps: float,  # noqa: A002
-               cudnn_enabled=True):
+def batch_norm(input, weight, bias, running_mean, running_var, training: bool, momentum: float,  # noqa: A002
+               eps: float, cudnn_enabled=True):
     """Inference BatchNorm on axis 1 (any rank from 2): x * alpha + beta with PyTorch's float32 terms
     alpha = weight / sqrt(var + eps), beta = bias - mean * alpha."""
     if training:
@@ -981,8 +998,9 @@ def unbind_piece(self, dim: int = 0, *, index: int):
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
                                  *, scale=None, enable_gqa: bool = False):
     """softmax(q @ k^T * scale + mask) @ v in float64. A bool mask marks what takes part (True), a float mask is
-    added; is_causal keeps key j <= query i (top-left aligned, combined with any mask); a query row nothing
-    takes part in gives zeros, as PyTorch's safe softmax; enable_gqa repeats each K/V head for its queries."""
+    added; is_causal keeps key j <= query i (top-left aligned; with a mask too, both apply, as PyTorch's fused
+    CPU kernel does, where its math kernel refuses the pair); a query row nothing takes part in gives zeros, as
+    PyTorch's safe softmax; enable_gqa repeats each K/V head for its group of query heads."""
     if dropout_p:
         raise NotImplementedError(f"scaled_dot_product_attention with dropout_p={dropout_p} (0.0 at inference)")
     q, k, v = (np.asarray(a, np.float64) for a in (query, key, value))

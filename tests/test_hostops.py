@@ -397,6 +397,9 @@ def test_arg_extremes_and_statistics(rng):
     check(aten.std.dim, x, [0])
     check(aten.std.correction, x, [1], correction=2)
     check(aten.std.default, x)
+    for order in (2, 1, 3.0, 0.5, float("inf"), float("-inf"), 0):
+        check(aten.linalg_vector_norm.default, x, order, [-1], True)
+    check(aten.linalg_vector_norm.default, x)
 
 
 # ---- convolution ----------------------------------------------------------------------------------
