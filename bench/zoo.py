@@ -1,5 +1,5 @@
 """The model zoo: stock torchvision CNNs (resnet18, mobilenet_v2, mobilenet_v3_small,
-efficientnet_b0 at 64x64, random weights), an ``nn.TransformerEncoder`` classifier and a 1-D
+efficientnet_b0 at 64x64, random weights), timm's ViT-Tiny, an ``nn.TransformerEncoder`` classifier and a 1-D
 convolutional keyword spotter, each quantized by lowbit's quantizer (INT8 weights per channel)
 and by torchao's PT2E X86 quantizer, compiled unmodified for ``default`` and run on the golden
 model against its float model (host/zoo.py); the keyword spotter also runs on the RTL.

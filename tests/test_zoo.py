@@ -33,6 +33,14 @@ def test_mobilenet_v3_compiles_unmodified():
     assert row["cosine_to_float"] >= 0.99 and row["top1_agree"] == 1.0
 
 
+def test_vision_transformer_compiles_unmodified():
+    """timm's ViT-Tiny: its attention is scaled_dot_product_attention (on the host), its linears on the array."""
+    row = evaluate("vit_tiny", "pt2e", batch=2)
+    assert row["compiled"], row["error"]
+    assert "scaled_dot_product_attention" in row["host_kinds"] and row["accel_ops"] >= 48
+    assert row["cosine_to_float"] >= 0.999 and row["top1_agree"] == 1.0
+
+
 def test_relu6_fuses_into_the_requantization():
     """conv -> BatchNorm -> ReLU6 -> conv: the clamp at 6 is the int8 saturation of the quantize
     after it, so no hardtanh is left on the host, and the result tracks the float model."""

@@ -1,4 +1,4 @@
-"""Stock models as users write them: torchvision's classification CNNs, a PyTorch
+"""Stock models as users write them: torchvision's classification CNNs, timm's ViT-Tiny, a PyTorch
 ``nn.TransformerEncoder`` classifier and a 1-D convolutional keyword-spotting net, with seeded
 random weights (no downloads) and seeded inputs. The compiler takes them unmodified; the model
 zoo benchmark (``lowbit bench zoo``) and its tests run them.
@@ -7,7 +7,8 @@ torchvision comes from PyPI without its dependencies (the CPU torch stays): its 
 extension is built against a CUDA torch and does not load beside the CPU build. Its
 classification models are pure Python; the import only needs the two operator schemas the
 extension would register (``torchvision::nms`` and ``torchvision::qnms``), which
-``import_torchvision`` defines first when they are missing.
+``import_torchvision`` defines first when they are missing. timm (also without its
+dependencies; it imports torchvision) provides the vision transformer.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class StockModel:
     model: nn.Module
     example_inputs: tuple[torch.Tensor, ...]
     calibration: tuple[tuple[torch.Tensor, ...], ...]
-    family: str  # "cnn", "transformer", "conv1d"
+    family: str  # "cnn" (image input, CNNs and the ViT), "transformer" (token ids), "conv1d"
 
 
 class TransformerClassifier(nn.Module):
@@ -113,11 +114,19 @@ def _vision(name: str) -> Callable[[], nn.Module]:
     return build
 
 
+def _vit_tiny() -> nn.Module:
+    import_torchvision()
+    import timm
+
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=IMAGE)
+
+
 BUILDERS: dict[str, tuple[str, Callable[[], nn.Module]]] = {
     "resnet18": ("cnn", _vision("resnet18")),
     "mobilenet_v2": ("cnn", _vision("mobilenet_v2")),
     "mobilenet_v3_small": ("cnn", _vision("mobilenet_v3_small")),
     "efficientnet_b0": ("cnn", _vision("efficientnet_b0")),
+    "vit_tiny": ("cnn", _vit_tiny),
     "transformer_encoder": ("transformer", TransformerClassifier),
     "keyword_spotter": ("conv1d", KeywordSpotter),
 }
