@@ -3,8 +3,9 @@
 
 A program runs in *stages*: each accelerator op is one instruction stream ending in END (its
 GEMM jobs, e.g. the channel blocks of a grouped convolution, separated by barriers), so the
-hardware's counters measure every layer; activations stay in DRAM between them. Each host op
-is a stage of its own, which the runtime evaluates in NumPy (host/runtime.py).
+hardware's counters measure every layer; activations stay in DRAM between them, sharing space by
+liveness (compiler/memory.py). Each host op is a stage of its own, which the runtime evaluates
+in NumPy (host/runtime.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from compiler import memory
 from compiler.codegen import Emitter, emit_gemm
 from compiler.frontend import import_program, load_exported
 from compiler.ir import Graph, Op
+from compiler.layout import TensorLayout
 from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
 from compiler.serialize import encode, graph_to_json
 from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
@@ -36,23 +39,74 @@ def _align(x: int) -> int:
 
 @dataclass
 class _Dram:
-    """A bump allocator over the DRAM image, collecting initial contents."""
+    """The DRAM image: the activations' arena at address 0 (planned by liveness, compiler/memory.py),
+    then the constants (weight and parameter blobs, the instruction text) one after another, each
+    keeping its space for the whole program; collects the initial contents."""
 
-    size: int
     top: int = 0
     segments: list[Segment] = field(default_factory=list)
 
-    def alloc(self, nbytes: int, what: str) -> int:
+    def alloc(self, nbytes: int) -> int:
         addr = self.top
         self.top = _align(addr + max(nbytes, 1))
-        if self.top > self.size:
-            raise CompileError(f"{what}: the program needs more than dram_bytes = {self.size} bytes of DRAM")
         return addr
 
     def place(self, name: str, data: bytes) -> int:
-        addr = self.alloc(len(data), name)
+        addr = self.alloc(len(data))
         self.segments.append(Segment(name, addr, data))
         return addr
+
+
+def _lifetimes(graph: Graph, stages: list[list[Op]], names) -> dict[str, tuple[int, int]]:
+    """Each named tensor's first and last stage in DRAM: from the stage that writes it (a host op's
+    output is written by the host before the accelerator stage that reads it, never earlier than
+    its own stage) to the last stage that reads it. Graph inputs are there from the start and
+    graph outputs stay to the end."""
+    last = max(len(stages) - 1, 0)
+    first: dict[str, int] = {}
+    end: dict[str, int] = {}
+    for s, ops in enumerate(stages):
+        for op in ops:
+            for n in op.outputs:
+                first.setdefault(n, s)
+                end[n] = max(end.get(n, s), s)
+            for n in op.inputs:
+                end[n] = max(end.get(n, s), s)
+    for n in graph.inputs:
+        first[n], end[n] = 0, last
+    for n in graph.outputs:
+        end[n] = last
+    return {n: (first.get(n, 0), max(end.get(n, last), first.get(n, 0))) for n in names}
+
+
+def _plan_activations(graph: Graph, stages: list[list[Op]], layouts: dict[str, TensorLayout]) -> memory.MemoryPlan:
+    """Arena offsets of the tensors the accelerator reads or writes, by liveness. A tensor's span
+    keeps its layout's tail (a wide im2col reads past its end)."""
+    spans = _lifetimes(graph, stages, layouts)
+    buffers = [memory.Buffer(n, lay.nbytes + lay.tail, *spans[n]) for n, lay in layouts.items()]
+    return memory.plan(buffers, ALIGN)
+
+
+def _fills(ops: list[Op], layouts: dict[str, TensorLayout]) -> list[str]:
+    """The padded nhwc tensors an accelerator stage writes: its producer writes only the interior,
+    and the space may have held another tensor, so the whole buffer is set to the border value
+    (the layout's ``fill``) before the stage runs."""
+    return [o for op in ops for o in op.outputs
+            if o in layouts and layouts[o].kind == "nhwc" and any(layouts[o].pad)]
+
+
+def _check_fits(cfg: AccelConfig, need: int, parts: dict[str, int]) -> None:
+    if need <= cfg.dram_bytes:
+        return
+    pow2 = 1 << (need - 1).bit_length()
+    detail = ", ".join(f"{v} for {k}" for k, v in parts.items())
+    addr = ("" if pow2 <= 1 << cfg.axi_addr_bits else
+            f", and axi_addr_bits to at least {pow2.bit_length() - 1}")
+    raise CompileError(
+        f"the program needs {need} bytes of DRAM ({detail}) but config '{cfg.name}' has "
+        f"dram_bytes = {cfg.dram_bytes}: raise dram_bytes to at least {pow2} (a power of two){addr} "
+        f"in the configuration's TOML file (e.g. a copy of hw/presets/{cfg.name}.toml) and give it "
+        f"with `lowbit compile --config FILE`")
 
 
 @dataclass(frozen=True)
@@ -105,15 +159,12 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
     layers by op name instead of searching; ``im2col`` ("auto", "rows", "wide") chooses how
     convolutions read their windows (auto: whichever the cost model finds cheaper per layer)."""
     graph = place(graph, cfg).check()
-    dram = _Dram(cfg.dram_bytes)
     stages = _stages(graph)
     accel_ops = [op for op in graph.ops if op.placement == "accel"]
     layouts = plan_layouts(graph, accel_ops)
-    for name, lay in list(layouts.items()):
-        addr = dram.alloc(lay.nbytes + lay.tail, f"tensor {name}")
-        layouts[name] = lay = replace(lay, addr=addr)
-        if lay.kind == "nhwc" and lay.fill and any(lay.pad):
-            dram.segments.append(Segment(f"border:{name}", addr, np.full(lay.nbytes, lay.fill, np.int8).tobytes()))
+    mplan = _plan_activations(graph, stages, layouts)
+    layouts = {n: replace(lay, addr=mplan.offsets[n]) for n, lay in layouts.items()}
+    dram = _Dram(top=_align(mplan.arena))
     words: list[int] = []
     stage_meta: list[dict] = []
     report: list[LayerReport] = []
@@ -147,9 +198,14 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
         reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
         writes = sorted({o for op in ops for o in op.outputs})
         stage_meta.append({"kind": "accel", "ops": [op.name for op in ops], "insn_start": len(words),
-                           "insn_count": len(em.insns), "reads": reads, "writes": writes})
+                           "insn_count": len(em.insns), "reads": reads, "writes": writes,
+                           "fills": _fills(ops, layouts)})
         words += em.words()
-    text_addr = dram.alloc(len(words) * INSN_BYTES, "instructions")
+    consts_top = dram.top
+    text_addr = dram.alloc(len(words) * INSN_BYTES)
+    usage = {"activations": _align(mplan.arena), "weights and parameters": consts_top - _align(mplan.arena),
+             "instructions": dram.top - consts_top}
+    _check_fits(cfg, dram.top, usage)
     written = {o for op in graph.ops if op.placement == "host" for o in op.outputs}
     tensors = tuple(TensorDesc(name, "input" if name in written else "output", lay.addr, lay.buffer_shape, lay.dtype,
                                {"layout": lay.to_json()}) for name, lay in layouts.items())
@@ -159,6 +215,9 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
         "stages": stage_meta,
         "layouts": {n: lay.to_json() for n, lay in layouts.items()},
         "report": [r.to_json() for r in report],
+        "dram": {"needed": dram.top, "activations": usage["activations"],
+                 "activations_live_peak": mplan.live_peak, "activations_unshared": mplan.total,
+                 "constants": usage["weights and parameters"], "instructions": usage["instructions"]},
     }
     return Program(config=cfg, insns=tuple(words), text_addr=text_addr, segments=tuple(dram.segments),
                    tensors=tensors, meta=meta)

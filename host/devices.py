@@ -2,8 +2,11 @@
 ``verilator`` (the RTL, through cocotb and Verilator, models cached by configuration).
 
 A device runs one stage at a time: it is given the logical tensors the stage reads, puts them
-into DRAM in their layout, runs the stage's instructions, and returns the tensors it wrote
-with what the run cost (RTL cycle and busy/stall counters, MACs, DMA bytes).
+into DRAM in their layout, sets the buffers of the padded tensors the stage writes to their
+border value (the stage's ``fills``: the compiler reuses DRAM by liveness, so that space may hold
+an earlier tensor, and a producer writes only the interior), runs the stage's instructions, and
+returns the tensors it wrote with what the run cost (RTL cycle and busy/stall counters, MACs,
+DMA bytes).
 """
 
 from __future__ import annotations
@@ -48,12 +51,21 @@ def layouts_of(program: Program) -> dict[str, TensorLayout]:
     return {n: TensorLayout.from_json(d) for n, d in program.meta["layouts"].items()}
 
 
+def border_image(lay: TensorLayout) -> np.ndarray:
+    """A padded tensor's buffer before its producer runs: every element the border value."""
+    return np.full(lay.buffer_shape, lay.fill, lay.dtype)
+
+
 def stage_program(program: Program, stage: dict, tensors: dict[str, np.ndarray]) -> Program:
     """One accelerator stage as a standalone program: its instructions, the DRAM image with the
-    tensors it reads (logical arrays by value name) already written, and what it writes as outputs."""
+    tensors it reads (logical arrays by value name) and its fills already written, and what it
+    writes as outputs."""
     layouts = layouts_of(program)
     first = stage["insn_start"]
-    inputs = tuple(Segment(f"in:{n}", layouts[n].addr, layouts[n].pack(tensors[n]).tobytes()) for n in stage["reads"])
+    fills = tuple(Segment(f"fill:{n}", layouts[n].addr, border_image(layouts[n]).tobytes())
+                  for n in stage.get("fills", ()))
+    inputs = fills + tuple(Segment(f"in:{n}", layouts[n].addr, layouts[n].pack(tensors[n]).tobytes())
+                           for n in stage["reads"])
     outputs = tuple(TensorDesc(n, "output", layouts[n].addr, layouts[n].buffer_shape, layouts[n].dtype,
                                {"layout": layouts[n].to_json()}) for n in stage["writes"])
     return Program(program.config, program.insns[first : first + stage["insn_count"]],
@@ -74,22 +86,37 @@ class Device(ABC):
 
 
 class GoldenDevice(Device):
-    """The ISA-level golden model; DRAM persists across stages as on the hardware."""
+    """The ISA-level golden model; DRAM persists across stages as on the hardware.
+
+    With ``resident=True`` a tensor that an earlier stage of this device wrote is not written
+    again before a stage that reads it: the stage reads what is in DRAM, as on a host that
+    leaves activations on the device, so a DRAM plan that lets a later tensor overwrite a live
+    one (or a border that is not rewritten) shows as wrong results. Only the tensors the host
+    computes (graph inputs, host ops' outputs) are written. By default every tensor a stage
+    reads is written before it."""
 
     name = "golden"
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, resident: bool = False):
         super().__init__(program)
         self.sim = Golden.for_program(program)
+        self.resident = resident
+        self.on_device: set[str] = set()  # tensors written by stages run here (resident mode)
+
+    def _write(self, lay: TensorLayout, buf: np.ndarray) -> None:
+        raw = buf.view(np.uint8).ravel()
+        self.sim.dram[lay.addr : lay.addr + raw.size] = raw
 
     def run_stage(self, stage: dict, tensors: dict[str, np.ndarray]) -> StageRun:
+        for name in stage.get("fills", ()):
+            self._write(self.layouts[name], border_image(self.layouts[name]))
         for name in stage["reads"]:
-            lay = self.layouts[name]
-            raw = lay.pack(tensors[name]).view(np.uint8).ravel()
-            self.sim.dram[lay.addr : lay.addr + raw.size] = raw
+            if not (self.resident and name in self.on_device):
+                self._write(self.layouts[name], self.layouts[name].pack(tensors[name]))
         res = self.sim.run(self.program.text_addr + stage["insn_start"] * INSN_BYTES, stage["insn_count"])
         outputs = {}
         if res.ok:
+            self.on_device |= set(stage["writes"])
             for name in stage["writes"]:
                 lay = self.layouts[name]
                 outputs[name] = lay.unpack(self.sim.dram[lay.addr : lay.addr + lay.nbytes])
@@ -134,7 +161,7 @@ class VerilatorDevice(Device):
 
 def make_device(backend: str, program: Program, **kwargs) -> Device:
     if backend == "golden":
-        return GoldenDevice(program)
+        return GoldenDevice(program, **kwargs)
     if backend == "verilator":
         return VerilatorDevice(program, **kwargs)
     raise ValueError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
