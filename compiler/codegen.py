@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from compiler.tiling import Depthwise
 from hw.config import AccelConfig
 from hw.datatypes import datatype
 from hw.isa import Buffer, Opcode, Queue, WeightType, encode
@@ -63,6 +64,23 @@ class GemmJob:
     zero_point: int = 0
     int32_out: bool = False
     group_of_ktile: tuple[int, ...] | None = None  # grouped MATMUL: each k-tile's quantization group
+    depthwise: DepthwiseJob | None = None  # a depthwise convolution: emitted by `emit_depthwise`
+
+
+@dataclass(frozen=True)
+class DepthwiseJob:
+    """How a depthwise convolution's steps reach DRAM (compiler/tiling.py, "depthwise convolutions").
+
+    ``loads(n, oy0, oy1, j, bases)``: the transfers that bring the input planes of image ``n``,
+    output rows ``oy0 .. oy1`` and channel block ``j`` into the INPUT rows after a half's start
+    (``bases``: each plane's first row there); ``stores(n, oy0, oy1, j)``: those that write the
+    block's outputs, their ``sram_offset`` the virtual row of each output row's first pixel.
+    Weights: ``len(geom.taps)`` tiles per channel block, block-major; PARAM: ``param_rows /
+    blocks`` rows per channel block."""
+
+    geom: Depthwise
+    loads: Callable[[int, int, int, int, list[int]], list[Transfer]]
+    stores: Callable[[int, int, int, int], list[Transfer]]
 
 
 @dataclass
@@ -133,6 +151,9 @@ def _walk(order: str, mb: int, nbc: int, kbc: int, params_fit: bool) -> list[_St
 def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: int, n_tile: int,
               order: str, double_buffer: bool) -> None:
     """Append the instructions of `job` under one tiling (see the module docstring)."""
+    if job.depthwise is not None:
+        emit_depthwise(em, cfg, job, m_tile, n_tile, double_buffer)
+        return
     R, C = cfg.rows, cfg.cols
     S = cfg.slots if double_buffer else 1
     nt = _ceil(job.n, C)
@@ -236,10 +257,95 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
         pending_free = [i for i in em.insns[start:] if i.opcode in (Opcode.MATMUL, Opcode.POSTPROC)][-1]
 
 
+def emit_depthwise(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, n_tile: int,
+                   double_buffer: bool) -> None:
+    """A depthwise convolution: channel blocks, images, blocks of ``m_tile / wq`` output rows; per
+    step one group of LOADs (the weights of ``n_tile / cols`` channel blocks when the walk reaches
+    them, PARAM rows when it reaches a group of them, the input planes), one MATMUL per kernel tap
+    over the loaded rows at the tap's offset, one output tile. Tokens as in `emit_gemm`, every step
+    being a group and an output tile."""
+    dw = job.depthwise
+    geo = dw.geom
+    S = cfg.slots if double_buffer else 1
+    rb, nbg = m_tile // geo.wq, n_tile // cfg.cols
+    half = {b: cfg.buffer_depth(f) // S for b, f in (
+        ("in", "input_buf_bytes"), ("w", "weight_buf_bytes"), ("acc", "acc_buf_bytes"),
+        ("out", "out_buf_bytes"), ("p", "param_buf_bytes"))}
+    nb, kt = geo.blocks, len(geo.taps)
+    prt = job.param_rows // nb
+    params_fit = job.param_rows <= cfg.buffer_depth("param_buf_bytes")
+    p_bytes = cfg.buffer_row_bytes("param_buf_bytes")
+    dt = datatype(job.dtype)
+    wtr = cfg.weight_tile_rows(dt)
+    tile_bytes = wtr * cfg.cols
+    bases, offs, _ = geo.regions(rb)
+    steps = [(j, n, oy0, oy1) for j in range(nb) for n in range(geo.images) for oy0, oy1 in geo.row_blocks(rb)]
+    count = {"u": 0}
+    # PARAM rows that do not all fit go in groups of a buffer half's worth of channel blocks
+    pg = nb if params_fit else max(1, min(nb, half["p"] // prt))
+    state = {"g0": -1, "w": 0, "pg0": -1, "p": 0}  # the weight and PARAM groups in the buffers: first block, half
+
+    def group_loads(g: int) -> None:
+        j, n, oy0, oy1 = steps[g]
+        loads: list[_Insn] = []
+        if g == 0 and params_fit:
+            loads.append(em.transfer(Opcode.LOAD, Buffer.PARAM, 0, _whole(job.p_addr, job.param_rows, cfg)))
+        if not params_fit and (state["pg0"] < 0 or j >= state["pg0"] + pg):
+            state["pg0"] = j
+            state["p"] = ((j // pg) % S) * half["p"]
+            cnt = min(pg, nb - j)
+            loads.append(em.transfer(Opcode.LOAD, Buffer.PARAM, state["p"], Transfer(
+                job.p_addr + j * prt * p_bytes, 1, cnt * prt * p_bytes, cnt * prt * p_bytes)))
+        if state["g0"] < 0 or j >= state["g0"] + nbg:
+            state["g0"] = j
+            cnt = min(nbg, nb - j)
+            state["w"] = ((j // nbg) % S) * half["w"]
+            loads.append(em.transfer(Opcode.LOAD, Buffer.WEIGHT, state["w"], Transfer(
+                job.w_addr + j * kt * tile_bytes, cnt * kt, tile_bytes, tile_bytes)))
+        loads += _emit_transfers(em, Opcode.LOAD, Buffer.INPUT, (g % S) * half["in"], dw.loads(n, oy0, oy1, j, bases))
+        if g >= S:
+            loads[0].deps.add("pop_next")
+        loads[-1].deps.add("push_next")
+
+    # double-buffered, the next step's LOADs go before this step's POSTPROC and STOREs: instructions
+    # dispatch in order, so they enter the load queue while the store queue still holds STOREs (single-
+    # buffered they wait for this step's last compute instruction, which must be dispatched first)
+    group_loads(0)
+    for g, (j, n, oy0, oy1) in enumerate(steps):
+        m = (oy1 - oy0) * geo.wq
+        g0, w_base = state["g0"], state["w"]
+        a_base = (g % S) * half["in"]
+        p_row = j * prt if params_fit else state["p"] + (j - state["pg0"]) * prt
+        w_blk = w_base + (j - g0) * kt * wtr
+        acc = (g % S) * half["acc"]
+        start = len(em.insns)
+        mm = None
+        for i, off in enumerate(offs):
+            mm = em.add(Opcode.MATMUL, dtype=WeightType[job.dtype.upper()], accumulate=int(i > 0),
+                        in_addr=a_base + off, w_addr=w_blk + i * wtr, acc_addr=acc, m=m, grouped=0, group_addr=0)
+            if i == 0:
+                mm.deps.add("pop_prev")
+                if job.int32_out and g >= S:
+                    mm.deps.add("pop_next")  # the region's previous accumulators are stored
+        if g + 1 < len(steps) and S > 1:
+            group_loads(g + 1)
+        _finish_tile(em, cfg, job, 0, m, j, acc, count, S, half, len(steps), p_row, mm, g, len(steps), True,
+                     transfers=dw.stores(n, oy0, oy1, j))
+        if g + S < len(steps):  # frees the step's halves for group g + S: its last MATMUL, or its
+            # POSTPROC when group g + S loads the PARAM half this step's POSTPROC reads
+            nj = steps[g + S][0]
+            reload_p = not params_fit and nj // pg != steps[g + S - 1][0] // pg
+            last = [i for i in em.insns[start:] if i.opcode in (Opcode.MATMUL, Opcode.POSTPROC)] if reload_p \
+                else [mm]
+            last[-1].deps.add("push_prev")
+        if g + 1 < len(steps) and S == 1:  # they wait for this step's last compute instruction
+            group_loads(g + 1)
+
+
 def _finish_tile(em: Emitter, cfg: AccelConfig, job: GemmJob, m0: int, rows: int, j: int, acc: int, count: dict,
                  S: int, half: dict, n_outs: int, p_row: int, last_mm: _Insn, unit: int,
-                 n_units: int, last_of_unit: bool) -> None:
-    transfers = job.stores(m0, rows, j)
+                 n_units: int, last_of_unit: bool, transfers: list[Transfer] | None = None) -> None:
+    transfers = job.stores(m0, rows, j) if transfers is None else transfers
     if job.int32_out:
         last_mm.deps.add("push_next")
         stores = _emit_transfers(em, Opcode.STORE, Buffer.ACC, acc, transfers)

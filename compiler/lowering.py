@@ -8,8 +8,10 @@
 - ``lower_qgemm``: one op -> ``GemmJob``s (compiler/codegen.py). Linear is one GEMM; a
   convolution is a GEMM over im2col rows whose LOADs read the padded NHWC input directly
   (compiler/layout.py), one k-tile per kernel position and ``rows`` input channels; grouped
-  and depthwise convolutions go in blocks of groups whose outputs fill the array's columns,
-  with block-diagonal weights.
+  convolutions go in blocks of groups whose outputs fill the array's columns, with
+  block-diagonal weights. A depthwise convolution is one job on its own schedule
+  (``_lower_depthwise``; compiler/tiling.py, "depthwise convolutions"): diagonal weight tiles per
+  kernel tap, input rows loaded once per block of output rows and read by every tap's pass.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from compiler.codegen import GemmJob, Transfer
+from compiler.codegen import DepthwiseJob, GemmJob, Transfer
 from compiler.gemm import Requant, WeightGroups, pack_code_tiles, pack_group_params, pack_params
 from compiler.ir import Graph, Op, QWeight
 from compiler.layout import TensorLayout
+from compiler.tiling import Depthwise, DepthwiseRuns, DwPlane, Gemm, depthwise_fits
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES, by_code, datatype
 from hw.isa import ChannelParams, GroupParams
@@ -238,6 +241,10 @@ def lower_qgemm(op: Op, graph: Graph, cfg: AccelConfig, layouts: dict[str, Tenso
     assert not isinstance(plan, str), plan
     if op.attrs["kind"] == "linear":
         return [[_lower_linear(op, graph, cfg, layouts, plan)]]
+    if im2col == "auto":
+        dw = _lower_depthwise(op, cfg, layouts, plan)
+        if dw:
+            return [dw]
     return _lower_conv(op, graph, cfg, layouts, plan, im2col)
 
 
@@ -453,3 +460,132 @@ def _wide_job(op, cfg, plan, w, xl, ol, ktiles, ho, wo, wp, s, padding, dilation
                 for n, oy, x0, cnt, off in _wide_runs(m0, rows, ho, wp, wo)[1]]
 
     return _job(op, cfg, plan, w, ktiles, m, nblk, a_loads, stores)
+
+
+# ---- depthwise convolutions ------------------------------------------------------------------------
+
+
+def _depthwise_geometry(op: Op, cfg: AccelConfig, xl: TensorLayout, flat: bool) -> Depthwise | None:
+    """The stride-phase planes and taps of a depthwise convolution (compiler/tiling.py), or None when
+    the op is not one (input channels per group other than 1, unequal strides).
+
+    ``flat``: a plane is one stride phase of the padded image taken as one sequence of pixels
+    (``wq`` = the buffer width, so output row oy is virtual rows ``oy * wq ..``, of which the first
+    ``wo`` are stored); a block's plane is one LOAD. Otherwise (stride > 1) plane (a, b) holds the
+    pixels (s*r + a, s*q + b) with ``wq = wo +`` the largest column offset, one LOAD per plane row,
+    and fewer virtual rows go to waste."""
+    n, cin, _, _ = xl.shape
+    cout, cin_g, kh, kw = op.attrs["weight"].shape
+    (sh, sw), (ph, pw), (dh, dw) = op.attrs["stride"], op.attrs["padding"], op.attrs["dilation"]
+    if op.attrs["groups"] != cin or cin_g != 1 or sh != sw or xl.kind != "nhwc":
+        return None
+    s = sh
+    _, ho, wo, _, _, _ = _conv_geometry(op, xl)
+    hb, wb = xl.buffer_shape[1:3]
+    shift = (xl.pad[0] - ph) * wb + xl.pad[1] - pw  # buffer pixel of the op's padded origin
+    if flat or s == 1:
+        wq = wb
+        offs = [dy * dh * wb + dx * dw for dy in range(kh) for dx in range(kw)]
+        taps = [(o % s, 0, o // s // wq, o // s % wq) for o in offs]
+    else:
+        taps = [(dy * dh % s, dx * dw % s, dy * dh // s, dx * dw // s) for dy in range(kh) for dx in range(kw)]
+        wq = wo + max(t[3] for t in taps)
+    keys = sorted({t[:2] for t in taps})
+    planes = []
+    for a, b in keys:
+        mine = [t for t in taps if t[:2] == (a, b)]
+        if flat or s == 1:  # the last plane row that starts inside the buffer
+            last = (hb * wb - 1 - a - shift) // (s * wq)
+        else:
+            last = (hb - 1 - a + ph - xl.pad[0]) // s
+        planes.append(DwPlane(a, b, min(t[2] for t in mine), max(t[2] for t in mine), max(t[3] for t in mine), last))
+    block = min(cfg.rows, cfg.cols)
+    mult = cout // cin
+    widths = [(min(o + block, cout) - 1) // mult + 1 - o // mult for o in range(0, cout, block)]
+    return Depthwise(images=n, ho=ho, wo=wo, wq=wq, stride=s, contiguous=flat or s == 1, planes=tuple(planes),
+                     taps=tuple((keys.index(t[:2]), t[2], t[3]) for t in taps), channels=cout, block=block,
+                     in_bytes=max(widths) * xl.elem_bytes, in_total=sum(widths) * xl.elem_bytes)
+
+
+def _lower_depthwise(op: Op, cfg: AccelConfig, layouts: dict[str, TensorLayout], plan: WeightPlan) -> list[LoweredJob]:
+    """A depthwise convolution as one job of its own schedule (compiler/tiling.py, "depthwise
+    convolutions"): channel blocks of ``min(rows, cols)`` output channels, each kernel tap a diagonal
+    weight tile and an array pass over input rows loaded once per block of output rows; with stride
+    > 1 both plane shapes (flat and per row) as alternatives. Empty when the op is not depthwise or
+    no block fits, and the grouped-convolution lowering takes it."""
+    if plan.grouped:
+        return []
+    xl = layouts[op.inputs[0]]
+    alts = []
+    for flat in (True, False) if op.attrs["stride"][0] > 1 else (True,):
+        geo = _depthwise_geometry(op, cfg, xl, flat)
+        if geo is None:
+            return []
+        lj = _depthwise_job(op, cfg, layouts, plan, geo)
+        if lj is not None:
+            alts.append(lj)
+    return alts
+
+
+def _depthwise_job(op: Op, cfg: AccelConfig, layouts: dict[str, TensorLayout], plan: WeightPlan,
+                   geo: Depthwise) -> LoweredJob | None:
+    xl, ol = layouts[op.inputs[0]], layouts[op.output]
+    R, C = cfg.rows, cfg.cols
+    w: QWeight = op.attrs["weight"]
+    cout, _, kh, kw = w.shape
+    cin = xl.shape[1]
+    mult = cout // cin
+    ph, pw = op.attrs["padding"]
+    s, wq, B = geo.stride, geo.wq, geo.block
+    kt = len(geo.taps)
+    nb = geo.blocks
+    xeb, eb = xl.elem_bytes, ol.elem_bytes
+    oph, opw = ol.pad if ol.kind == "nhwc" else (0, 0)
+    w_int = w.integer()
+    mat = np.zeros((kt * R, nb * C), np.int64)
+    params = []
+    for j in range(nb):
+        o0, o1 = j * B, min(cout, (j + 1) * B)
+        cols = np.arange(o1 - o0)
+        rows_ = (o0 + cols) // mult - o0 // mult
+        for i, (dy, dx) in enumerate((dy, dx) for dy in range(kh) for dx in range(kw)):
+            mat[i * R + rows_, j * C + cols] = w_int[o0 + cols, 0, dy, dx]
+        params.append(_params(op, o1 - o0, C, o0, plan, None))
+    w_blob = _pack_weights(mat, None, plan, cfg)
+
+    def loads(n: int, oy0: int, oy1: int, j: int, bases: list[int]) -> list[Transfer]:
+        i0 = (j * B) // mult
+        cw = (min(cout, (j + 1) * B) - 1) // mult + 1 - i0
+        out = []
+        for pi, p in enumerate(geo.planes):
+            r0, r1 = geo.plane_rows(pi, oy0, oy1)
+            x = p.b - pw + xl.pad[1]
+            if geo.contiguous:  # plane element u is buffer pixel s*u + a + shift of the image
+                if r1 > r0:
+                    px = s * r0 * wq + p.a + (xl.pad[0] - ph) * xl.buffer_shape[2] + xl.pad[1] - pw
+                    out.append(Transfer(xl.pixel_addr(n, 0, 0) + (px * cin + i0) * xeb, (r1 - r0) * wq,
+                                        cw * xeb, s * cin * xeb, bases[pi]))
+                continue
+            for r in range(r0, r1):
+                out.append(Transfer(xl.pixel_addr(n, s * r + p.a - ph + xl.pad[0], x) + i0 * xeb, wq, cw * xeb,
+                                    s * cin * xeb, bases[pi] + (r - r0) * wq))
+        return out
+
+    def stores(n: int, oy0: int, oy1: int, j: int) -> list[Transfer]:
+        o0 = j * B
+        nc = min(cout, o0 + B) - o0
+        return [Transfer(ol.pixel_addr(n, oy + oph, opw) + o0 * eb, geo.wo, nc * eb, cout * eb, (oy - oy0) * wq)
+                for oy in range(oy0, oy1)]
+
+    def unused(*_):
+        raise AssertionError("a depthwise job is emitted by codegen.emit_depthwise")
+
+    job = GemmJob(name=op.name, m=geo.images * geo.ho * geo.wo, kt=kt, n=cout, dtype=plan.dtype, w_addr=0, p_addr=0,
+                  param_rows=nb, a_loads=unused, stores=unused, relu=bool(op.attrs["relu"]),
+                  zero_point=op.attrs["out_q"].zero_point if op.attrs["out_q"] else 0,
+                  int32_out=op.attrs["out_q"] is None, depthwise=DepthwiseJob(geo, loads, stores))
+    gemm = Gemm(op.name, job.m, kt * R, cout, depthwise=geo,
+                out_bytes=cfg.acc_bytes if job.int32_out else 1)
+    if not depthwise_fits(cfg, gemm, datatype(plan.dtype).bits):
+        return None
+    return LoweredJob(job, w_blob, b"".join(params), kt * R, DepthwiseRuns(geo.wo, geo), geo.wo, "depthwise")

@@ -120,6 +120,7 @@ class Gemm:
     out_row_runs: int = 0
     out_bytes: int = 1
     row_cycles: int = 1
+    depthwise: Depthwise | None = None  # a depthwise convolution's own schedule (module docstring)
 
     def __post_init__(self) -> None:
         if min(self.m, self.k, self.n, self.groups, self.param_rows) < 1:
@@ -426,12 +427,18 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
 def tiling_cost(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling,
                 params: CostParams = CostParams()) -> Cost:
     """Cost of one tiling of one GEMM instance (the scalar reference model)."""
+    dw = depthwise_of(gemm)
+    if dw is not None:
+        return _dw_cost(cfg, gemm, dw, dtype_bits, *_dw_units(cfg, gemm, dw, tiling), params)
     g = _geometry(cfg, gemm, dtype_bits, params)
     return _cost_scalar(g, *_units(cfg, gemm, tiling), params)
 
 
 def fits(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling) -> bool:
     """Whether a tiling's blocks fit the scratchpads (module docstring, "Buffers")."""
+    dw = depthwise_of(gemm)
+    if dw is not None:
+        return _dw_fits(cfg, dw, _dtype_rows(cfg, gemm, dtype_bits), *_dw_units(cfg, gemm, dw, tiling))
     g = _geometry(cfg, gemm, dtype_bits, CostParams())
     m, kb, nb, _, slots = _units(cfg, gemm, tiling)
     return _fits(g, m, kb, nb, slots)
@@ -578,6 +585,9 @@ def search(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = C
     Ties go to fewer DMA bytes, then to the earlier candidate in grid order (order, double
     buffering first, then ascending m_tile, k_tile, n_tile), as in `search_exhaustive`.
     """
+    dw = depthwise_of(gemm)
+    if dw is not None:
+        return _dw_search(cfg, gemm, dw, dtype_bits, params)
     t0 = time.perf_counter()
     _check_grid(grid)
     g = _geometry(cfg, gemm, dtype_bits, params)
@@ -651,3 +661,208 @@ def evaluate(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams =
                     for oi, si, m, kb, nb in zip(o, s, gr.ms[i], gr.kbs[j], gr.nbs[k]))
     arrays = {name: np.broadcast_to(a, gr.shape)[legal] for name, a in gr.terms.items()}
     return Candidates(tilings, **arrays, utilization=g.macs / (g.cells * arrays["cycles"]))
+
+
+# ---- depthwise convolutions -------------------------------------------------------------------
+#
+# A depthwise convolution (every output channel reads one input channel) is not a GEMM that the
+# walk above can share operands in: n-tile j needs its own channels' activations, and its k-tiles
+# (kernel taps) are diagonal weight tiles. Its schedule (compiler/codegen.py ``emit_depthwise``)
+# walks channel blocks, images and blocks of output rows; per step it loads the input rows the
+# block's windows cover once, as stride-phase *planes* (plane (a, b) holds the padded pixels
+# (s*r + a, s*q + b) of the block's rows, ``wq`` pixels per plane row), and runs one array pass per
+# kernel tap over the same loaded rows at that tap's offset, accumulating. Output pixel (oy, ox) is
+# virtual GEMM row ``oy * wq + ox``; the ``wq - wo`` rows past each output row are computed and
+# never stored. With stride 1 a plane row is a padded image row (``wq`` = the padded width) and a
+# block's rows are one LOAD; with stride s > 1 each plane row is a LOAD of ``wq`` pixels s apart.
+
+
+@dataclass(frozen=True)
+class DwPlane:
+    """One stride phase of the input: plane row r is padded row ``stride * r + a``, from column ``b``."""
+
+    a: int
+    b: int
+    lo: int  # smallest row offset among its taps
+    hi: int  # largest row offset among its taps
+    co: int  # largest column offset among its taps
+    last: int  # last plane row inside the padded input buffer
+
+
+@dataclass(frozen=True)
+class Depthwise:
+    """The geometry of a depthwise convolution's schedule (see above), enough to cost and emit it."""
+
+    images: int
+    ho: int
+    wo: int
+    wq: int  # virtual GEMM rows per output row
+    stride: int
+    contiguous: bool  # one plane whose rows follow each other in DRAM: a block's rows are one LOAD
+    planes: tuple[DwPlane, ...]
+    taps: tuple[tuple[int, int, int], ...]  # per k-tile: (plane, row offset, column offset)
+    channels: int  # output channels
+    block: int  # output channels per n-tile
+    in_bytes: int  # bytes of one pixel's input channels for an n-tile (DRAM row of a plane LOAD), the widest
+    in_total: int  # ... summed over the n-tiles
+
+    @property
+    def blocks(self) -> int:
+        return _ceil(self.channels, self.block)
+
+    def regions(self, rb: int) -> tuple[list[int], list[int], int]:
+        """For blocks of ``rb`` output rows: each plane's first INPUT row, each tap's MATMUL
+        offset, and the INPUT rows a step takes (a tap's pass of ``rb * wq`` rows stays inside its plane)."""
+        bases, at = [], 0
+        for p in self.planes:
+            bases.append(at)
+            at += (rb + p.hi - p.lo) * self.wq + p.co
+        offs = [bases[pi] + (ro - self.planes[pi].lo) * self.wq + co for pi, ro, co in self.taps]
+        return bases, offs, at
+
+    def plane_rows(self, pi: int, oy0: int, oy1: int) -> tuple[int, int]:
+        """The plane rows loaded for output rows ``oy0 .. oy1``: those its taps read, inside the buffer."""
+        p = self.planes[pi]
+        return oy0 + p.lo, min(oy1 + p.hi, p.last + 1)
+
+    def row_blocks(self, rb: int) -> list[tuple[int, int]]:
+        return [(oy0, min(self.ho, oy0 + rb)) for oy0 in range(0, self.ho, rb)]
+
+
+class DepthwiseRuns(int):
+    """``row_runs`` of a depthwise job that also carries its `Depthwise` geometry, for callers that
+    build a `Gemm` from a lowered job's fields (compiler/pipeline.py); `search`, `fits` and
+    `tiling_cost` take it from there when ``Gemm.depthwise`` is not set."""
+
+    depthwise: Depthwise
+
+    def __new__(cls, value: int, depthwise: Depthwise) -> DepthwiseRuns:
+        obj = super().__new__(cls, value)
+        obj.depthwise = depthwise
+        return obj
+
+
+def depthwise_of(gemm: Gemm) -> Depthwise | None:
+    return gemm.depthwise or getattr(gemm.row_runs, "depthwise", None)
+
+
+def _dw_fits(cfg: AccelConfig, dw: Depthwise, wtr: int, rb: int, slots: int, nbg: int = 1) -> bool:
+    """Blocks of ``rb`` output rows and ``nbg`` channel blocks per weight (and PARAM) LOAD fit."""
+    m = rb * dw.wq
+    p_depth = cfg.buffer_depth("param_buf_bytes")
+    return (dw.regions(rb)[2] <= cfg.buffer_depth("input_buf_bytes") // slots
+            and nbg * len(dw.taps) * wtr <= cfg.buffer_depth("weight_buf_bytes") // slots
+            and m <= cfg.buffer_depth("acc_buf_bytes") // slots and m <= cfg.buffer_depth("out_buf_bytes") // slots
+            and (dw.blocks <= p_depth or p_depth // slots >= 1))
+
+
+def _dw_cost(cfg: AccelConfig, gemm: Gemm, dw: Depthwise, bits: int, rb: int, slots: int, nbg: int,
+             p: CostParams) -> Cost:
+    """Cycles of the depthwise schedule with blocks of ``rb`` output rows and ``nbg`` channel blocks
+    per weight LOAD. Each step's LOADs (latency and rows, its share of instruction fetch), array
+    passes (one per tap, with the weight-bank gap, then the drain before POSTPROC) and STOREs are
+    costed as in the GEMM model; double-buffered, the steps overlap one deep (the loads of step
+    i + 1, the POSTPROC and stores of step i - 1 beside the passes of step i), so a step whose LOADs
+    are longer than its passes (a weight group's first) stalls the array; single-buffered they add up."""
+    R, C, bus = cfg.rows, cfg.cols, cfg.axi_data_bits // 8
+    reads = cfg.dma_outstanding
+    wtr = _dtype_rows(cfg, gemm, bits)
+    kt, nb, ob = len(dw.taps), dw.blocks, gemm.out_bytes
+    a_row = dram_row_cycles(dw.in_bytes, R, bus, p, reads)
+    w_tile = dram_row_cycles(wtr * C, C, bus, p, reads)
+    p_row = dram_row_cycles(C * PARAM_BYTES, C * PARAM_BYTES, bus, p, reads)  # a channel block's ChannelParams
+    o_row = dram_row_cycles(dw.block * ob, C * ob, bus, p)
+    params_fit = nb <= cfg.buffer_depth("param_buf_bytes")
+    pg = nb if params_fit else max(1, min(nb, cfg.buffer_depth("param_buf_bytes") // slots))  # PARAM group
+    gap = R + C + 1 + p.pass_gap_extra
+    drain = array_latency(cfg) + p.drain_extra
+    pp = cfg.pp_row_cycles if ob == 1 else 1
+    rc = gemm.row_cycles
+    # one image's channel block, per block of output rows: (loads, input rows, compute, stores, store cycles)
+    per_block = []
+    for oy0, oy1 in dw.row_blocks(rb):
+        n_ld = rows_ld = 0
+        for pi in range(len(dw.planes)):
+            r0, r1 = dw.plane_rows(pi, oy0, oy1)
+            n_ld += 1 if dw.contiguous else max(r1 - r0, 0)
+            rows_ld += max(r1 - r0, 0) * dw.wq
+        m = (oy1 - oy0) * dw.wq
+        comp = (kt * max(2 * m * rc, m * rc + gap) + 1) // 2 + drain
+        if slots == 1:
+            comp += m * pp
+        st = p.store_latency * (oy1 - oy0) + (oy1 - oy0) * dw.wo * o_row
+        per_block.append((n_ld, rows_ld, comp, oy1 - oy0, st, m * pp if ob == 1 else 0))
+    steps = [(j, b) for j in range(nb) for _ in range(dw.images) for b in per_block]
+    loads = insns = load = store = compute = dma_in = 0
+    step_load, step_comp, step_store, step_pp = [], [], [], []
+    for i, (j, (n_ld, rows_ld, comp, n_st, st, pp_cyc)) in enumerate(steps):
+        ld, cyc = n_ld, rows_ld * a_row
+        if i == 0 and params_fit:
+            ld, cyc = ld + 1, cyc + nb * p_row
+        first = i == 0 or steps[i - 1][0] != j
+        if j % nbg == 0 and first:
+            ld, cyc = ld + 1, cyc + min(nbg, nb - j) * kt * w_tile
+        if not params_fit and j % pg == 0 and first:
+            ld, cyc = ld + 1, cyc + min(pg, nb - j) * p_row
+        n_insns = ld + kt + (1 if ob == 1 else 0) + n_st
+        cyc += p.load_latency * ld + _ceil(n_insns * INSN_BYTES, bus)
+        loads, insns, load, store, compute = loads + ld, insns + n_insns, load + cyc, store + st, compute + comp
+        dma_in += rows_ld
+        step_load.append(cyc)
+        step_comp.append(comp)
+        step_store.append(st)
+        step_pp.append(pp_cyc)
+    insns += 1
+    compute = max(compute, sum(step_pp))
+    dma_bytes = (dma_in // nb * dw.in_total + nb * kt * wtr * C + nb * C * PARAM_BYTES
+                 + dw.images * dw.ho * dw.wo * dw.channels * ob)
+    if slots > 1:
+        # step i's passes beside step i + 1's loads, step i - 1's POSTPROC (the post-processing
+        # unit takes it while the in-order compute queue holds the next POSTPROC) and its stores
+        prologue, epilogue = step_load[0], step_pp[-1] + step_store[-1]
+        n = len(steps)
+        middle = sum(max(step_comp[i], step_load[i + 1] if i + 1 < n else 0,
+                         step_pp[i - 1] if i else 0, step_store[i - 1] if i else 0) for i in range(n))
+        cycles = prologue + middle + epilogue
+    else:
+        prologue = epilogue = 0
+        cycles = load + compute + store
+    return Cost(cycles, compute, load, store, prologue, epilogue, dma_bytes, insns,
+                gemm.macs / (R * C * cycles))
+
+
+def _dw_search(cfg: AccelConfig, gemm: Gemm, dw: Depthwise, bits: int, p: CostParams) -> Choice:
+    t0 = time.perf_counter()
+    wtr = _dtype_rows(cfg, gemm, bits)
+    best, count = None, 0
+    for slots in sorted({cfg.slots, 1}, reverse=True):
+        for nbg in sorted({_ceil(dw.blocks, b) for b in range(1, dw.blocks + 1)}):
+            for rb in range(1, dw.ho + 1):
+                if not _dw_fits(cfg, dw, wtr, rb, slots, nbg):
+                    continue
+                count += 1
+                cost = _dw_cost(cfg, gemm, dw, bits, rb, slots, nbg, p)
+                if best is None or (cost.cycles, cost.dma_bytes) < (best[1].cycles, best[1].dma_bytes):
+                    best = (Tiling(rb * dw.wq, len(dw.taps) * cfg.rows, nbg * cfg.cols, "weight_stationary",
+                                   slots > 1), cost)
+    if best is None:
+        raise ValueError(f"GEMM {gemm}: no depthwise block fits config {cfg.name!r}")
+    return Choice(gemm, bits, best[0], best[1], count, time.perf_counter() - t0)
+
+
+def _dw_units(cfg: AccelConfig, gemm: Gemm, dw: Depthwise, t: Tiling) -> tuple[int, int, int]:
+    """(output rows per block, slots, channel blocks per weight LOAD) of a depthwise tiling."""
+    if t.double_buffer and cfg.slots == 1:
+        raise ValueError(f"GEMM {gemm}: config {cfg.name!r} has double_buffer = false")
+    if t.m_tile % dw.wq or not 1 <= t.m_tile // dw.wq <= dw.ho or t.n_tile % cfg.cols \
+            or not 1 <= t.n_tile // cfg.cols <= dw.blocks:
+        raise ValueError(f"GEMM {gemm}: a depthwise tiling has m_tile a multiple of {dw.wq} up to "
+                         f"{dw.ho * dw.wq} and n_tile a multiple of {cfg.cols} up to {dw.blocks * cfg.cols}")
+    return t.m_tile // dw.wq, cfg.slots if t.double_buffer else 1, t.n_tile // cfg.cols
+
+
+def depthwise_fits(cfg: AccelConfig, gemm: Gemm, dtype_bits: int) -> bool:
+    """Whether any block of the depthwise schedule fits the scratchpads."""
+    dw = depthwise_of(gemm)
+    wtr = _dtype_rows(cfg, gemm, dtype_bits)
+    return any(_dw_fits(cfg, dw, wtr, 1, s) for s in {cfg.slots, 1})
