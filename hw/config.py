@@ -81,7 +81,7 @@ class AccelConfig(BaseModel):
     )
     axi_data_bits: int = 128
     axi_addr_bits: Annotated[int, Field(ge=16, le=32)] = 32
-    dram_bytes: Annotated[int, Field(ge=4096, le=1 << 32)] = 1 << 24
+    dram_bytes: Annotated[int, Field(ge=4096, le=1 << 32)] = 1 << 25
     clock_mhz: Annotated[float, Field(gt=0, le=1000)] = 100.0
 
     @field_validator("weight_dtypes")
