@@ -602,6 +602,9 @@ def search(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = C
 def search_exhaustive(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
                       grid: str = "blocks") -> Choice:
     """The same search one candidate at a time with the scalar model: the reference for `search`."""
+    dw = depthwise_of(gemm)
+    if dw is not None:  # its search is one candidate at a time already
+        return _dw_search(cfg, gemm, dw, dtype_bits, params)
     t0 = time.perf_counter()
     _check_grid(grid)
     g = _geometry(cfg, gemm, dtype_bits, params)
@@ -652,6 +655,8 @@ class Candidates:
 def evaluate(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
              grid: str = "blocks") -> Candidates:
     """All legal candidates of the grid with their vectorised costs, in the search's order."""
+    if depthwise_of(gemm) is not None:
+        raise ValueError(f"GEMM {gemm}: a depthwise schedule is costed by search and tiling_cost, not on the grid")
     _check_grid(grid)
     g = _geometry(cfg, gemm, dtype_bits, params)
     gr = _evaluate_grid(g, grid, params)
