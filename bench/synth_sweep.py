@@ -9,7 +9,7 @@ peak throughput. The parallel points use the `default` preset's datatypes (INT8 
 What it runs by default (8 to 12 minutes on two busy cores, WebAssembly tools; a point whose
 report in bitstreams/build/sweep/ is from the identical run is not run again):
 
-- the systolic array alone (``SystolicArray`` in the 7-pin wrapper of host/synth.py,
+- the systolic array alone (``SystolicArray`` in the 7-pin wrapper of host/fpga/wrapper.py,
   ``unit="array"``) for parallel 4x4, 8x8, 16x16 and serial 8x8, 16x16, synthesized for the
   ECP5-85F (LUTs, FFs, MULT18X18D DSP blocks; multipliers beyond the 156 DSP blocks go to LUTs);
 - place-and-route (nextpnr-ecp5 at 100 MHz, Fmax) for the points of at most ``PNR_MAX_PES`` PEs;
@@ -53,11 +53,13 @@ def int4_macs_per_cycle(cfg: AccelConfig) -> float:
 
 
 def point(cfg: AccelConfig, place: bool, generic: bool, log) -> dict:
-    from host.synth import BUILD_DIR, synthesize
+    from host.fpga.flow import synthesize
+    from host.fpga.options import flow_options
+    from host.fpga.targets import BUILD_DIR
 
     out = BUILD_DIR / "sweep"
     log(f"{cfg.name}: synthesis for {TARGET}" + (" + place-and-route" if place else ""))
-    r = synthesize(cfg, TARGET, out_dir=out / f"{cfg.name}-{TARGET}", place=place, unit="array",
+    r = synthesize(cfg, TARGET, flow_options(out_dir=out / f"{cfg.name}-{TARGET}", place=place, unit="array"),
                    status=lambda msg: log(f"{cfg.name}: {msg}"))
     macs = int4_macs_per_cycle(cfg)
     row = {
@@ -72,7 +74,7 @@ def point(cfg: AccelConfig, place: bool, generic: bool, log) -> dict:
     }
     if generic:
         log(f"{cfg.name}: generic 4-LUT synthesis")
-        g = synthesize(cfg, "generic", out_dir=out / f"{cfg.name}-generic", unit="array",
+        g = synthesize(cfg, "generic", flow_options(out_dir=out / f"{cfg.name}-generic", unit="array"),
                        status=lambda msg: log(f"{cfg.name}: {msg}"))
         row.update({"generic_luts": g.luts, "generic_ffs": g.ffs, "generic_lut_levels": g.lut_levels,
                     "generic_luts_per_int4_mac": round(g.luts / macs, 1), "generic_seconds": g.seconds})

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from compiler.frontend import FrontendError
 from compiler.lowering import CompileError
-from host import synth_cli
+from host.fpga import cli as synth_cli
 from host.terminal import table_console
 from hw.config import ConfigError, load_config, preset_names
 from hw.isa import IsaError

@@ -1,12 +1,14 @@
-"""Logic depth of a synthesized ECP5 netlist (host/depth.py), on small hand-built netlists
+"""Logic depth of a synthesized ECP5 netlist (host/fpga/analysis/depth.py), on small hand-built netlists
 whose deepest paths are known, and on a real one: the tiny config's array."""
 
 from __future__ import annotations
 
 import pytest
 
-from host import synth
-from host.depth import DSP_LEVELS, deepest_paths
+from host.fpga.analysis import DEEP_PATHS
+from host.fpga.analysis.depth import DSP_LEVELS, deepest_paths
+from host.fpga.flow import synthesize
+from host.fpga.options import flow_options
 
 
 def _cell(kind: str, ins: dict, outs: dict, **params) -> dict:
@@ -91,8 +93,8 @@ def test_combinational_loop_and_unknown_top_are_named():
 def test_tiny_array_report_lists_the_pe_products_deepest(tiny, tmp_path):
     """Synthesis only of the tiny array for the ECP5-25F: the deepest paths end in the PEs'
     product registers (the Booth or DSP multiply), and the report lists them."""
-    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False)
-    assert r.deep_paths and len(r.deep_paths) <= synth.DEEP_PATHS
+    r = synthesize(tiny, "ecp5-25k", flow_options(out_dir=tmp_path, unit="array", place=False))
+    assert r.deep_paths and len(r.deep_paths) <= DEEP_PATHS
     # one entry per shape, deepest first: the products, all 16 PEs' of them, come first
     assert r.deep_paths[0]["levels"] >= DSP_LEVELS and ".product" in r.deep_paths[0]["end"]
     products = [p for p in r.deep_paths if p["end"].endswith(".product")]

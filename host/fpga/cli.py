@@ -1,4 +1,4 @@
-"""`lowbit synth`: the FPGA flow on one configuration and target (host/synth.py, docs/fpga.md).
+"""`lowbit synth`: the FPGA flow on one configuration and target (host/fpga/flow.py, docs/fpga.md).
 
 ``register(subparsers)`` adds the subcommand to the `lowbit` parser of host/cli.py.
 """
@@ -12,6 +12,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from host.fpga.options import DEFAULT_FANOUT, DEFAULT_JOBS, DEFAULT_TRIES, LUT_PE_FORMS, UNITS
+from host.fpga.targets import target_names
 from hw.config import load_config
 
 console = Console(stderr=True)
@@ -24,8 +26,6 @@ timing_met), 1 when it does not fit, 2 on bad input or a tool failure."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from host.synth import DEFAULT_JOBS, DEFAULT_TRIES, target_names
-
     p = subparsers.add_parser(
         "synth", help="synthesize, place and route for an FPGA: bitstream + LUT/FF/DSP/BRAM/Fmax report",
         description="Run Yosys, nextpnr and ecppack/icepack (yowasp, from PyPI) on a configuration's "
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="write the PEs the DSP budget leaves without a DSP block with their multiply in two "
                         "LUT halves registered apart (shallower, more LUTs and flip-flops; two synthesis passes); "
                         "the same as --lut-pe halves")
-    p.add_argument("--lut-pe", choices=("product", "halves", "booth"), default="product",
+    p.add_argument("--lut-pe", choices=LUT_PE_FORMS, default="product",
                    help="how the PEs the DSP budget leaves without a DSP block multiply: product (Yosys' Booth "
                         "multiplier, 8 logic levels), halves (see --pe-halves) or booth (weights stored as Booth "
                         "digits, partial products added in pairs before the register; two synthesis passes) "
@@ -78,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-dsp-registers", action="store_true",
                    help="keep each DSP block's product register in the fabric instead of moving it into the "
                         "block's own output register (ECP5 targets; see docs/fpga.md, DSP output registers)")
-    p.add_argument("--unit", choices=("accelerator", "array"), default="accelerator",
+    p.add_argument("--unit", choices=UNITS, default="accelerator",
                    help="what to place: the whole accelerator (default) or its systolic array alone, in the "
                         "same 7-pin wrapper")
     stop = p.add_mutually_exclusive_group()
@@ -96,8 +96,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from host.fanout import DEFAULT_LIMIT
-    from host.synth import SynthError, load_target, synthesize
+    from host.fpga.flow import synthesize
+    from host.fpga.options import flow_options
+    from host.fpga.targets import FlowConfigError, load_target
+    from host.fpga.tools import SynthError
 
     cfg = load_config(args.config)
     if args.max_fanout is not None and args.max_fanout < 0:
@@ -109,20 +111,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
             print(f"lowbit synth: error: {flag} {value}: at least 1", file=sys.stderr)
             return 2
     try:
+        options = flow_options(
+            out_dir=args.out, freq_mhz=args.freq, place=not args.synth_only,
+            route=not args.place_only, reuse=not args.no_reuse, unit=args.unit, seed=args.seed, tries=args.tries,
+            jobs=args.jobs, pnr_args=tuple(args.pnr_arg), pnr_time_limit=args.pnr_time_limit,
+            dsp_budget=args.dsp_budget, lut_pe="halves" if args.pe_halves else args.lut_pe,
+            floorplan=not args.no_floorplan, dsp_registers=not args.no_dsp_registers,
+            max_fanout=DEFAULT_FANOUT if args.max_fanout is None else args.max_fanout)
         target = load_target(args.target)
         with console.status(f"synth {cfg.name} for {target.name}") as status:
-            result = synthesize(cfg, target, out_dir=args.out, freq_mhz=args.freq, place=not args.synth_only,
-                                seed=args.seed, reuse=not args.no_reuse, unit=args.unit,
-                                pnr_args=tuple(args.pnr_arg), dsp_budget=args.dsp_budget,
-                                pnr_time_limit=args.pnr_time_limit, route=not args.place_only,
-                                floorplan=not args.no_floorplan, tries=args.tries, jobs=args.jobs,
-                                pe_halves=args.pe_halves,
-                                lut_pe=args.lut_pe, dsp_registers=not args.no_dsp_registers,
-                                max_fanout=DEFAULT_LIMIT if args.max_fanout is None else args.max_fanout,
+            result = synthesize(cfg, target, options,
                                 status=lambda msg: status.update(f"{cfg.name} on {target.name}: {msg}"))
-    except (SynthError, KeyError) as exc:
-        msg = exc.args[0] if exc.args else exc
-        print(f"lowbit synth: error: {msg}", file=sys.stderr)
+    except (SynthError, FlowConfigError) as exc:
+        print(f"lowbit synth: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

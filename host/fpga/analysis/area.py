@@ -2,7 +2,7 @@
 
 Yosys flattens the design, so a cell keeps no module of its own, but it is named after the net it
 drives, and the nets keep their hierarchical names (``core.store.fifo.r_data``). A cell belongs
-to the unit of the first public net on its outputs (``host.slack.unit_of``: ``core.store.dma``,
+to the unit of the first public net on its outputs (``slack.unit_of``: ``core.store.dma``,
 ``core.matmul.array``, ...); a cell whose outputs have only internal names (``$auto$...``) goes to
 the unit of the cell's own name. Each unit's cells are then counted the way the flow counts the
 whole design (``count_cells`` with the target family's patterns), so the units add up to the
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from host.slack import signal_name, unit_of
+from host.fpga.analysis.slack import signal_name, unit_of
 
 
 def count_cells(cells: dict[str, int], patterns: dict[str, int]) -> int:

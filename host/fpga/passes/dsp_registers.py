@@ -26,6 +26,13 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from host.fpga.wrapper import WRAPPER_TOP
+
+if TYPE_CHECKING:
+    from host.fpga.options import FlowOptions
+    from host.fpga.targets import Target
 
 DSP_CELLS = {"ecp5": "MULT18X18D"}  # the families whose DSP blocks this knows
 PRODUCT_PREFIX = "P"
@@ -143,3 +150,18 @@ def absorb_file(src: Path, dst: Path, top: str, family: str) -> DspRegisters:
     result = absorb_output_registers(design, top, family)
     dst.write_text(json.dumps(design))
     return result
+
+
+class DspRegisterPass:
+    """The netlist pass (host/fpga/passes): on families whose DSP blocks this knows, unless turned off."""
+
+    name = "dsp_registers"
+
+    def enabled(self, target: Target, options: FlowOptions) -> bool:
+        return options.dsp_registers and target.family in DSP_CELLS
+
+    def apply(self, design: dict, target: Target, options: FlowOptions) -> dict:
+        return {"enabled": True, **absorb_output_registers(design, WRAPPER_TOP, target.family).as_dict()}
+
+    def describe(self, report: dict) -> str:
+        return f"DSP output registers: {report['ffs']} flip-flops moved into {report['dsps']} DSP blocks"

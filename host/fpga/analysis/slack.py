@@ -7,8 +7,8 @@ time at it, from the launching clock edge through the whole path, and the cell d
 net. That is the slack of every endpoint against the clock period, where nextpnr's log shows
 only a histogram.
 
-The endpoints are then grouped like ``host.depth``'s paths: endpoints whose register names,
-and the names of the cells driving them, differ only in their indices are one group (the 256
+The endpoints are then grouped like ``depth``'s paths: endpoints whose register names, and
+the names of the cells driving them, differ only in their indices are one group (the 256
 PEs' products, the 512 bits of a FIFO register behind one enable), so that the thousands of
 endpoints short of the clock read as a few dozen structures, each with its worst slack and how
 many of its endpoints fail.
@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host.depth import shape
+from host.fpga.analysis.depth import shape
 
 ASYNC = "<async>"
 _PRIMITIVE = re.compile(r"_(TRELLIS_FF|TRELLIS_DPR16X4|LUT4|PFUMX|L6MUX21|CCU2C|MULT18X18D|DP16KD|ALU54B|DCCA"

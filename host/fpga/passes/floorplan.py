@@ -16,46 +16,16 @@ to the placer on the sites the path does not use.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+from host.fpga.wrapper import WRAPPER_TOP
+
+if TYPE_CHECKING:
+    from host.fpga.options import FlowOptions
+    from host.fpga.targets import DspSites, Target
 
 PE_NAME = re.compile(r"(?:^|\.)pe_(\d+)_(\d+)\.")
-
-
-@dataclass(frozen=True)
-class DspSites:
-    """A device's DSP sites: ``rows`` (tile Y), ``columns`` (tile X of each site along a row)
-    and ``bels`` (the site names, repeating along the row: the k-th site is ``bels[k % len]``)."""
-
-    cell: str  # the DSP cell type the sites hold (MULT18X18D)
-    rows: tuple[int, ...]
-    columns: tuple[int, ...]
-    bels: tuple[str, ...]
-
-    @classmethod
-    def from_toml(cls, raw: dict, where: str) -> DspSites:
-        try:
-            sites = cls(cell=str(raw["cell"]), rows=tuple(int(r) for r in raw["rows"]),
-                        columns=tuple(int(c) for c in raw["columns"]), bels=tuple(str(b) for b in raw["bels"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise KeyError(f"{where}: [dsp_sites] needs cell, rows, columns and bels ({e})") from None
-        if not (sites.rows and sites.columns and sites.bels):
-            raise KeyError(f"{where}: [dsp_sites] rows, columns and bels must not be empty")
-        return sites
-
-    def __len__(self) -> int:
-        return len(self.rows) * len(self.columns)
-
-    def path(self) -> list[str]:
-        """Every site once, row after row, alternating direction (nextpnr BEL names)."""
-        out = []
-        for n, y in enumerate(self.rows):
-            ks = range(len(self.columns))
-            for k in (reversed(ks) if n % 2 else ks):
-                out.append(f"X{self.columns[k]}/Y{y}/{self.bels[k % len(self.bels)]}")
-        return out
 
 
 def pe_position(cell_name: str) -> tuple[int, int] | None:
@@ -75,19 +45,32 @@ def plan(cell_names: list[str], sites: DspSites) -> dict[str, str]:
     return {name: site for (_, _, name), site in zip(pe_cells, path)}
 
 
-def apply_floorplan(netlist: Path, top: str, sites: DspSites, enabled: bool = True) -> dict:
-    """Fix the PEs' DSP cells of the synthesized ``netlist`` (Yosys JSON) to their sites, in
-    place, or with ``enabled`` False free every DSP cell of such a fix again. Returns what the
-    report records: how many PE DSP blocks were fixed, and the first and last site."""
-    design = json.loads(netlist.read_text())
+def fix_pe_dsps(design: dict, top: str, sites: DspSites) -> dict:
+    """Fix the PEs' DSP cells of ``design`` (Yosys JSON) to their sites, in place (nextpnr's
+    ``BEL`` attribute; any earlier one on a DSP cell is dropped). Returns what the report records:
+    how many PE DSP blocks were fixed, and the first and last site."""
     cells = design["modules"][top]["cells"]
     names = [name for name, cell in cells.items() if cell["type"] == sites.cell]
-    placement = plan(names, sites) if enabled else {}
+    placement = plan(names, sites)
     for name in names:
         cells[name]["attributes"].pop("BEL", None)
     for name, site in placement.items():
         cells[name]["attributes"]["BEL"] = site
-    netlist.write_text(json.dumps(design))
     ordered = list(placement.values())
     return {"pe_dsps": len(placement), "dsps": len(names), "sites": len(sites),
             "first": ordered[0] if ordered else None, "last": ordered[-1] if ordered else None}
+
+
+class FloorplanPass:
+    """The netlist pass (host/fpga/passes): on targets that list their DSP sites, unless turned off."""
+
+    name = "floorplan"
+
+    def enabled(self, target: Target, options: FlowOptions) -> bool:
+        return options.floorplan and target.dsp_sites is not None
+
+    def apply(self, design: dict, target: Target, options: FlowOptions) -> dict:
+        return fix_pe_dsps(design, WRAPPER_TOP, target.dsp_sites)
+
+    def describe(self, report: dict) -> str:
+        return f"DSP floorplan: {report['pe_dsps']} PE DSP blocks fixed to sites, {report['first']} to {report['last']}"

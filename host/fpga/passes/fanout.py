@@ -26,6 +26,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from host.fpga.options import DEFAULT_FANOUT
+from host.fpga.wrapper import WRAPPER_TOP
+
+if TYPE_CHECKING:
+    from host.fpga.options import FlowOptions
+    from host.fpga.targets import Target
 
 # cell type -> its output port, per FPGA family
 REPLICABLE = {"ecp5": {"TRELLIS_FF": "Q", "LUT4": "Z", "PFUMX": "Z"}}
@@ -34,7 +42,6 @@ MUX_INPUTS = {"ecp5": {"PFUMX": ("ALUT", "BLUT")}}
 # sink ports that must stay with the original driver: wide-function muxes take their data inputs
 # from the LUTs of their own slice
 PINNED_SINKS = {"ecp5": {("PFUMX", "ALUT"), ("PFUMX", "BLUT"), ("L6MUX21", "D0"), ("L6MUX21", "D1")}}
-DEFAULT_LIMIT = 64
 
 
 @dataclass
@@ -55,7 +62,7 @@ def natural_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
-def replicate(design: dict, top: str, family: str, limit: int = DEFAULT_LIMIT, passes: int = 4) -> Replication:
+def replicate(design: dict, top: str, family: str, limit: int = DEFAULT_FANOUT, passes: int = 4) -> Replication:
     """Copy every replicable cell of ``top`` whose output has more than ``limit`` sinks, each copy
     taking at most ``limit`` of them; ``design`` (Yosys JSON) is changed in place. A copied sink
     adds a sink to its driver, so this runs again on the result, ``passes`` times at most."""
@@ -191,7 +198,7 @@ def reset_to_global(design: dict, top: str, family: str, min_sinks: int = GLOBAL
     return {"net": name, "sinks": len(users)}
 
 
-def cap_fanout(design: dict, top: str, family: str, limit: int = DEFAULT_LIMIT,
+def cap_fanout(design: dict, top: str, family: str, limit: int = DEFAULT_FANOUT,
                global_reset: bool = False) -> Replication:
     """:func:`replicate` on ``design`` in place, after :func:`reset_to_global` with ``global_reset``."""
     moved = reset_to_global(design, top, family) if global_reset else {}
@@ -200,10 +207,25 @@ def cap_fanout(design: dict, top: str, family: str, limit: int = DEFAULT_LIMIT,
     return result
 
 
-def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_LIMIT,
+def replicate_file(src: Path, dst: Path, top: str, family: str, limit: int = DEFAULT_FANOUT,
                    global_reset: bool = False) -> Replication:
     """:func:`cap_fanout` on the netlist in ``src``, written to ``dst`` (``src`` is left as it is)."""
     design = json.loads(src.read_text())
     result = cap_fanout(design, top, family, limit, global_reset)
     dst.write_text(json.dumps(design))
     return result
+
+
+class FanoutPass:
+    """The netlist pass (host/fpga/passes): on families with replication rules, unless the limit is 0."""
+
+    name = "replication"
+
+    def enabled(self, target: Target, options: FlowOptions) -> bool:
+        return options.max_fanout > 0 and target.family in REPLICABLE
+
+    def apply(self, design: dict, target: Target, options: FlowOptions) -> dict:
+        return cap_fanout(design, WRAPPER_TOP, target.family, options.max_fanout, global_reset=True).as_dict()
+
+    def describe(self, report: dict) -> str:
+        return f"fanout capped at {report['limit']}: {report['copies']} copies of {report['cells']} cells"
