@@ -148,7 +148,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
                "stages": len(program.meta["stages"]),
                "accelerator_layers": sum(r["placement"] == "accel" for r in rows),
                "host_ops": sum(r["placement"] == "host" for r in rows),
-               "estimated_cycles": sum(r["cycles"] or 0 for r in rows)}
+               "estimated_cycles": sum(r["cycles"] or 0 for r in rows),
+               "dram": program.meta.get("dram", {})}
     if args.json:
         print(json.dumps({**summary, "layers": rows}, indent=2))
         return 0
@@ -161,6 +162,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
                   r["reason"])
     table_console().print(t)
     print(report.strip().splitlines()[-1])
+    dram = summary["dram"]
+    if dram:
+        print(f"DRAM: {dram['needed']} of {cfg.dram_bytes} bytes (activations {dram['activations']}, shared by "
+              f"liveness from {dram['activations_unshared']}; weights and parameters {dram['constants']}; "
+              f"instructions {dram['instructions']})")
     print(f"wrote {args.out} ({len(program.insns)} instructions, {summary['stages']} stages)"
           + (f" and {args.report}" if args.report else ""))
     return 0

@@ -118,6 +118,8 @@ def test_compile_saved_pt2_with_report_and_disasm(tmp_path):
     for row in program.meta["report"]:
         assert f"| {row['layer']} | {row['kind']} | {row['placement']} |" in text
     assert "conv2d" in text and "accel" in text and "pooling: the array has no pooling unit" in text
+    dram = program.meta["dram"]
+    assert f"DRAM: {dram['needed']} of {load_config('tiny').dram_bytes} bytes" in res.stdout
     listing = lowbit("disasm", out, "--pc")
     assert listing.returncode == 0, listing.stderr
     assert "# stage 0: host quantize" in listing.stdout and "accelerator" in listing.stdout
@@ -127,6 +129,7 @@ def test_compile_saved_pt2_with_report_and_disasm(tmp_path):
     assert js.returncode == 0, js.stderr
     summary = json.loads(js.stdout)
     assert summary["accelerator_layers"] == 3 and summary["estimated_cycles"] > 0
+    assert 0 < summary["dram"]["activations"] <= summary["dram"]["activations_unshared"] < summary["dram"]["needed"]
 
 
 def test_compile_errors_name_the_problem(tmp_path):
