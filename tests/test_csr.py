@@ -65,6 +65,7 @@ def test_docs_csr_is_generated_from_the_table():
         "regenerate with `python -c \"from hw.csr import csr_markdown; print(csr_markdown(), end='')\" > docs/csr.md`")
 
 
+@pytest.mark.rtl
 def test_verilog_lints_clean(tiny, tmp_path):
     path = tmp_path / "csr_bank.v"
     path.write_text(to_verilog(CsrBank(tiny), "csr_bank"))
@@ -76,6 +77,7 @@ def csr_results(tiny):
     return cocotb_results(CsrBank, tiny, "csr_bank", "sim.tb.test_csr")
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("case", cocotb_tests(TB))
 def test_csr_rtl(csr_results, case):
     result = csr_results[case]

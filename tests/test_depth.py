@@ -90,6 +90,7 @@ def test_combinational_loop_and_unknown_top_are_named():
         deepest_paths(_example(), top="nope")
 
 
+@pytest.mark.fpga
 def test_tiny_array_report_lists_the_pe_products_deepest(tiny, tmp_path):
     """Synthesis only of the tiny array for the ECP5-25F: the deepest paths end in the PEs'
     product registers (the Booth or DSP multiply), and the report lists them."""

@@ -173,6 +173,7 @@ def test_depthwise_model_is_close_to_pytorch():
 @pytest.mark.parametrize("kw", [dict(c=20, h=7, stride=2), dict(c=16, h=6, int8_out=False),
                                 dict(c=40, h=3, k=5, pad=2), dict(c=8, h=9, stride=2, mult=2)],
                          ids=["s2-20ch", "int32-out", "5x5-40ch", "mult2"])
+@pytest.mark.rtl
 def test_depthwise_on_rtl(default, tmp_path, kw):
     """Small depthwise layers on the RTL (sim DRAM): the golden model's bytes, the reference's
     values, and cycles within 15% of the estimate."""

@@ -9,6 +9,8 @@ from hw.config import from_dict
 from sim.harness import cocotb_results, cocotb_tests
 from sim.tb.dma_top import DmaTop
 
+pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
+
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_dma.py"
 CONFIGS = ("tiny", "default", "axi256")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from test_fanout import same_for_cycles, yosys
 
 from host.fpga.passes.dsp_registers import absorb_output_registers
@@ -60,6 +61,7 @@ def synthesized(tmp_path) -> dict:
     return json.loads((tmp_path / "netlist.json").read_text())
 
 
+@pytest.mark.fpga
 def test_yosys_proves_the_moved_registers_equal(tmp_path):
     """Bounded model check, 8 cycles from power-up: the netlist Yosys wrote against the one
     with two products' registers (32 + 22 bits, one with a synchronous reset) in their DSP
@@ -111,6 +113,7 @@ def flat_with_model(cwd, src, name):
     (cwd / f"{name}.json").write_text(json.dumps(d))
 
 
+@pytest.mark.fpga
 def test_nextpnr_routes_and_packs_the_registered_blocks(tmp_path):
     """nextpnr takes the blocks with their output register on (its timing model for them is
     MULT18X18D_REGS_OUTPUT: no path runs from a block's input through its product to the

@@ -149,6 +149,7 @@ def same_for_cycles(cwd, gold, gate, cycles=12):
     return r.returncode == 0 and "SUCCESS" in r.stdout
 
 
+@pytest.mark.fpga
 def test_yosys_proves_the_replicated_netlist_equal(tmp_path):
     """Bounded model check, 12 cycles from reset, of a counter, an enable with 16 sinks and a
     data register: the netlist Yosys wrote against the one with every net capped at 4 sinks. A
@@ -179,6 +180,7 @@ endmodule
 """
 
 
+@pytest.mark.fpga
 def test_the_reset_goes_onto_a_global_network_and_nextpnr_routes_it(tmp_path):
     """The net with the most flip-flop resets (16 here, at a threshold of 8) is driven through a
     DCCA clock buffer; its other sinks stay; nextpnr routes it on a global network."""

@@ -61,6 +61,7 @@ def test_bad_dsp_sites_are_named():
         validated(DspSites, {"cell": "MULT18X18D", "rows": [], "columns": [1], "bels": ["A"]}, "where.toml")
 
 
+@pytest.mark.fpga
 def test_nextpnr_places_the_tiny_array_on_the_planned_sites(tiny, tmp_path):
     """The tiny config's 4x4 array on the ECP5-25F: its 16 PE multipliers fixed in array order
     (the placed netlist nextpnr writes shows each on its planned site), routed to a bitstream;

@@ -10,6 +10,8 @@ from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
 from sim.toolchain import toolchain_env
 
+pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
+
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_postproc.py"
 
 

@@ -7,6 +7,8 @@ import pytest
 from sim.harness import cocotb_results, cocotb_tests
 from sim.tb.matmul_top import MatmulTop, mixed_pes
 
+pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
+
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_matmul.py"
 
 

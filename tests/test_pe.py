@@ -8,6 +8,8 @@ from hw.array import ParallelPE
 from sim.harness import build_amaranth, cocotb_tests, run_cocotb
 from sim.tb.common import config_env
 
+pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
+
 TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
 
 

@@ -130,6 +130,7 @@ def test_transformer_block_mixture():
     assert _cosine(ep.module()(*inputs), example("transformer-block").model(*inputs)) > 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_examples_under_pt2e(name):
     ep, inputs = example_program(name, "pt2e", calibration_batches=2)

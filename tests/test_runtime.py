@@ -38,6 +38,7 @@ def test_golden_backend_runs_numpy_or_torch_inputs(mlp_tiny):
     assert all(lr.dma_bytes > 0 for lr in from_torch.layers)
 
 
+@pytest.mark.rtl
 def test_verilator_backend_matches_golden_with_counters(mlp_tiny, tmp_path):
     _, inputs, program, _ = mlp_tiny
     from host.devices import VerilatorDevice
@@ -92,6 +93,7 @@ def test_check_reports_the_first_mismatching_tensor_and_element(mlp_tiny):
     assert m.got == m.want + 1 and f"tensor {second} differs at [0, 7]" in str(m)
 
 
+@pytest.mark.slow
 def test_run_and_report_commands(tmp_path, mlp_tiny):
     _, _, program, _ = mlp_tiny
     path = tmp_path / "mlp.lbp"
@@ -133,6 +135,7 @@ def test_digits_cnn_keeps_its_accuracy_when_quantized():
     assert digits.accuracy(run.outputs[0], data.y_test) >= float_acc - 0.02
 
 
+@pytest.mark.slow
 def test_minilm_layer_on_the_serial_array_tracks_the_float_model():
     """The pretrained MiniLM cut to its first layer, W4 mixtures in groups of 64 on the bit-serial
     configuration: bit exact against the reference, embeddings close to the float model's."""

@@ -47,6 +47,7 @@ def dram_results(request, tmp_path_factory):
     return {r.name: r for r in results}
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("case", cocotb_tests(TB))
 def test_sim_dram_rtl(dram_results, case):
     result = dram_results[case]
@@ -54,6 +55,7 @@ def test_sim_dram_rtl(dram_results, case):
     assert result.sim_time_ns > 0
 
 
+@pytest.mark.rtl
 @pytest.mark.parametrize("params", [{}, *PARAM_SETS.values()], ids=["defaults", *PARAM_SETS])
 def test_lint_clean(params, tmp_path):
     res = lint_wall([SIM_DRAM_SV], "sim_dram", *(f"-G{k}={v}" for k, v in params.items()))

@@ -72,6 +72,7 @@ endmodule
 """
 
 
+@pytest.mark.fpga
 def test_worst_endpoint_is_nextpnrs_critical_path(tmp_path):
     """A small ECP5 design (an adder, a distributed RAM, an unregistered multiplier) at 250 MHz:
     the worst endpoint's arrival is the delay of the critical path nextpnr reports, and it ends

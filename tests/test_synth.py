@@ -96,6 +96,7 @@ DSP_CASES = {  # (A bits, B bits, signed) of multipliers whose slicing differs b
 }
 
 
+@pytest.mark.fpga
 @pytest.mark.parametrize("target", sorted(DSP_CASES))
 def test_dsp_cost_is_what_yosys_maps(target, tmp_path):
     """dsp_cost against Yosys itself: multipliers of the widths mul2dsp slices differently (a
@@ -293,6 +294,7 @@ def test_seed_runs_that_fail_or_overrun(fake_nextpnr):
     assert not list(work.glob("seed*"))
 
 
+@pytest.mark.fpga
 def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     """Every tool of the flow on a small real design: the tiny config's 4x4 array (16 8x8-bit
     multipliers, 8 of them in the UP5K's SB_MAC16 blocks) to an iCE40 bitstream."""
@@ -350,6 +352,7 @@ def test_flow_end_to_end_tiny_array_on_ice40(tiny, tmp_path):
     assert (tmp_path / "nextpnr-seed2.log").exists() and not (tmp_path / "seed2").exists()
 
 
+@pytest.mark.fpga
 def test_oversized_design_reports_the_overflowing_resource(tiny, tmp_path):
     """An 8x8 array of 8x8-bit multipliers on the iCE40 UP5K: 8 of its 64 multipliers fit the
     SB_MAC16 blocks, the other 56 need about twice the device's 5280 LUTs. fits is False, the
@@ -402,6 +405,7 @@ def test_dsp_budget_beyond_the_device_is_refused(tiny, tmp_path):
         synth(tiny, "ecp5-25k", out_dir=tmp_path, dsp_budget=99)
 
 
+@pytest.mark.fpga
 def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
     """Six DSP blocks for the tiny array's 16 PEs, with lut_pe="halves": the first synthesis pass
     gives them to six PEs' products, and the flow writes the other ten PEs again with two half
@@ -431,6 +435,7 @@ def test_pes_beyond_the_dsp_budget_are_written_as_lut_halves(tiny, tmp_path):
     assert not halves_in((tmp_path / f"{ARRAY_TOP}.v").read_text())
 
 
+@pytest.mark.fpga
 def test_pes_beyond_the_dsp_budget_in_the_booth_form(tiny, tmp_path):
     """With lut_pe="booth" the ten PEs left without a DSP block are written with Booth-encoded
     weights: no multiplier of theirs is left for Yosys (6 products, all in DSP blocks), their
@@ -449,6 +454,7 @@ def test_pes_beyond_the_dsp_budget_in_the_booth_form(tiny, tmp_path):
         synth(tiny, "ecp5-25k", out_dir=tmp_path, unit="array", place=False, lut_pe="wallace")
 
 
+@pytest.mark.fpga
 def test_a_netlist_with_two_drivers_on_a_net_is_an_error(tmp_path, monkeypatch):
     """Yosys only warns when a pass leaves a net with two drivers; the flow stops there."""
     def fake_yosys(args, cwd, log, **kw):

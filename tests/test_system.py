@@ -16,6 +16,8 @@ from hw.program import Program, Segment, TensorDesc
 from hw.records import pack_records
 from sim.system import run_rtl
 
+pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
+
 
 def random_gemm(cfg, rng, m, k, n, dtype, relu, kernel="auto"):
     dt = DATATYPES[dtype]

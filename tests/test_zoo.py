@@ -25,6 +25,7 @@ def test_small_stock_models_track_the_float_model(name, quantizer):
     assert row["cosine_to_export"] >= 0.9999  # the golden model runs what the quantized export computes
 
 
+@pytest.mark.slow
 def test_mobilenet_v3_compiles_unmodified():
     """hardswish, hardsigmoid, squeeze-excitation, depthwise convolutions with BatchNorm, dropout."""
     row = evaluate("mobilenet_v3_small", "lowbit")
@@ -33,6 +34,7 @@ def test_mobilenet_v3_compiles_unmodified():
     assert row["cosine_to_float"] >= 0.99 and row["top1_agree"] == 1.0
 
 
+@pytest.mark.slow
 def test_vision_transformer_compiles_unmodified():
     """timm's ViT-Tiny: its attention is scaled_dot_product_attention (on the host), its linears on the array."""
     row = evaluate("vit_tiny", "pt2e", batch=2)
@@ -94,6 +96,7 @@ def test_pt2e_x86_rejection_points_to_the_working_path():
         quantize_pt2e(sm.model, sm.example_inputs, sm.calibration[:1])
 
 
+@pytest.mark.rtl
 def test_keyword_spotter_on_the_rtl_is_bit_exact():
     """conv1d (on the array as a height-1 conv2d), BatchNorm folded, a dilated depthwise conv1d."""
     row = rtl_check("keyword_spotter", "lowbit")
