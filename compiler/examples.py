@@ -224,3 +224,30 @@ def gemm_graph(m: int, k: int, n: int, weights: str = "int4", int8_out: bool = T
               reason=HOST_REASONS["quantize"]),
            Op("y", "qgemm", ("xq",), ("y",), attrs, placement="accel", source="y: linear"))
     return Graph(vals, ops, ("x",), ("y",))
+
+
+def conv_graph(rng: np.random.Generator, n: int = 1, cin: int = 5, cout: int = 6, h: int = 7, w: int = 6, k: int = 3,
+               stride: int = 1, pad: int = 1, dilation: int = 1, groups: int = 1, weights: str = "int4",
+               int8_out: bool = True, relu: bool = False, out_scale: float = 0.2) -> Graph:
+    """An IR graph of one quantized conv2d (``x[n, cin, h, w] -> y``) with random ``weights``-typed
+    per-channel weights, a random input zero point and bias: grouped and depthwise convolutions of
+    any geometry for tests and benchmarks, without torch in the way."""
+    dt = datatype(weights)
+    shape = (cout, cin // groups, k, k)
+    values = rng.integers(dt.qmin, dt.qmax + 1, shape)
+    weight = QWeight(codes=dt.encode(values).reshape(shape), dtype_codes=np.full((cout, 1), dt.code),
+                     zero_points=np.zeros((cout, 1), np.int64), group_scales=np.ones((cout, 1), np.int64),
+                     channel_scales=rng.uniform(0.01, 0.05, cout), group_size=cin // groups)
+    xq = QParams(0.05, int(rng.integers(-20, 20)))
+    ho = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    wo = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    out_q = QParams(out_scale, int(rng.integers(-10, 10))) if int8_out else None
+    attrs = {"kind": "conv2d", "weight": weight, "x_q": xq, "bias": rng.normal(0, 0.5, cout),
+             "stride": (stride, stride), "padding": (pad, pad), "dilation": (dilation, dilation), "groups": groups,
+             "relu": relu, "out_q": out_q}
+    vals = {"x": Value("x", (n, cin, h, w), "float32"), "xq": Value("xq", (n, cin, h, w), "int8", xq),
+            "y": Value("y", (n, cout, ho, wo), "int8" if int8_out else "int32", out_q)}
+    ops = (Op("xq", "quantize", ("x",), ("xq",), {"args": [Ref(0), xq.scale, xq.zero_point, -128, 127]},
+              reason=HOST_REASONS["quantize"]),
+           Op("y", "qgemm", ("xq",), ("y",), attrs, placement="accel", source="y: conv2d"))
+    return Graph(vals, ops, ("x",), ("y",))

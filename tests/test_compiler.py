@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from compiler.examples import example, example_program, gemm_graph
+from compiler.examples import conv_graph, example, example_program, gemm_graph
 from compiler.frontend import FrontendError, import_program
-from compiler.ir import Graph, Op, QParams, QWeight, Value
+from compiler.ir import Graph
 from compiler.lowering import CompileError, fixed_point, place
 from compiler.pipeline import compile_graph, compile_model, report_markdown
 from compiler.reference import evaluate, qgemm_accumulators
 from compiler.tiling import ORDERS, Gemm, Tiling, fits
 from host.runtime import run_model
 from hw.config import from_dict, load_config
-from hw.datatypes import DATATYPES
 from hw.program import Program, ProgramError
 
 
@@ -127,34 +126,6 @@ def test_mixture_weights_need_the_serial_pe():
 
 
 # ---- lowering and codegen on hand-built graphs ------------------------------------------------
-
-
-def conv_graph(rng, n=1, cin=5, cout=6, h=7, w=6, k=3, stride=1, pad=1, dilation=1, groups=1,
-               weights="int4", int8_out=True, relu=False) -> Graph:
-    dt = DATATYPES[weights]
-    shape = (cout, cin // groups, k, k)
-    values = rng.integers(dt.qmin, dt.qmax + 1, shape)
-    weight = QWeight(codes=dt.encode(values).reshape(shape), dtype_codes=np.full((cout, 1), dt.code),
-                     zero_points=np.zeros((cout, 1), np.int64), group_scales=np.ones((cout, 1), np.int64),
-                     channel_scales=rng.uniform(0.01, 0.05, cout), group_size=cin // groups)
-    xq = QParams(0.05, int(rng.integers(-20, 20)))
-    ho = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    wo = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    out_q = QParams(0.2, int(rng.integers(-10, 10))) if int8_out else None
-    attrs = {"kind": "conv2d", "weight": weight, "x_q": xq, "bias": rng.normal(0, 0.5, cout),
-             "stride": (stride, stride), "padding": (pad, pad), "dilation": (dilation, dilation), "groups": groups,
-             "relu": relu, "out_q": out_q}
-    vals = {"x": Value("x", (n, cin, h, w), "float32"), "xq": Value("xq", (n, cin, h, w), "int8", xq),
-            "y": Value("y", (n, cout, ho, wo), "int8" if int8_out else "int32", out_q)}
-    ops = (Op("xq", "quantize", ("x",), ("xq",), {"args": [_ref(0), xq.scale, xq.zero_point, -128, 127]}),
-           Op("y", "qgemm", ("xq",), ("y",), attrs, placement="accel"))
-    return Graph(vals, ops, ("x",), ("y",))
-
-
-def _ref(i):
-    from compiler.ir import Ref
-
-    return Ref(i)
 
 
 def run_and_compare(graph: Graph, cfg, rng, tilings=None, im2col="auto") -> np.ndarray:

@@ -16,7 +16,8 @@ import sys
 import numpy as np
 import pytest
 
-from compiler.ir import Graph, Op, QParams, QWeight, Ref, Value
+from compiler.examples import conv_graph
+from compiler.ir import Graph
 from compiler.lowering import lower_qgemm, place, plan_layouts
 from compiler.pipeline import compile_graph
 from compiler.reference import evaluate
@@ -24,7 +25,6 @@ from compiler.tiling import search
 from host.devices import stage_program
 from host.runtime import run_model
 from hw.config import AccelConfig, load_config
-from hw.datatypes import DATATYPES
 from hw.isa import PARAM_BYTES, Opcode
 from sim.golden import run_program
 
@@ -33,27 +33,9 @@ def dw_graph(rng, c: int, h: int, k: int = 3, stride: int = 1, pad: int | None =
              weights: str = "int8", n: int = 1, w: int | None = None, dilation: int = 1, relu: bool = True,
              int8_out: bool = True) -> Graph:
     """One quantized depthwise convolution (``groups = c``, ``mult`` output channels per input channel)."""
-    w = h if w is None else w
-    pad = dilation * (k // 2) if pad is None else pad
-    cout = c * mult
-    dt = DATATYPES[weights]
-    shape = (cout, 1, k, k)
-    values = rng.integers(dt.qmin, dt.qmax + 1, shape)
-    weight = QWeight(codes=dt.encode(values).reshape(shape), dtype_codes=np.full((cout, 1), dt.code),
-                     zero_points=np.zeros((cout, 1), np.int64), group_scales=np.ones((cout, 1), np.int64),
-                     channel_scales=rng.uniform(0.01, 0.05, cout), group_size=1)
-    xq = QParams(0.05, int(rng.integers(-20, 20)))
-    ho = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    wo = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
-    out_q = QParams(0.3, int(rng.integers(-10, 10))) if int8_out else None
-    attrs = {"kind": "conv2d", "weight": weight, "x_q": xq, "bias": rng.normal(0, 0.5, cout),
-             "stride": (stride, stride), "padding": (pad, pad), "dilation": (dilation, dilation), "groups": c,
-             "relu": relu, "out_q": out_q}
-    vals = {"x": Value("x", (n, c, h, w), "float32"), "xq": Value("xq", (n, c, h, w), "int8", xq),
-            "y": Value("y", (n, cout, ho, wo), "int8" if int8_out else "int32", out_q)}
-    ops = (Op("xq", "quantize", ("x",), ("xq",), {"args": [Ref(0), xq.scale, xq.zero_point, -128, 127]}),
-           Op("y", "qgemm", ("xq",), ("y",), attrs, placement="accel", source="y: depthwise conv2d"))
-    return Graph(vals, ops, ("x",), ("y",))
+    return conv_graph(rng, n=n, cin=c, cout=c * mult, h=h, w=h if w is None else w, k=k, stride=stride,
+                      pad=dilation * (k // 2) if pad is None else pad, dilation=dilation, groups=c, weights=weights,
+                      int8_out=int8_out, relu=relu, out_scale=0.3)
 
 
 def lowered(graph: Graph, cfg: AccelConfig):
