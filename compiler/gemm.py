@@ -18,6 +18,7 @@ from hw.asm import assemble
 from hw.config import AccelConfig
 from hw.datatypes import Datatype, datatype, pack
 from hw.isa import INSN_BYTES, PARAM_BYTES, ChannelParams, GroupParams
+from hw.numerics import requantize
 from hw.program import Program, Segment, TensorDesc
 from hw.records import pack_records
 
@@ -63,11 +64,8 @@ def reference_gemm(a: np.ndarray, w: np.ndarray, req: Requant, act_bits: int,
     w = np.asarray(w, np.int64)
     if groups is not None:
         w = groups.effective(w)
-    x = (np.asarray(a, np.int64) @ w + req.bias) * req.multiplier
-    half = np.where(req.shift > 0, np.left_shift(1, np.maximum(req.shift - 1, 0)), 0)
-    y = ((x + half) >> req.shift) + req.zero_point
-    qmin, qmax = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
-    return np.clip(y, max(req.zero_point, qmin) if req.relu else qmin, qmax)
+    return requantize(np.asarray(a, np.int64) @ w, req.bias, req.multiplier, req.shift, req.zero_point, req.relu,
+                      act_bits)
 
 
 @dataclass(frozen=True)

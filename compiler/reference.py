@@ -4,7 +4,9 @@ Quantized GEMMs are evaluated straight from their definition, with none of the c
 machinery (no im2col, tiling, packing or DRAM layout): a convolution is a sum over kernel
 positions of shifted input windows, padded with the input zero point, times the integer
 weights; int8 outputs go through the requantization arithmetic of docs/numerics.md written out
-here. Host ops run their compiler/hostops.py functions, as the runtime does.
+here, deliberately not through hw/numerics.py (which the golden model and the RTL's testbenches
+use), so that a mistake there shows up as a difference against this re-derivation. Host ops
+run their compiler/hostops.py functions, as the runtime does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from compiler.hostops import HOST_OPS
 from compiler.ir import CRef, Graph, Op, QWeight, Ref
 from compiler.lowering import requant
+from hw.numerics import act_range
 
 
 def _resolve(template: Any, inputs: list[np.ndarray], consts: dict[str, np.ndarray]) -> Any:
@@ -78,8 +81,9 @@ def qgemm(op: Op, x: np.ndarray, act_bits: int = 8) -> np.ndarray:
     prod = (acc + bias) * mult
     half = np.where(shift > 0, np.left_shift(1, np.maximum(shift - 1, 0)), 0)
     y = ((prod + half) >> shift) + out_q.zero_point
-    lo = max(out_q.zero_point, -(1 << (act_bits - 1))) if op.attrs["relu"] else -(1 << (act_bits - 1))
-    return np.clip(y, lo, (1 << (act_bits - 1)) - 1).astype(np.int8)
+    qmin, qmax = act_range(act_bits)
+    lo = max(out_q.zero_point, qmin) if op.attrs["relu"] else qmin
+    return np.clip(y, lo, qmax).astype(np.int8)
 
 
 def evaluate(graph: Graph, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

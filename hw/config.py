@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hw.datatypes import DATATYPES, Datatype
 from hw.isa import PARAM_BYTES
+from hw.numerics import act_range
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -183,11 +184,11 @@ class AccelConfig(BaseModel):
 
     @property
     def act_min(self) -> int:
-        return -(1 << (self.act_bits - 1))
+        return act_range(self.act_bits)[0]
 
     @property
     def act_max(self) -> int:
-        return (1 << (self.act_bits - 1)) - 1
+        return act_range(self.act_bits)[1]
 
     def buffer_row_bytes(self, field: str) -> int:
         """Width in bytes of one row of the scratchpad named by its size field."""

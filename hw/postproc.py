@@ -4,7 +4,7 @@ fewer lanes, which saves a DSP-block multiplier and its rounding logic per lane 
 
 Per lane: y = clamp(round_shift((acc + bias) * multiplier, shift) + zero_point, lo, qmax),
 lo = max(zero_point, qmin) with ReLU else qmin (docs/numerics.md; NumPy twin:
-``sim.arith.requantize``). An eight-stage pipeline (``LATENCY``); the whole pipe stalls while
+``hw.numerics.requantize``). An eight-stage pipeline (``LATENCY``); the whole pipe stalls while
 the output is valid and not taken, so rows are never lost or duplicated under back-pressure.
 """
 

@@ -3,7 +3,7 @@
 It runs the decoupled load/compute/store queues with their dependency tokens, so a program
 whose tokens do not order its buffer accesses gives different results under different
 schedules (``schedule=``) and a program that can never finish ends in DEADLOCK, as the
-hardware's watchdog would. Arithmetic comes from ``sim.arith`` and is bit exact by design.
+hardware's watchdog would. Arithmetic comes from ``hw.numerics`` and is bit exact by design.
 Every executed instruction's work (MACs, DRAM bytes, scratchpad rows) is recorded.
 """
 
@@ -31,9 +31,9 @@ from hw.isa import (
     Queue,
     decode,
 )
+from hw.numerics import matmul_tile, requantize, wrap
 from hw.program import Program
 from hw.records import unpack_records
-from sim.arith import matmul_tile, requantize, wrap
 
 # Neighbours of each queue in the load -> compute -> store pipeline.
 PREV = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}

@@ -13,7 +13,7 @@ from sim.golden import SCHEDULES, Golden, run_program
 
 
 def numpy_gemm(a, w, req: Requant):
-    """requant(A @ W) written out directly (docs/numerics.md), without sim.arith."""
+    """requant(A @ W) written out directly (docs/numerics.md), without hw.numerics."""
     acc = a.astype(np.int64) @ w.astype(np.int64)
     x = (acc + req.bias) * req.multiplier
     y = np.array([[(int(v) + (1 << (int(s) - 1) if s else 0)) >> int(s) for v, s in zip(row, req.shift)]

@@ -10,9 +10,9 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from hw.datatypes import DATATYPES
 from hw.isa import Buffer, GroupParams, Instruction, Opcode, WeightType
 from hw.matmul import MatmulCmd, storage_dtypes
+from hw.numerics import wrap
 from hw.records import pack_records
 from hw.scratchpad import depth
-from sim.arith import wrap
 from sim.golden import Golden
 from sim.tb.common import config, rng, start
 

@@ -8,7 +8,7 @@ import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
 
 from hw.array import ACT_BITS, psum_bits, weight_bits
-from sim.arith import wrap
+from hw.numerics import wrap
 from sim.tb.common import config, rng, start
 
 

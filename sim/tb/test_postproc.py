@@ -1,4 +1,4 @@
-"""cocotb testbench of hw.postproc.PostProcess against sim.arith.requantize."""
+"""cocotb testbench of hw.postproc.PostProcess against hw.numerics.requantize."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.isa import ChannelParams
+from hw.numerics import requantize
 from hw.postproc import LATENCY, OUT_BITS, postproc_layouts
-from sim.arith import requantize
 from sim.tb.common import config, rng, start
 
 

@@ -1,5 +1,8 @@
 """The datapath's integer arithmetic, as NumPy: the definitions docs/numerics.md writes down
-and the RTL implements. Every function is exact on int64."""
+and the RTL implements, defined once for the golden model (sim/golden.py), the compiler's kernel
+reference (compiler/gemm.py), the configuration's activation range and the RTL testbenches.
+Every function is exact on int64. (compiler/reference.py re-derives the requantization on its
+own on purpose, so that a mistake here shows up as a difference there.)"""
 
 from __future__ import annotations
 
@@ -27,6 +30,11 @@ def rounding_shift(x: np.ndarray, shift: np.ndarray) -> np.ndarray:
     return np.right_shift(x + half, shift)
 
 
+def act_range(act_bits: int) -> tuple[int, int]:
+    """The signed activation range of ``act_bits``-bit codes: (qmin, qmax)."""
+    return -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
+
+
 def requantize(
     acc: np.ndarray,
     bias: np.ndarray,
@@ -41,6 +49,6 @@ def requantize(
     lo = max(zero_point, qmin) with ReLU, else qmin."""
     x = np.asarray(acc, np.int64) + np.asarray(bias, np.int64)
     r = rounding_shift(x * np.asarray(multiplier, np.int64), shift)
-    qmin, qmax = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
+    qmin, qmax = act_range(act_bits)
     lo = max(zero_point, qmin) if relu else qmin
     return np.clip(r + zero_point, lo, qmax).astype(np.int64)
