@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from compiler.tiling import Depthwise
+from compiler.tiling import Depthwise, ceil_div
 from hw.config import AccelConfig
 from hw.datatypes import datatype
 from hw.isa import Buffer, Opcode, Queue, WeightType, encode
@@ -118,8 +118,6 @@ class Emitter:
         self.add(Opcode.SYNC, queue=Queue.LOAD).deps.add("pop_next")
 
 
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -156,9 +154,9 @@ def emit_gemm(em: Emitter, cfg: AccelConfig, job: GemmJob, m_tile: int, k_tile: 
         return
     R, C = cfg.rows, cfg.cols
     S = cfg.slots if double_buffer else 1
-    nt = _ceil(job.n, C)
+    nt = ceil_div(job.n, C)
     kb, nb = k_tile // R, n_tile // C
-    mb, kbc, nbc = _ceil(job.m, m_tile), _ceil(job.kt, kb), _ceil(nt, nb)
+    mb, kbc, nbc = ceil_div(job.m, m_tile), ceil_div(job.kt, kb), ceil_div(nt, nb)
     half = {b: cfg.buffer_depth(f) // S for b, f in (
         ("in", "input_buf_bytes"), ("w", "weight_buf_bytes"), ("acc", "acc_buf_bytes"),
         ("out", "out_buf_bytes"), ("p", "param_buf_bytes"))}

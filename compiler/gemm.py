@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from compiler.memory import align
 from hw.asm import assemble
 from hw.config import AccelConfig
 from hw.datatypes import Datatype, datatype, pack
@@ -21,12 +22,6 @@ from hw.isa import INSN_BYTES, PARAM_BYTES, ChannelParams, GroupParams
 from hw.numerics import requantize
 from hw.program import Program, Segment, TensorDesc
 from hw.records import pack_records
-
-ALIGN = 64
-
-
-def _align(x: int) -> int:
-    return -(-x // ALIGN) * ALIGN
 
 
 @dataclass(frozen=True)
@@ -306,10 +301,10 @@ def gemm_program(
     emit("end")
 
     text_bytes = INSN_BYTES * len(lines)
-    addr["a"] = _align(text_bytes)
-    addr["w"] = _align(addr["a"] + a.size)
-    addr["p"] = _align(addr["w"] + w_blob.size)
-    addr["o"] = _align(addr["p"] + p_blob.size)
+    addr["a"] = align(text_bytes)
+    addr["w"] = align(addr["a"] + a.size)
+    addr["p"] = align(addr["w"] + w_blob.size)
+    addr["o"] = align(addr["p"] + p_blob.size)
     text = "\n".join(lines)
     text = re.sub(r"\{(\w)(?:\+(\d+))?\}", lambda mt_: hex(addr[mt_.group(1)] + int(mt_.group(2) or 0)), text)
     insns = assemble(text, "gemm")

@@ -51,8 +51,12 @@ class MemoryPlan:
     total: int  # every buffer's size, summed (what one buffer each for the whole program takes)
 
 
-def _round_up(x: int, align: int) -> int:
-    return -(-x // align) * align
+ALIGN = 64  # bytes: where every DRAM buffer of a program starts (tensors, weights, parameters, text)
+
+
+def align(x: int, to: int = ALIGN) -> int:
+    """x rounded up to a multiple of ``to``."""
+    return -(-x // to) * to
 
 
 def live_peak(buffers: Iterable[Buffer]) -> int:
@@ -68,10 +72,10 @@ def live_peak(buffers: Iterable[Buffer]) -> int:
     return peak
 
 
-def plan(buffers: Iterable[Buffer], align: int = 1) -> MemoryPlan:
-    """Offsets for ``buffers`` (each size rounded up to ``align``, every offset a multiple of it)
+def plan(buffers: Iterable[Buffer], alignment: int = 1) -> MemoryPlan:
+    """Offsets for ``buffers`` (each size rounded up to ``alignment``, every offset a multiple of it)
     such that no two buffers whose lifetimes overlap overlap in memory (module docstring)."""
-    bufs = [Buffer(b.name, _round_up(max(b.size, 1), align), b.first, b.last) for b in buffers]
+    bufs = [Buffer(b.name, align(max(b.size, 1), alignment), b.first, b.last) for b in buffers]
     names = [b.name for b in bufs]
     if len(set(names)) != len(names):
         raise ValueError("buffer names must be unique")

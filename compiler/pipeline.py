@@ -22,6 +22,7 @@ from compiler.frontend import import_program, load_exported
 from compiler.ir import Graph, Op
 from compiler.layout import TensorLayout
 from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
+from compiler.memory import ALIGN, align
 from compiler.serialize import encode, graph_to_json
 from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
 from hw.config import AccelConfig
@@ -29,12 +30,9 @@ from hw.datatypes import by_code, datatype
 from hw.isa import INSN_BYTES, Opcode
 from hw.program import Program, Segment, TensorDesc
 
-ALIGN = 64
 PROGRAM_KIND = "model"
 
 
-def _align(x: int) -> int:
-    return -(-x // ALIGN) * ALIGN
 
 
 @dataclass
@@ -48,7 +46,7 @@ class _Dram:
 
     def alloc(self, nbytes: int) -> int:
         addr = self.top
-        self.top = _align(addr + max(nbytes, 1))
+        self.top = align(addr + max(nbytes, 1))
         return addr
 
     def place(self, name: str, data: bytes) -> int:
@@ -164,7 +162,7 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
     layouts = plan_layouts(graph, accel_ops)
     mplan = _plan_activations(graph, stages, layouts)
     layouts = {n: replace(lay, addr=mplan.offsets[n]) for n, lay in layouts.items()}
-    dram = _Dram(top=_align(mplan.arena))
+    dram = _Dram(top=align(mplan.arena))
     words: list[int] = []
     stage_meta: list[dict] = []
     report: list[LayerReport] = []
@@ -203,7 +201,7 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
         words += em.words()
     consts_top = dram.top
     text_addr = dram.alloc(len(words) * INSN_BYTES)
-    usage = {"activations": _align(mplan.arena), "weights and parameters": consts_top - _align(mplan.arena),
+    usage = {"activations": align(mplan.arena), "weights and parameters": consts_top - align(mplan.arena),
              "instructions": dram.top - consts_top}
     _check_fits(cfg, dram.top, usage)
     written = {o for op in graph.ops if op.placement == "host" for o in op.outputs}

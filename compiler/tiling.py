@@ -212,7 +212,8 @@ class Choice:
 # ---- per-GEMM geometry (scalars shared by both models) ----------------------------------------
 
 
-def _ceil(a, b):
+def ceil_div(a, b):
+    """a / b rounded up (integers, or NumPy arrays of them)."""
     return -(-a // b)
 
 
@@ -221,11 +222,11 @@ def dram_row_cycles(row_bytes: int, sram_row_bytes: int, bus_bytes: int, p: Cost
     """Cycles one DRAM row takes: bus beats or scratchpad rows, whichever is more, plus its bursts;
     for a read (``in_flight``: the reader's bursts in flight) at least the time its bursts hold
     the reader's slots, from each AR to the slot's reuse, shared by ``in_flight`` slots."""
-    beats = _ceil(row_bytes, bus_bytes)
-    bursts = _ceil(row_bytes, min(MAX_BURST_BYTES, MAX_BURST_BEATS * bus_bytes))
-    cycles = max(beats, _ceil(row_bytes, sram_row_bytes)) + p.burst_cycles * bursts
+    beats = ceil_div(row_bytes, bus_bytes)
+    bursts = ceil_div(row_bytes, min(MAX_BURST_BYTES, MAX_BURST_BEATS * bus_bytes))
+    cycles = max(beats, ceil_div(row_bytes, sram_row_bytes)) + p.burst_cycles * bursts
     if in_flight:
-        cycles = max(cycles, _ceil(bursts * (p.read_latency + p.slot_turnaround) + beats, in_flight))
+        cycles = max(cycles, ceil_div(bursts * (p.read_latency + p.slot_turnaround) + beats, in_flight))
     return cycles
 
 
@@ -278,7 +279,7 @@ def _dtype_rows(cfg: AccelConfig, gemm: Gemm, dtype_bits: int) -> int:
 def _geometry(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, p: CostParams) -> _Geometry:
     R, C, bus = cfg.rows, cfg.cols, cfg.axi_data_bits // 8
     M, K, N = gemm.m, gemm.k, gemm.n
-    kt, nt = _ceil(K, R), _ceil(N, C)
+    kt, nt = ceil_div(K, R), ceil_div(N, C)
     wtr = _dtype_rows(cfg, gemm, dtype_bits)
     depth = {f: cfg.buffer_depth(f) for f in BUFFERS}
     # an n-tile's PARAM rows travel together: count PARAM in units of them
@@ -344,7 +345,7 @@ def _m_grid(g: _Geometry, grid: str) -> np.ndarray:
 def _grid_scalar(units: int, grid: str) -> list[int]:
     if grid == "all":
         return list(range(1, units + 1))
-    return sorted({_ceil(units, b) for b in range(1, units + 1)})
+    return sorted({ceil_div(units, b) for b in range(1, units + 1)})
 
 
 def _check_grid(grid: str) -> None:
@@ -358,7 +359,7 @@ def _check_grid(grid: str) -> None:
 def _runs(total: int, run: int, m: int) -> tuple[int, int, int]:
     """DRAM runs that the m-blocks of `m` rows touch: in all blocks, in the first, in the last
     (with ``run == 0`` every block is one run)."""
-    mb = _ceil(total, m)
+    mb = ceil_div(total, m)
     if run == 0:
         return mb, 1, 1
     starts = np.arange(mb, dtype=np.int64) * m
@@ -377,7 +378,7 @@ def _sweeps(order: int, mb: int, kb_count: int, nb_count: int) -> tuple[int, int
 
 
 def _fits(g: _Geometry, m: int, kb: int, nb: int, slots: int) -> bool:
-    kb_count = _ceil(g.kt, kb)
+    kb_count = ceil_div(g.kt, kb)
     acc_rows = m * (1 if kb_count == 1 else nb)
     d = g.depth
     return (kb * m <= d["input_buf_bytes"] // slots
@@ -388,7 +389,7 @@ def _fits(g: _Geometry, m: int, kb: int, nb: int, slots: int) -> bool:
 
 
 def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int, p: CostParams) -> Cost:
-    mb, kb_count, nb_count = _ceil(g.m, m), _ceil(g.kt, kb), _ceil(g.nt, nb)
+    mb, kb_count, nb_count = ceil_div(g.m, m), ceil_div(g.kt, kb), ceil_div(g.nt, nb)
     m_last = g.m - (mb - 1) * m
     sa, sw = _sweeps(order, mb, kb_count, nb_count)
     if g.params_fit:
@@ -402,7 +403,7 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
     stores = out_runs * g.nt
     insns = loads + mb * tiles + (mb * g.nt if g.postproc else 0) + stores + 1  # + MATMULs, POSTPROCs, END
     load = (p.load_latency * loads + sa * g.m * g.a_row + sw * tiles * g.w_tile + p_walks * g.nt * g.p_row
-            + _ceil(insns * INSN_BYTES, g.bus_bytes))
+            + ceil_div(insns * INSN_BYTES, g.bus_bytes))
     store = p.store_latency * stores + g.m * g.o_row
     gap = g.pass_gap
     rc = g.row_cycles
@@ -450,7 +451,7 @@ def _units(cfg: AccelConfig, gemm: Gemm, t: Tiling) -> tuple[int, int, int, int,
         raise ValueError(f"GEMM {gemm}: loop order {t.order!r} is not one of {', '.join(ORDERS)}")
     if t.double_buffer and cfg.slots == 1:
         raise ValueError(f"GEMM {gemm}: config {cfg.name!r} has double_buffer = false")
-    kt, nt = _ceil(gemm.k, cfg.rows), _ceil(gemm.n, cfg.cols)
+    kt, nt = ceil_div(gemm.k, cfg.rows), ceil_div(gemm.n, cfg.cols)
     if not (1 <= t.m_tile <= gemm.m and t.k_tile % cfg.rows == 0 and 1 <= t.k_tile // cfg.rows <= kt
             and t.n_tile % cfg.cols == 0 and 1 <= t.n_tile // cfg.cols <= nt):
         raise ValueError(f"GEMM {gemm}: {t} is not a tiling of it (m_tile in 1..{gemm.m}, k_tile a multiple "
@@ -713,7 +714,7 @@ class Depthwise:
 
     @property
     def blocks(self) -> int:
-        return _ceil(self.channels, self.block)
+        return ceil_div(self.channels, self.block)
 
     def regions(self, rb: int) -> tuple[list[int], list[int], int]:
         """For blocks of ``rb`` output rows: each plane's first INPUT row, each tap's MATMUL
@@ -810,7 +811,7 @@ def _dw_cost(cfg: AccelConfig, gemm: Gemm, dw: Depthwise, bits: int, rb: int, sl
         if not params_fit and j % pg == 0 and first:
             ld, cyc = ld + 1, cyc + min(pg, nb - j) * p_row
         n_insns = ld + kt + (1 if ob == 1 else 0) + n_st
-        cyc += p.load_latency * ld + _ceil(n_insns * INSN_BYTES, bus)
+        cyc += p.load_latency * ld + ceil_div(n_insns * INSN_BYTES, bus)
         loads, insns, load, store, compute = loads + ld, insns + n_insns, load + cyc, store + st, compute + comp
         dma_in += rows_ld
         step_load.append(cyc)
@@ -841,7 +842,7 @@ def _dw_search(cfg: AccelConfig, gemm: Gemm, dw: Depthwise, bits: int, p: CostPa
     wtr = _dtype_rows(cfg, gemm, bits)
     best, count = None, 0
     for slots in sorted({cfg.slots, 1}, reverse=True):
-        for nbg in sorted({_ceil(dw.blocks, b) for b in range(1, dw.blocks + 1)}):
+        for nbg in sorted({ceil_div(dw.blocks, b) for b in range(1, dw.blocks + 1)}):
             for rb in range(1, dw.ho + 1):
                 if not _dw_fits(cfg, dw, wtr, rb, slots, nbg):
                     continue
