@@ -9,18 +9,18 @@ docs/architecture.md draws the blocks and the dataflow.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
-from amaranth import Module, Mux
+from amaranth import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
+from hw.array import ONE_PRODUCT, PeForms
 from hw.axi import axi4, axi4_read, axi4_write, axil, connect_channels
 from hw.config import AccelConfig
-from hw.controller import Controller
+from hw.control import Controller
+from hw.control.signatures import MatmulControl, PortGroup, PostprocControl, RunSignature
 from hw.csr import COUNTERS, CsrBank
-from hw.dma import AxiReadArbiter
+from hw.interconnect import AxiReadArbiter, SharedReadPort
 from hw.isa import Buffer
 from hw.matmul import MatmulEngine
 from hw.postproc import PostprocEngine
@@ -28,14 +28,11 @@ from hw.transfer import LoadEngine, StoreEngine
 
 
 class Accelerator(wiring.Component):
-    """``half_pes`` / ``booth_pes``: the array's PEs whose multiply is written as two LUT halves
-    or in the Booth form (SystolicArray); a netlist choice only."""
+    """``forms``: how the array's PEs write their multiply (``PeForms``); a netlist choice only."""
 
-    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
-                 booth_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, forms: PeForms = ONE_PRODUCT):
         self.cfg = cfg
-        self.half_pes = frozenset(half_pes)
-        self.booth_pes = frozenset(booth_pes)
+        self.forms = forms
         super().__init__(self.ports_of(cfg))
 
     @staticmethod
@@ -50,7 +47,7 @@ class Accelerator(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(cfg)
         m.submodules.load = load = LoadEngine(cfg)
         m.submodules.store = store = StoreEngine(cfg)
-        m.submodules.matmul = mm = MatmulEngine(cfg, self.half_pes, self.booth_pes)
+        m.submodules.matmul = mm = MatmulEngine(cfg, self.forms)
         m.submodules.postproc = pp = PostprocEngine(cfg)
         m.submodules.read_arbiter = arb = AxiReadArbiter(cfg, 1 + len(load.axi_ports))
 
@@ -66,17 +63,17 @@ class Accelerator(wiring.Component):
         wiring.connect(m, mems[Buffer.PARAM].read_port(), pp.param_rd)
         if cfg.pe == "serial":
             wiring.connect(m, mems[Buffer.PARAM].read_port(), mm.param_rd)  # GroupParams rows
-            m.d.comb += ctrl.mm_fault.eq(mm.fault)
         acc_wp = mems[Buffer.ACC].write_port()
         wiring.connect(m, acc_wp, mm.acc_wr)
         wiring.connect(m, mems[Buffer.ACC].read_port(), mm.acc_rd)  # updates in flight: forwarded in MATMUL
         # the post-processing unit (a row every pp_row_cycles) and the store engine share one ACC
-        # read port, the post-processing unit first: each read port of a memory is another copy of
-        # it on an FPGA (on `default`, 15 block RAMs and 512 more loads on the write data)
-        acc_rd = mems[Buffer.ACC].read_port()
-        m.d.comb += [acc_rd.addr.eq(Mux(pp.acc_rd.en, pp.acc_rd.addr, store.acc_rd.addr)),
-                     acc_rd.en.eq(pp.acc_rd.en | store.acc_rd.en), store.acc_free.eq(~pp.acc_rd.en),
-                     pp.acc_rd.data.eq(acc_rd.data), store.acc_rd.data.eq(acc_rd.data)]
+        # read port, the post-processing unit first (on `default`, a read port less saves 15 block
+        # RAMs and 512 loads on the write data)
+        m.submodules.acc_read = acc_read = SharedReadPort(scratchpad.read_port(cfg, Buffer.ACC))
+        wiring.connect(m, mems[Buffer.ACC].read_port(), acc_read.mem)
+        wiring.connect(m, acc_read.first, pp.acc_rd)
+        wiring.connect(m, acc_read.second, store.acc_rd)
+        m.d.comb += store.acc_free.eq(acc_read.second_free)
         wiring.connect(m, mems[Buffer.OUTPUT].write_port(), pp.out_wr)
         wiring.connect(m, mems[Buffer.OUTPUT].read_port(), store.output_rd)
 
@@ -88,30 +85,24 @@ class Accelerator(wiring.Component):
         connect_channels(m, store.axi, self.m_axi, axi4_write(cfg))
 
         # ---- control ----------------------------------------------------------------------------
+        # the CSR bank and the MATMUL and POSTPROC engines have flat ports: PortGroup bundles them
         wiring.connect(m, wiring.flipped(self.s_axil), csr.bus)
-        m.d.comb += [ctrl.start.eq(csr.start), ctrl.prog_base.eq(csr.prog_base), ctrl.prog_len.eq(csr.prog_len),
-                     csr.busy.eq(ctrl.busy), csr.error.eq(ctrl.error), csr.error_pc.eq(ctrl.error_pc),
-                     self.irq.eq(csr.irq)]
-        wiring.connect(m, ctrl.load, load.cmd)
-        wiring.connect(m, ctrl.store, store.cmd)
-        wiring.connect(m, ctrl.mm, mm.cmd)
-        wiring.connect(m, ctrl.pp, pp.cmd)
-        m.d.comb += [
-            ctrl.load_done.eq(load.done), ctrl.load_busy.eq(load.busy), ctrl.load_error.eq(load.bus_error),
-            ctrl.store_done.eq(store.done), ctrl.store_busy.eq(store.busy), ctrl.store_error.eq(store.bus_error),
-            ctrl.mm_retire.eq(mm.retire), ctrl.mm_idle.eq(mm.idle), pp.mm_retire.eq(mm.retire),
-            ctrl.pp_done.eq(pp.done), ctrl.pp_reading.eq(pp.reading),
-            ctrl.pp_acc_lo.eq(pp.acc_lo), ctrl.pp_acc_hi.eq(pp.acc_hi),
-        ]
+        wiring.connect(m, PortGroup(csr, RunSignature()), ctrl.run)
+        wiring.connect(m, ctrl.load, load.ctrl)
+        wiring.connect(m, ctrl.store, store.ctrl)
+        no_fault = () if cfg.pe == "serial" else ("fault",)  # grouped tiles need the bit-serial PE
+        wiring.connect(m, ctrl.mm, PortGroup(mm, MatmulControl().flip(), missing=no_fault))
+        wiring.connect(m, ctrl.pp, PortGroup(pp, PostprocControl(cfg).flip()))
+        m.d.comb += [pp.mm_retire.eq(mm.retire), self.irq.eq(csr.irq)]
 
         # ---- performance counters -------------------------------------------------------------
         bus = self.m_axi
         data_beat = (bus.rvalid & bus.rready) | (bus.wvalid & bus.wready)
         handshake = (data_beat | (bus.arvalid & bus.arready) | (bus.awvalid & bus.awready)
                      | (bus.bvalid & bus.bready))
-        dma_busy = load.busy | store.busy
+        dma_busy = load.ctrl.busy | store.ctrl.busy
         events = {
-            "cycles": ctrl.busy,
+            "cycles": ctrl.run.busy,
             "insns": ctrl.decoded,
             "dma_busy": dma_busy,
             "dma_stall": dma_busy & ~data_beat,
@@ -120,7 +111,6 @@ class Accelerator(wiring.Component):
             "postproc_busy": pp.row_in,
             "postproc_stall": pp.waiting,
         }
-        for i, name in enumerate(COUNTERS):
-            m.d.comb += csr.events[i].eq(events[name])
+        m.d.comb += csr.events.eq(Cat(*(events[name] for name in COUNTERS)))
         m.d.comb += ctrl.activity.eq(handshake | mm.row_in | mm.retire | pp.row_in | pp.done)
         return m

@@ -16,6 +16,7 @@ result equals ``sim.arith.matmul_tile`` bit for bit.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 
 from amaranth import C, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
@@ -57,6 +58,34 @@ def pe_stages(cfg: AccelConfig) -> int:
 
 
 WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
+
+
+@dataclass(frozen=True)
+class PeForms:
+    """How the bit-parallel PEs write their multiply: a netlist choice only, never a result or a
+    cycle. The FPGA flow builds one record and it travels as one argument from the top level to
+    the array (``Accelerator`` -> ``MatmulEngine`` -> ``SystolicArray``).
+
+    *Parameters*: ``halves``, the PEs (row, column) whose multiply is two LUT halves (ParallelPE's
+    ``halves``; the flow's ``pe_halves`` names those its DSP budget leaves without a DSP block);
+    ``booth``, those in the Booth form (ParallelPE's ``booth``). Every other PE is one product.
+    """
+
+    halves: frozenset[tuple[int, int]] = frozenset()
+    booth: frozenset[tuple[int, int]] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "halves", frozenset(map(tuple, self.halves)))
+        object.__setattr__(self, "booth", frozenset(map(tuple, self.booth)))
+        if self.halves & self.booth:
+            raise ValueError(f"PEs {sorted(self.halves & self.booth)} are in two forms: halves and booth")
+
+    def pe(self, cfg: AccelConfig, i: int, j: int) -> ParallelPE:
+        """PE (i, j) in its form."""
+        return ParallelPE(cfg, halves=(i, j) in self.halves, booth=(i, j) in self.booth)
+
+
+ONE_PRODUCT = PeForms()  # every PE one product
 
 
 def array_latency(cfg: AccelConfig) -> int:
@@ -181,18 +210,14 @@ class SystolicArray(wiring.Component):
     weight bank ``w_bank``, ``WEIGHT_WRITE_CYCLES`` later; ``psum``: the result row of the
     activation row that entered ``array_latency(cfg)`` cycles earlier.
 
-    ``half_pes``: the PEs (row, column) whose multiply is written as two LUT halves
-    (ParallelPE's ``halves``; the FPGA flow's ``pe_halves`` passes those its DSP budget leaves
-    without a DSP block). ``booth_pes``: those written in the Booth form (ParallelPE's
-    ``booth``; the flow's default for those PEs). Either changes the netlist only, never a
-    result or a cycle.
+    ``forms``: how each bit-parallel PE writes its multiply (``PeForms``; a netlist choice only).
+    The older call ``SystolicArray(cfg, half_pes, booth_pes)`` (host/synth.py's) still builds one.
     """
 
-    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
+    def __init__(self, cfg: AccelConfig, forms: PeForms | Collection[tuple[int, int]] = ONE_PRODUCT,
                  booth_pes: Collection[tuple[int, int]] = ()):
         self.cfg = cfg
-        self.half_pes = frozenset(half_pes)
-        self.booth_pes = frozenset(booth_pes)
+        self.forms = forms if isinstance(forms, PeForms) else PeForms(frozenset(forms), frozenset(booth_pes))
         self.latency = array_latency(cfg)
         members = {
             "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),
@@ -215,7 +240,7 @@ class SystolicArray(wiring.Component):
         def make_pe(i: int, j: int):
             if is_serial:
                 return serial.SerialPE(self.cfg, psum_bits(self.cfg))
-            return ParallelPE(self.cfg, halves=(i, j) in self.half_pes, booth=(i, j) in self.booth_pes)
+            return self.forms.pe(self.cfg, i, j)
 
         pe = [[make_pe(i, j) for j in range(C)] for i in range(R)]
         for i in range(R):

@@ -7,20 +7,44 @@ Every master in the design uses one ID (0), so responses return in request order
 
 from __future__ import annotations
 
-from amaranth.lib import wiring
+from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.config import AccelConfig
 
+__all__ = [
+    "AXIL_DATA_BITS", "BOUNDARY_BYTES", "CSR_ADDR_BITS", "ID_BITS", "LEN_BITS", "MAX_BURST_BEATS", "AxiBurst",
+    "AxiResp", "axi4", "axi4_members", "axi4_read", "axi4_write", "axil", "beat_bytes", "connect_channels",
+    "size_code",
+]
+
 ID_BITS = 1
 LEN_BITS = 8  # AxLEN: beats - 1
-MAX_BURST_BEATS = 1 << LEN_BITS
+MAX_BURST_BEATS = 1 << LEN_BITS  # the longest INCR burst
 BOUNDARY_BYTES = 4096  # an INCR burst never crosses a 4 KiB boundary
-BURST_INCR = 1
-RESP_OKAY = 0
-RESP_SLVERR = 2
 AXIL_DATA_BITS = 32
 CSR_ADDR_BITS = 12
+
+
+class AxiBurst(enum.IntEnum, shape=2):
+    """AxBURST: the address sequence of a burst (the accelerator issues INCR only)."""
+
+    FIXED = 0
+    INCR = 1
+    WRAP = 2
+
+
+class AxiResp(enum.IntEnum, shape=2):
+    """xRESP: OKAY, or why a transfer failed (SLVERR, DECERR end a run with BUS_ERROR)."""
+
+    OKAY = 0
+    EXOKAY = 1
+    SLVERR = 2
+    DECERR = 3
+
+
+# the names hw/csr.py imports
+RESP_OKAY, RESP_SLVERR = AxiResp.OKAY, AxiResp.SLVERR
 
 
 def _read_members(addr_bits: int, data_bits: int) -> dict:

@@ -15,9 +15,7 @@ keeps up; with B < W a beat holds several scratchpad rows, which go one per cycl
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
-from functools import reduce
 
 from amaranth import C, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
@@ -26,16 +24,17 @@ from amaranth.lib.wiring import In, Out
 
 from hw.axi import (
     BOUNDARY_BYTES,
-    BURST_INCR,
     LEN_BITS,
     MAX_BURST_BEATS,
-    RESP_OKAY,
+    AxiBurst,
+    AxiResp,
     axi4_read,
     axi4_write,
     beat_bytes,
     size_code,
 )
 from hw.config import AccelConfig
+from hw.interconnect import select
 from hw.isa import LAYOUTS, Opcode
 from hw.skid import SkidBuffer
 
@@ -234,7 +233,7 @@ def _by_size(index, values: list):
     """values[index] for a register's size index; the value itself when all are equal."""
     if len(values) == 1 or (all(isinstance(v, int) for v in values) and len(set(values)) == 1):
         return values[0]
-    return _select(index, values)
+    return select(index, values)
 
 
 class DmaRead(wiring.Component):
@@ -272,44 +271,13 @@ class DmaRead(wiring.Component):
         desc_layout = self._desc_layout()
         n_sizes = len(sizes)
         narrow_sizes = [b for b in sizes if b < W]  # rows split out of one beat
-        wide_sizes = [b for b in sizes if b >= W]  # rows assembled from B/W beats
 
         m.submodules.bursts = bursts = BurstSplitter(cfg, n_sizes)
         # buffered: the R side loads the next row's counters from a register, not a RAM read
         m.submodules.descs = descs = SyncFIFOBuffered(width=desc_layout.size, depth=cfg.dma_outstanding)
         wiring.connect(m, wiring.flipped(self.cmd), bursts.cmd)
 
-        # ---- AR: a register slice fed by the splitter through a skid buffer (the splitter's
-        # row arithmetic does not wait on the bus's arready); a descriptor per DRAM row for the R side
-        m.submodules.burst_q = burst_q = SkidBuffer(burst_layout(cfg, n_sizes))
-        wiring.connect(m, bursts.bursts, burst_q.i)
-        burst = burst_q.o.payload
-        outstanding = Signal(range(cfg.dma_outstanding + 1))  # bursts whose last beat has not arrived
-        m.d.comb += burst_q.o.ready.eq((~axi.arvalid | axi.arready) & (outstanding < cfg.dma_outstanding)
-                                       & (descs.w_rdy | ~burst.first))
-        take = burst_q.o.valid & burst_q.o.ready
-        m.d.comb += [axi.arid.eq(0), axi.arsize.eq(wb), axi.arburst.eq(BURST_INCR)]
-        with m.If(axi.arready):
-            m.d.sync += axi.arvalid.eq(0)
-        with m.If(take):
-            m.d.sync += [axi.arvalid.eq(1), axi.araddr.eq(burst.addr), axi.arlen.eq(burst.len)]
-
-        def words(n, b: int):
-            """Words of W bytes a DRAM row of n bytes takes: whole scratchpad rows (B >= W) or
-            whole beats (B < W)."""
-            wide = max(b, W)
-            return ((n + wide - 1) >> _log2(wide)) << (_log2(wide) - wb)
-
-        burst_size = burst.size if n_sizes > 1 else C(0, 1)
-        new_desc = data.View(desc_layout, descs.w_data)
-        m.d.comb += [descs.w_en.eq(take & burst.first), new_desc.row.eq(burst.row),
-                     new_desc.nwords.eq(_by_size(burst_size, [words(burst.row.n, b) for b in sizes]))]
-        if n_sizes > 1:
-            m.d.comb += new_desc.size.eq(burst.size)
-
-        last_beat = axi.rvalid & axi.rready & axi.rlast
-        m.d.comb += self.bus_error.eq(axi.rvalid & axi.rready & (axi.rresp != RESP_OKAY))
-        m.d.sync += outstanding.eq(outstanding + take - last_beat)
+        burst_q, outstanding = self._issue_bursts(m, bursts, descs, desc_layout)
 
         # ---- R: realign each DRAM row into words of W bytes (row byte q*W .. q*W+W-1), zero past its end
         d = data.View(desc_layout, descs.r_data)
@@ -362,6 +330,60 @@ class DmaRead(wiring.Component):
                 m.d.sync += last_units.eq(_by_size(d_size, [(d.row.n - 1)[_log2(b) : wb] + 1 if b < W else 1
                                                             for b in sizes]))
 
+        self._hand_over(m, load=load, d_size=d_size, size=size, step=step, w_ready=w_ready, w_data=w_data,
+                        w_units=w_units, w_last=w_last)
+        m.d.comb += self.busy.eq(bursts.busy | burst_q.o.valid | (outstanding != 0) | descs.r_rdy | active
+                                 | self.rows.valid)
+        return m
+
+    def _issue_bursts(self, m: Module, bursts: BurstSplitter, descs, desc_layout: data.StructLayout) -> tuple:
+        """AR and the descriptors of the DRAM rows for the R side; returns the burst queue and the
+        count of bursts in flight."""
+        cfg, sizes = self.cfg, self.sizes
+        W, wb = beat_bytes(cfg), size_code(cfg)
+        n_sizes = len(sizes)
+        axi = self.axi
+        # ---- AR: a register slice fed by the splitter through a skid buffer (the splitter's
+        # row arithmetic does not wait on the bus's arready); a descriptor per DRAM row for the R side
+        m.submodules.burst_q = burst_q = SkidBuffer(burst_layout(cfg, n_sizes))
+        wiring.connect(m, bursts.bursts, burst_q.i)
+        burst = burst_q.o.payload
+        outstanding = Signal(range(cfg.dma_outstanding + 1))  # bursts whose last beat has not arrived
+        m.d.comb += burst_q.o.ready.eq((~axi.arvalid | axi.arready) & (outstanding < cfg.dma_outstanding)
+                                       & (descs.w_rdy | ~burst.first))
+        take = burst_q.o.valid & burst_q.o.ready
+        m.d.comb += [axi.arid.eq(0), axi.arsize.eq(wb), axi.arburst.eq(AxiBurst.INCR)]
+        with m.If(axi.arready):
+            m.d.sync += axi.arvalid.eq(0)
+        with m.If(take):
+            m.d.sync += [axi.arvalid.eq(1), axi.araddr.eq(burst.addr), axi.arlen.eq(burst.len)]
+
+        def words(n, b: int):
+            """Words of W bytes a DRAM row of n bytes takes: whole scratchpad rows (B >= W) or
+            whole beats (B < W)."""
+            wide = max(b, W)
+            return ((n + wide - 1) >> _log2(wide)) << (_log2(wide) - wb)
+
+        burst_size = burst.size if n_sizes > 1 else C(0, 1)
+        new_desc = data.View(desc_layout, descs.w_data)
+        m.d.comb += [descs.w_en.eq(take & burst.first), new_desc.row.eq(burst.row),
+                     new_desc.nwords.eq(_by_size(burst_size, [words(burst.row.n, b) for b in sizes]))]
+        if n_sizes > 1:
+            m.d.comb += new_desc.size.eq(burst.size)
+
+        last_beat = axi.rvalid & axi.rready & axi.rlast
+        m.d.comb += self.bus_error.eq(axi.rvalid & axi.rready & (axi.rresp != AxiResp.OKAY))
+        m.d.sync += outstanding.eq(outstanding + take - last_beat)
+        return burst_q, outstanding
+
+    def _hand_over(self, m: Module, *, load, d_size, size, step, w_ready, w_data, w_units, w_last) -> None:
+        """Words of W bytes -> scratchpad rows."""
+        cfg, sizes = self.cfg, self.sizes
+        W = beat_bytes(cfg)
+        n_sizes = len(sizes)
+        narrow_sizes = [b for b in sizes if b < W]
+        wide_sizes = [b for b in sizes if b >= W]
+        max_units = max([W // b for b in narrow_sizes], default=1)
         # ---- words -> scratchpad rows. Wide rows are assembled in place: word i goes straight into
         # its slot of the row register, so a slot's enable drives only its own W bytes (no row-wide
         # copy). A narrow row's word waits in slot 0 while its rows go out one a cycle.
@@ -369,7 +391,7 @@ class DmaRead(wiring.Component):
         narrow = Signal()  # the current DRAM row's width is below a beat (rows of both kinds only)
         if narrow_sizes and wide_sizes:
             with m.If(load):
-                m.d.sync += narrow.eq(_select(d_size, [C(int(b < W), 1) for b in sizes]))
+                m.d.sync += narrow.eq(select(d_size, [C(int(b < W), 1) for b in sizes]))
         k = max(max(wide_sizes, default=W) // W, 1)  # slots of the row register
         reg = Signal(8 * W * k)
         slots = [reg[8 * W * i : 8 * W * (i + 1)] for i in range(k)]
@@ -391,7 +413,7 @@ class DmaRead(wiring.Component):
         if len(set(narrow_sizes)) == 1:
             narrow_data = piece(narrow_sizes[0])
         elif narrow_sizes:
-            narrow_data = _select(out_size, [piece(b) if b < W else 0 for b in sizes])
+            narrow_data = select(out_size, [piece(b) if b < W else 0 for b in sizes])
         with m.If(rows.valid & rows.ready):
             with m.If(units_left == 1):
                 m.d.sync += rows.valid.eq(0)
@@ -430,9 +452,6 @@ class DmaRead(wiring.Component):
             with m.Elif(step):
                 take_wide()
 
-        m.d.comb += self.busy.eq(bursts.busy | burst_q.o.valid | (outstanding != 0) | descs.r_rdy | active
-                                 | rows.valid)
-        return m
 
 
 class DmaWrite(wiring.Component):
@@ -462,7 +481,6 @@ class DmaWrite(wiring.Component):
         axi = self.axi
         n_sizes = len(sizes)
         narrow_sizes = [b for b in sizes if b < W]  # rows packed into a beat
-        wide_sizes = [b for b in sizes if b >= W]  # rows sent as B/W beats
         rdesc = data.StructLayout({"row": row_desc(cfg)} | ({"size": range(n_sizes)} if n_sizes > 1 else {}))
 
         m.submodules.bursts = bursts = BurstSplitter(cfg, n_sizes)
@@ -482,7 +500,7 @@ class DmaWrite(wiring.Component):
         m.d.comb += [
             aws.w_en.eq(take), aw_in.addr.eq(burst.addr), aw_in.len.eq(burst.len),
             axi.awvalid.eq(aws.r_rdy), aws.r_en.eq(axi.awready), axi.awaddr.eq(aw_out.addr), axi.awlen.eq(aw_out.len),
-            axi.awid.eq(0), axi.awsize.eq(wb), axi.awburst.eq(BURST_INCR),
+            axi.awid.eq(0), axi.awsize.eq(wb), axi.awburst.eq(AxiBurst.INCR),
             descs.w_en.eq(take & burst.first), data.View(rdesc, descs.w_data).row.eq(burst.row),
             lens.w_en.eq(take), lens.w_data.eq(burst.len),
             resps.w_en.eq(take), resps.w_data.eq(burst.last),
@@ -492,7 +510,7 @@ class DmaWrite(wiring.Component):
             m.d.comb += data.View(rdesc, descs.w_data).size.eq(burst.size)
 
         # ---- B: the command is done when its last burst's response arrives
-        m.d.comb += self.bus_error.eq(axi.bvalid & axi.bready & (axi.bresp != RESP_OKAY))
+        m.d.comb += self.bus_error.eq(axi.bvalid & axi.bready & (axi.bresp != AxiResp.OKAY))
         m.d.comb += [axi.bready.eq(resps.r_rdy), resps.r_en.eq(axi.bvalid),
                      self.done.eq(axi.bvalid & resps.r_rdy & resps.r_data[0])]
 
@@ -558,13 +576,27 @@ class DmaWrite(wiring.Component):
                 m.d.sync += last_units.eq(_by_size(d_size, [(d.n - 1)[_log2(b) : wb] + 1 if b < W else 1
                                                             for b in sizes]))
 
+        self._gather(m, load=load, d_size=d_size, size=size, final_word=final_word, last_units=last_units,
+                     active=active, need=need, word=word, word_valid=word_valid, word_ready=word_ready)
+
+        m.d.comb += self.busy.eq(bursts.busy | descs.r_rdy | active | axi.wvalid | resps.r_rdy)
+        return m
+
+    def _gather(self, m: Module, *, load, d_size, size, final_word, last_units, active, need, word, word_valid,
+                word_ready) -> None:
+        """Scratchpad rows -> words of W row bytes."""
+        cfg, sizes = self.cfg, self.sizes
+        W = beat_bytes(cfg)
+        narrow_sizes = [b for b in sizes if b < W]
+        wide_sizes = [b for b in sizes if b >= W]
+        max_units = max([W // b for b in narrow_sizes], default=1)
         # ---- scratchpad rows -> words of W row bytes (the unused tail of a DRAM row's last
         # scratchpad row is dropped)
         rows = self.rows
         narrow = Signal()  # the current DRAM row's width is below a beat (rows of both kinds only)
         if narrow_sizes and wide_sizes:
             with m.If(load):
-                m.d.sync += narrow.eq(_select(d_size, [C(int(b < W), 1) for b in sizes]))
+                m.d.sync += narrow.eq(select(d_size, [C(int(b < W), 1) for b in sizes]))
         if wide_sizes:
             k = max(wide_sizes) // W
             widx = Signal(range(k)) if k > 1 else C(0, 1)  # the next word's place in its row
@@ -585,7 +617,7 @@ class DmaWrite(wiring.Component):
 
             final = uidx == Mux(final_word, last_units, _by_size(size, [max(W // b, 1) for b in sizes])) - 1
             narrow_word = (packed(narrow_sizes[0]) if len(set(narrow_sizes)) == 1
-                           else _select(size, [packed(b) if b < W else 0 for b in sizes]))
+                           else select(size, [packed(b) if b < W else 0 for b in sizes]))
             with m.If(rows.valid & rows.ready & (narrow if wide_sizes else 1)):
                 with m.If(final):
                     m.d.sync += uidx.eq(0)
@@ -608,111 +640,3 @@ class DmaWrite(wiring.Component):
         else:
             m.d.comb += [word_valid.eq(rows.valid & (~narrow | final)), word.eq(Mux(narrow, narrow_word, wide_word)),
                          rows.ready.eq(Mux(narrow, Mux(final, word_ready, active & need), word_ready & pop))]
-
-        m.d.comb += self.busy.eq(bursts.busy | descs.r_rdy | active | axi.wvalid | resps.r_rdy)
-        return m
-
-
-def _select(index, values: list):
-    """values[index] as an AND-OR mux, zero past the end (a case statement would not be full)."""
-    return reduce(operator.or_, (Mux(index == i, v, 0) for i, v in enumerate(values)))
-
-
-def _port_names(n: int) -> list[str]:
-    return [f"p{i}" for i in range(n)]
-
-
-class AxiReadArbiter(wiring.Component):
-    """n read masters onto one AXI4 read port: each port's AR through a skid buffer, then
-    round-robin into a register slice, and an in-order FIFO of ports (one per burst in flight,
-    popped on rlast) that routes R beats back through a skid buffer. One AXI ID everywhere, so
-    R returns in AR order."""
-
-    def __init__(self, cfg: AccelConfig, n: int, depth: int | None = None):
-        self.cfg, self.n = cfg, n
-        self.depth = depth or n * cfg.dma_outstanding
-        super().__init__({name: In(axi4_read(cfg)) for name in _port_names(n)} | {"axi": Out(axi4_read(cfg))})
-
-    @property
-    def ports(self) -> list:
-        return [getattr(self, name) for name in _port_names(self.n)]
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        ports, axi = self.ports, self.axi
-        # the route FIFO holds each burst's port one-hot; buffered, so its head is a register
-        m.submodules.route = route = SyncFIFOBuffered(width=self.n, depth=self.depth)
-
-        # ---- AR: each port's request waits in a skid buffer of its own (its arready is a
-        # register, not the grant); grant the first requester after the last granted port
-        ar_fields = ("arid", "araddr", "arlen", "arsize", "arburst")
-        ar_layout = data.StructLayout({name: len(getattr(axi, name)) for name in ar_fields})
-        reqs = []
-        for i, p in enumerate(ports):
-            q = SkidBuffer(ar_layout)
-            m.submodules[f"ar_q{i}"] = q
-            m.d.comb += [q.i.valid.eq(p.arvalid), p.arready.eq(q.i.ready)]
-            m.d.comb += [getattr(q.i.payload, name).eq(getattr(p, name)) for name in ar_fields]
-            reqs.append(q)
-        last = Signal(range(self.n))
-        grant = Signal(range(self.n))
-        any_valid = Cat(*(q.o.valid for q in reqs)).any()
-        for lst in range(self.n):
-            with m.If(last == lst):
-                for i in reversed([(lst + 1 + o) % self.n for o in range(self.n)]):
-                    with m.If(reqs[i].o.valid):
-                        m.d.comb += grant.eq(i)
-        load = any_valid & (~axi.arvalid | axi.arready) & route.w_rdy
-        for i, q in enumerate(reqs):
-            m.d.comb += q.o.ready.eq(load & (grant == i))
-        m.d.comb += [route.w_en.eq(load), route.w_data.eq(1 << grant)]
-        with m.If(axi.arready):
-            m.d.sync += axi.arvalid.eq(0)
-        with m.If(load):
-            m.d.sync += [axi.arvalid.eq(1), last.eq(grant)]
-            m.d.sync += [getattr(axi, name).eq(_select(grant, [getattr(q.o.payload, name) for q in reqs]))
-                         for name in ar_fields]
-
-        # ---- R: through a register slice, tagged with the one-hot port at the head of the route
-        # FIFO, so that a beat's routing and every port's rready meet registers on both sides
-        r_layout = data.StructLayout({"rid": len(axi.rid), "rdata": len(axi.rdata), "rresp": len(axi.rresp),
-                                      "rlast": 1, "owner": self.n})
-        m.submodules.r_slice = r_slice = SkidBuffer(r_layout)
-        beat, out = r_slice.i.payload, r_slice.o.payload
-        m.d.comb += [
-            r_slice.i.valid.eq(axi.rvalid & route.r_rdy),
-            axi.rready.eq(r_slice.i.ready & route.r_rdy),
-            route.r_en.eq(axi.rvalid & axi.rready & axi.rlast),
-            beat.rid.eq(axi.rid), beat.rdata.eq(axi.rdata), beat.rresp.eq(axi.rresp), beat.rlast.eq(axi.rlast),
-            beat.owner.eq(route.r_data),
-            r_slice.o.ready.eq((out.owner & Cat(*(p.rready for p in ports))).any()),
-        ]
-        for i, p in enumerate(ports):
-            m.d.comb += [p.rid.eq(out.rid), p.rdata.eq(out.rdata), p.rresp.eq(out.rresp), p.rlast.eq(out.rlast),
-                         p.rvalid.eq(r_slice.o.valid & out.owner[i])]
-        return m
-
-
-class AxiWriteMux(wiring.Component):
-    """n write masters onto one AXI4 write port, chosen by ``sel`` (combinational); change
-    ``sel`` only while the selected writer is idle."""
-
-    def __init__(self, cfg: AccelConfig, n: int):
-        self.cfg, self.n = cfg, n
-        super().__init__({"sel": In(range(n))} | {name: In(axi4_write(cfg)) for name in _port_names(n)}
-                         | {"axi": Out(axi4_write(cfg))})
-
-    @property
-    def ports(self) -> list:
-        return [getattr(self, name) for name in _port_names(self.n)]
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        axi = self.axi
-        forward = [name for name, member in axi.signature.members.items() if member.flow == Out]
-        backward = [name for name, member in axi.signature.members.items() if member.flow == In]
-        for name in forward:
-            m.d.comb += getattr(axi, name).eq(_select(self.sel, [getattr(p, name) for p in self.ports]))
-        for i, p in enumerate(self.ports):
-            m.d.comb += [getattr(p, name).eq(Mux(self.sel == i, getattr(axi, name), 0)) for name in backward]
-        return m

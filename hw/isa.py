@@ -154,12 +154,22 @@ LAYOUTS: dict[Opcode, data.StructLayout] = {
     Opcode.END: _insn_layout({}),
 }
 
+# The queue that executes each opcode (SYNC names its queue; END has none).
 QUEUE_OF = {
     Opcode.LOAD: Queue.LOAD,
     Opcode.MATMUL: Queue.COMPUTE,
     Opcode.POSTPROC: Queue.COMPUTE,
     Opcode.STORE: Queue.STORE,
 }
+
+# The queue topology: a chain load - compute - store. A queue's ``*_prev`` dependency flags
+# talk to PREV_QUEUE[q], its ``*_next`` flags to NEXT_QUEUE[q] (None: that flag is BAD_DEPS).
+PREV_QUEUE: dict[Queue, Queue | None] = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}
+NEXT_QUEUE: dict[Queue, Queue | None] = {Queue.LOAD: Queue.COMPUTE, Queue.COMPUTE: Queue.STORE, Queue.STORE: None}
+# one token channel (source, destination) each way between neighbours
+TOKEN_CHANNELS: tuple[tuple[Queue, Queue], ...] = tuple(
+    (q, nb) for q in Queue for nb in (PREV_QUEUE[q], NEXT_QUEUE[q]) if nb is not None
+)
 
 LOADABLE = (Buffer.INPUT, Buffer.WEIGHT, Buffer.PARAM)
 STORABLE = (Buffer.OUTPUT, Buffer.ACC)

@@ -15,14 +15,12 @@ no gap in the array:
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
-from hw.array import ACT_BITS, WEIGHT_WRITE_CYCLES, SystolicArray, planes
+from hw.array import ACT_BITS, ONE_PRODUCT, WEIGHT_WRITE_CYCLES, PeForms, SystolicArray, planes
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
 from hw.isa import LAYOUTS, Buffer, GroupParams, Opcode
@@ -46,11 +44,9 @@ def _check_twos_complement(name: str) -> None:
 
 
 class MatmulEngine(wiring.Component):
-    def __init__(self, cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
-                 booth_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, forms: PeForms = ONE_PRODUCT):
         self.cfg = cfg
-        self.half_pes = frozenset(half_pes)  # PEs whose multiply is two LUT halves (SystolicArray)
-        self.booth_pes = frozenset(booth_pes)  # PEs in the Booth form (SystolicArray)
+        self.forms = forms  # how the array's PEs write their multiply (a netlist choice only)
         self.serial = cfg.pe == "serial"
         if not self.serial:
             for name in cfg.weight_dtypes:
@@ -77,7 +73,7 @@ class MatmulEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
-        m.submodules.array = array = SystolicArray(cfg, self.half_pes, self.booth_pes)
+        m.submodules.array = array = SystolicArray(cfg, self.forms)
         L = array.latency
         P = planes(cfg)
         acc_aw = scratchpad.addr_bits(cfg, Buffer.ACC)

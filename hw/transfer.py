@@ -18,12 +18,22 @@ from amaranth.lib.wiring import In, Out
 from hw import scratchpad
 from hw.axi import axi4_read, axi4_write, beat_bytes
 from hw.config import AccelConfig
-from hw.dma import DMA_FIELDS, AxiWriteMux, DmaRead, DmaWrite
+from hw.dma import DMA_FIELDS, DmaRead, DmaWrite
+from hw.interconnect import AxiWriteMux
 from hw.isa import LAYOUTS, LOADABLE, STORABLE, Buffer, Opcode
 
 MEM_FIELDS = ("buffer", "sram_addr", *DMA_FIELDS)
 MemCmd = data.StructLayout({n: LAYOUTS[Opcode.LOAD][n].shape for n in MEM_FIELDS})
 STORE_FIFO_DEPTH = 4
+
+
+class TransferControl(wiring.Signature):
+    """A LOAD or STORE engine as the controller drives it: commands, ``done`` (a pulse when a
+    command's work is complete), ``busy`` and ``bus_error`` (a response other than OKAY; the
+    transfer still completes)."""
+
+    def __init__(self):
+        super().__init__({"cmd": Out(stream.Signature(MemCmd)), "done": In(1), "busy": In(1), "bus_error": In(1)})
 
 
 def dma_cmd(m: Module, target, cmd) -> None:
@@ -74,8 +84,8 @@ class LoadEngine(wiring.Component):
         self.cfg = cfg
         self.groups = mover_groups(cfg, LOADABLE)
         self.axi_ports = [f"axi{mover_name(cfg, g)}" for g in self.groups]
-        members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
-                   "bus_error": Out(1)} | {name: Out(axi4_read(cfg)) for name in self.axi_ports}
+        members = {"ctrl": In(TransferControl()), "beat": Out(1)}
+        members |= {name: Out(axi4_read(cfg)) for name in self.axi_ports}
         for buf in LOADABLE:
             members[f"{buf.name.lower()}_wr"] = In(scratchpad.write_port(cfg, buf))
         super().__init__(members)
@@ -87,9 +97,10 @@ class LoadEngine(wiring.Component):
         addr = Signal(16)
         active = Signal()
         sent = Signal()
-        m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
-        with m.If(self.cmd.valid & ~active):
-            m.d.sync += [cmd.eq(self.cmd.payload), addr.eq(self.cmd.payload.sram_addr), active.eq(1), sent.eq(0)]
+        m.d.comb += [self.ctrl.cmd.ready.eq(~active), self.ctrl.busy.eq(active)]
+        with m.If(self.ctrl.cmd.valid & ~active):
+            p = self.ctrl.cmd.payload
+            m.d.sync += [cmd.eq(p), addr.eq(p.sram_addr), active.eq(1), sent.eq(0)]
 
         for group, port in zip(self.groups, self.axi_ports, strict=True):
             reader = DmaRead(cfg, [scratchpad.row_bytes(cfg, buf) for buf in group])
@@ -98,7 +109,7 @@ class LoadEngine(wiring.Component):
             command_mover(m, reader, cmd, group, len(self.groups) == 1, active & ~sent)
             m.d.comb += reader.rows.ready.eq(1)
             with m.If(reader.bus_error):
-                m.d.comb += self.bus_error.eq(1)
+                m.d.comb += self.ctrl.bus_error.eq(1)
             with m.If(reader.cmd.valid & reader.cmd.ready):
                 m.d.sync += sent.eq(1)
             for buf in group:
@@ -109,7 +120,7 @@ class LoadEngine(wiring.Component):
                 m.d.comb += self.beat.eq(1)
                 m.d.sync += addr.eq(addr + 1)
                 with m.If(reader.rows.payload.last):
-                    m.d.comb += self.done.eq(1)
+                    m.d.comb += self.ctrl.done.eq(1)
                     m.d.sync += active.eq(0)
         return m
 
@@ -137,8 +148,8 @@ class StoreEngine(wiring.Component):
         self.cfg = cfg
         # acc_free: the ACC read port, which the store shares with the post-processing unit, is free
         # this cycle (the other reader goes first; the store waits, a word at a time)
-        members = {"cmd": In(stream.Signature(MemCmd)), "done": Out(1), "busy": Out(1), "beat": Out(1),
-                   "bus_error": Out(1), "axi": Out(axi4_write(cfg)), "acc_free": In(1, init=1)}
+        members = {"ctrl": In(TransferControl()), "beat": Out(1), "axi": Out(axi4_write(cfg)),
+                   "acc_free": In(1, init=1)}
         for buf in STORABLE:
             members[f"{buf.name.lower()}_rd"] = In(scratchpad.read_port(cfg, buf))
         super().__init__(members)
@@ -157,7 +168,7 @@ class StoreEngine(wiring.Component):
         addr = Signal(16)
         left = Signal(32)  # words still to read
         in_flight = Signal()  # a word read last cycle lands in the FIFO now
-        m.d.comb += [self.cmd.ready.eq(~active), self.busy.eq(active)]
+        m.d.comb += [self.ctrl.cmd.ready.eq(~active), self.ctrl.busy.eq(active)]
 
         # a command is taken in one cycle and its word count multiplied out in the next (`setup`),
         # so that no multiplier lies between the controller's queue and this engine's counters
@@ -168,8 +179,8 @@ class StoreEngine(wiring.Component):
         row_words = Signal(17)  # words of the current DRAM row still to read
         row_end = Signal()  # row_words == 1: the next read ends the DRAM row
         last_part = Signal()  # the next read takes its scratchpad row's last word
-        with m.If(self.cmd.valid & ~active):
-            p = self.cmd.payload
+        with m.If(self.ctrl.cmd.valid & ~active):
+            p = self.ctrl.cmd.payload
             for buf in STORABLE:
                 with m.If(p.buffer == buf):
                     m.d.sync += per_dram_row.eq(rows_per_dram_row(p, word_bytes[buf]))
@@ -233,11 +244,11 @@ class StoreEngine(wiring.Component):
             with m.If(mine):
                 m.d.comb += q.r_en.eq(writer.rows.ready)
             with m.If(writer.bus_error):
-                m.d.comb += self.bus_error.eq(1)
+                m.d.comb += self.ctrl.bus_error.eq(1)
             with m.If(writer.cmd.valid & writer.cmd.ready):
                 m.d.sync += sent.eq(1)
             with m.If(writer.done & mine):
-                m.d.comb += self.done.eq(1)
+                m.d.comb += self.ctrl.done.eq(1)
                 m.d.sync += active.eq(0)
         m.d.comb += [q.w_data.eq(rd_data), q.w_en.eq(in_flight)]
         m.d.comb += self.beat.eq(Mux(self.axi.wvalid, self.axi.wready, 0))

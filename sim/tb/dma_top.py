@@ -16,7 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from hw.axi import axi4, beat_bytes
 from hw.config import AccelConfig
-from hw.dma import AxiReadArbiter, AxiWriteMux, DmaRead, DmaWrite, dma_row, sized_cmd
+from hw.dma import DmaRead, DmaWrite, dma_row, sized_cmd
+from hw.interconnect import AxiReadArbiter, AxiWriteMux
 
 READERS = ("rd0", "rd1", "rdm")
 WRITERS = ("wr0", "wr1", "wrm")

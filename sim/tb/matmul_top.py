@@ -8,15 +8,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw import scratchpad
+from hw.array import ONE_PRODUCT, PeForms
 from hw.config import AccelConfig
 from hw.isa import Buffer
 from hw.matmul import MatmulCmd, MatmulEngine
 
 
 class MatmulTop(wiring.Component):
-    def __init__(self, cfg: AccelConfig, half_pes=(), booth_pes=()):
+    def __init__(self, cfg: AccelConfig, forms: PeForms = ONE_PRODUCT):
         self.cfg = cfg
-        self.half_pes, self.booth_pes = half_pes, booth_pes
+        self.forms = forms
         members = {
             "cmd": In(stream.Signature(MatmulCmd)),
             "retire": Out(1), "idle": Out(1), "row_in": Out(1),
@@ -32,7 +33,7 @@ class MatmulTop(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg = self.cfg
-        m.submodules.engine = eng = MatmulEngine(cfg, self.half_pes, self.booth_pes)
+        m.submodules.engine = eng = MatmulEngine(cfg, self.forms)
         mems = {b: scratchpad.make_memory(cfg, b) for b in (Buffer.INPUT, Buffer.WEIGHT, Buffer.ACC)}
         for b, mem in mems.items():
             m.submodules[b.name.lower()] = mem
@@ -59,4 +60,5 @@ def mixed_pes(cfg: AccelConfig) -> MatmulTop:
     halves and the Booth form, as the FPGA flow writes an array larger than the device's DSP
     blocks (the PEs without one in halves with ``pe_halves``, or in the Booth form)."""
     pes = [(i, j) for i in range(cfg.rows) for j in range(cfg.cols)]
-    return MatmulTop(cfg, {p for p in pes if sum(p) % 3 == 1}, {p for p in pes if sum(p) % 3 == 2})
+    return MatmulTop(cfg, PeForms(halves=frozenset(p for p in pes if sum(p) % 3 == 1),
+                                  booth=frozenset(p for p in pes if sum(p) % 3 == 2)))

@@ -13,7 +13,7 @@ from cocotb.simtime import convert, get_sim_time
 from cocotb.triggers import Event, ReadOnly, RisingEdge, Timer
 from cocotbext.axi import AxiBus, AxiRamRead, AxiRamWrite
 
-from hw.axi import BOUNDARY_BYTES, BURST_INCR, MAX_BURST_BEATS, beat_bytes
+from hw.axi import BOUNDARY_BYTES, MAX_BURST_BEATS, AxiBurst, beat_bytes
 from hw.dma import DmaCmd, dma_row, sized_cmd
 from sim.tb.common import config, rng, start
 from sim.tb.dma_top import READERS, WRITERS, mover_sizes
@@ -56,7 +56,7 @@ class LatencyRamRead(AxiRamRead):
                 await self.arrived.wait()
             due, ar = self.pending.popleft()
             addr, beats = int(ar.araddr), int(ar.arlen) + 1
-            assert int(ar.arid) == 0 and int(ar.arburst) == BURST_INCR, f"AR {ar}: id 0, INCR only"
+            assert int(ar.arid) == 0 and int(ar.arburst) == AxiBurst.INCR, f"AR {ar}: id 0, INCR only"
             assert 1 << int(ar.arsize) == width and addr % width == 0, f"AR {ar}: aligned full-width beats"
             assert addr // BOUNDARY_BYTES == (addr + beats * width - 1) // BOUNDARY_BYTES, f"AR {ar} crosses 4 KiB"
             self.bursts += 1
