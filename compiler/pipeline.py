@@ -21,12 +21,13 @@ from compiler.codegen import Emitter, emit_gemm
 from compiler.frontend import import_program, load_exported
 from compiler.ir import Graph, Op
 from compiler.layout import TensorLayout
-from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts
+from compiler.lowering import CompileError, LoweredJob, lower_qgemm, place, plan_layouts, weight_plan
 from compiler.memory import ALIGN, align
+from compiler.roofline import Roofline, min_bytes, planes, roofline
 from compiler.serialize import encode, graph_to_json
 from compiler.tiling import Choice, Gemm, Tiling, fits, search, tiling_cost
 from hw.config import AccelConfig
-from hw.datatypes import by_code, datatype
+from hw.datatypes import datatype
 from hw.isa import INSN_BYTES, Opcode
 from hw.program import Program, Segment, TensorDesc
 
@@ -124,6 +125,9 @@ class LayerReport:
     candidates: int | None = None
     macs: int | None = None  # useful MACs of the GEMM (no padding)
     reason: str = ""
+    bound_cycles: float | None = None  # the layer's roofline (compiler/roofline.py)
+    bound: str = ""  # what bounds it: "compute" or "memory"
+    efficiency: float | None = None  # bound_cycles / estimated cycles
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -139,7 +143,7 @@ def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling
     nt = -(-lj.job.n // cfg.cols)
     gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n,
                 param_rows=lj.job.param_rows // nt, row_runs=lj.row_runs, out_row_runs=lj.out_row_runs,
-                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1, row_cycles=_row_cycles(cfg, op))
+                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1, row_cycles=planes(cfg, op))
     bits = datatype(lj.job.dtype).bits
     try:
         if pinned is None:
@@ -186,12 +190,14 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
                     em.barrier()
                 emit_gemm(em, cfg, job, t.m_tile, t.k_tile, t.n_tile, t.order, t.double_buffer)
                 macs = _useful_macs(graph, op, lj)
+                roof = _roofline(cfg, graph, op, lj, macs)
                 report.append(LayerReport(
                     op.name + (f"[{index}]" if index else ""), op.source, _kind(op), "accel",
                     f"{job.m}x{lj.gemm_k}x{job.n}", _weights(op),
                     _tiling_text(t) + (" wide" if lj.im2col == "wide" else ""), choice.cost.cycles,
                     choice.cost.dma_bytes, round(macs / (cfg.rows * cfg.cols * choice.cost.cycles), 4),
-                    choice.candidates, macs))
+                    choice.candidates, macs, bound_cycles=round(roof.bound_cycles, 1), bound=roof.limit,
+                    efficiency=round(roof.efficiency(choice.cost.cycles), 4)))
         em.add(Opcode.END)
         reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
         writes = sorted({o for op in ops for o in op.outputs})
@@ -221,13 +227,12 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
                    tensors=tensors, meta=meta)
 
 
-def _row_cycles(cfg: AccelConfig, op: Op) -> int:
-    """Cycles per activation row on the array: the widest mantissa of the layer's weights on the
-    bit-serial PE (docs/rtl.md), 1 on the bit-parallel one."""
-    if cfg.pe != "serial":
-        return 1
-    codes = np.unique(op.attrs["weight"].dtype_codes)
-    return max(by_code(int(c)).mant_bits for c in codes)
+def _roofline(cfg: AccelConfig, graph: Graph, op: Op, lj: LoweredJob, macs: int) -> Roofline:
+    """One GEMM job's roofline: its MACs, and its share (by output channels) of the bytes its layer
+    must move at least once."""
+    plan = weight_plan(op, cfg)
+    share = lj.job.n / op.attrs["weight"].shape[0]
+    return roofline(cfg, macs, planes(cfg, op), share * min_bytes(graph, op, cfg, plan.dtype, plan.grouped))
 
 
 def _useful_macs(graph: Graph, op: Op, lj: LoweredJob) -> int:
@@ -281,18 +286,22 @@ def _example_inputs(model, graph: Graph) -> list[np.ndarray] | None:
 def report_markdown(program: Program) -> str:
     """The compile report as a Markdown table."""
     rows = program.meta.get("report", [])
-    head = ["layer", "kind", "placement", "shape", "weights", "tiling", "cycles", "dma_bytes", "utilization", "note"]
+    head = ["layer", "kind", "placement", "shape", "weights", "tiling", "cycles", "bound_cycles", "efficiency",
+            "dma_bytes", "utilization", "note"]
     out = [f"# Compile report: {len(rows)} layers on config `{program.config.name}`", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         out.append("| " + " | ".join(str(x) if x is not None else "" for x in (
             r["layer"], r["kind"], r["placement"], r["shape"], r["weights"], r["tiling"], r["cycles"],
-            r["dma_bytes"], r["utilization"], r["reason"])) + " |")
+            f"{r['bound_cycles']:g} ({r['bound']})" if r.get("bound_cycles") is not None else None,
+            r.get("efficiency"), r["dma_bytes"], r["utilization"], r["reason"])) + " |")
     accel = [r for r in rows if r["placement"] == "accel"]
     host = [r for r in rows if r["placement"] == "host"]
     total = sum(r["cycles"] for r in accel)
+    bound = sum(r.get("bound_cycles") or 0 for r in accel)
     out += ["", f"Accelerator: {len(accel)} GEMMs, {total} estimated cycles "
-            f"({total / program.config.clock_mhz:.1f} us at {program.config.clock_mhz:g} MHz), "
+            f"({total / program.config.clock_mhz:.1f} us at {program.config.clock_mhz:g} MHz; roofline {bound:.0f} "
+            f"cycles, efficiency {bound / max(total, 1):.3f}), "
             f"{sum(r['dma_bytes'] for r in accel)} DMA bytes. Host: {len(host)} ops "
             f"({', '.join(sorted({r['kind'] for r in host}))}).", ""]
     return "\n".join(out)

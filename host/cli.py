@@ -154,12 +154,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(json.dumps({**summary, "layers": rows}, indent=2))
         return 0
     t = Table(title=f"{args.model} on {cfg.name}")
-    for c in ("layer", "kind", "where", "shape", "weights", "tiling", "cycles", "util", "note"):
+    for c in ("layer", "kind", "where", "shape", "weights", "tiling", "cycles", "bound", "eff", "util", "note"):
         t.add_column(c)
     for r in rows:
+        bound = f"{r['bound_cycles']:g} {r['bound']}" if r.get("bound_cycles") is not None else ""
         t.add_row(r["layer"], r["kind"], r["placement"], r["shape"], r["weights"], r["tiling"],
-                  str(r["cycles"] or ""), f"{r['utilization']:.3f}" if r["utilization"] is not None else "",
-                  r["reason"])
+                  str(r["cycles"] or ""), bound, f"{r['efficiency']:.3f}" if r.get("efficiency") is not None else "",
+                  f"{r['utilization']:.3f}" if r["utilization"] is not None else "", r["reason"])
     table_console().print(t)
     print(report.strip().splitlines()[-1])
     dram = summary["dram"]
@@ -236,25 +237,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         np.save(path, arr)
         files.append(str(path))
     util = run.utilization
+
+    def r4(x: float | None) -> float | None:
+        return None if x is None else round(x, 4)
+
     summary = {"backend": run.backend, "cycles": run.cycles, "estimated_cycles": run.estimated_cycles,
-               "utilization": None if util is None else round(util, 4), "bit_exact": bit_exact,
+               "utilization": r4(util), "bound_cycles": round(run.bound_cycles, 1), "efficiency": r4(run.efficiency),
+               "estimated_efficiency": r4(run.estimated_efficiency), "bit_exact": bit_exact,
                "mismatch": mismatch, "outputs": files, "macs": run.macs, "wall_s": round(wall, 2),
                "layers": [{"layer": lr.layer, "macs": lr.macs, "estimated_cycles": lr.estimated_cycles,
-                           "cycles": lr.cycles, "dma_bytes": lr.dma_bytes, "counters": lr.counters}
+                           "cycles": lr.cycles, "bound_cycles": lr.bound_cycles, "efficiency": r4(lr.efficiency),
+                           "estimated_efficiency": r4(lr.estimated_efficiency), "dma_bytes": lr.dma_bytes,
+                           "counters": lr.counters}
                           for lr in run.layers]}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         t = Table(title=f"{args.program} on {run.backend}")
-        for c in ("layer", "MACs", "estimate", "cycles", "utilization", "DMA bytes"):
+        for c in ("layer", "MACs", "estimate", "cycles", "bound", "efficiency", "utilization", "DMA bytes"):
             t.add_column(c)
         rc = program.config.rows * program.config.cols
         for lr in run.layers:
-            t.add_row(lr.layer, str(lr.macs), str(lr.estimated_cycles), str(lr.cycles or ""),
+            eff = lr.efficiency if lr.cycles else lr.estimated_efficiency
+            t.add_row(lr.layer, str(lr.macs), str(lr.estimated_cycles), str(lr.cycles or ""), f"{lr.bound_cycles:g}",
+                      "" if eff is None else f"{eff:.3f}" + ("" if lr.cycles else " (est.)"),
                       f"{lr.macs / (rc * lr.cycles):.3f}" if lr.cycles else "", str(lr.dma_bytes))
         table_console().print(t)
-        cyc = "n/a on the golden model" if run.cycles is None else f"{run.cycles} (utilization {util:.3f})"
-        print(f"cycles {cyc}; estimated {run.estimated_cycles}; outputs in {out_dir}")
+        if run.cycles is None:
+            cyc = f"n/a on the golden model (estimated efficiency {run.estimated_efficiency:.3f})"
+        else:
+            cyc = f"{run.cycles} (efficiency {run.efficiency:.3f} of the roofline, utilization {util:.3f})"
+        print(f"cycles {cyc}; estimated {run.estimated_cycles}; roofline {run.bound_cycles:.0f}; "
+              f"outputs in {out_dir}")
         if args.check:
             print("bit exact against the golden model" if bit_exact else f"MISMATCH: {mismatch}")
     return 0 if bit_exact is not False else 1

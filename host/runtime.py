@@ -35,6 +35,16 @@ class LayerRun:
     dma_bytes: int
     cycles: int | None = None  # measured on the RTL
     counters: dict[str, int] = field(default_factory=dict)
+    bound_cycles: float = 0.0  # the layer's roofline (compiler/roofline.py)
+
+    @property
+    def efficiency(self) -> float | None:
+        """bound_cycles / measured cycles (None on the golden model)."""
+        return self.bound_cycles / self.cycles if self.cycles and self.bound_cycles else None
+
+    @property
+    def estimated_efficiency(self) -> float | None:
+        return self.bound_cycles / self.estimated_cycles if self.estimated_cycles and self.bound_cycles else None
 
 
 @dataclass
@@ -69,6 +79,21 @@ class Execution:
         """Useful MACs / (rows x cols x cycles), on measured cycles."""
         c = self.cycles
         return self.macs / (self.rows_cols * c) if c else None
+
+    @property
+    def bound_cycles(self) -> float:
+        return sum(layer.bound_cycles for layer in self.layers)
+
+    @property
+    def efficiency(self) -> float | None:
+        """The layers' rooflines over their measured cycles (None on the golden model)."""
+        c = self.cycles
+        return self.bound_cycles / c if c else None
+
+    @property
+    def estimated_efficiency(self) -> float | None:
+        c = self.estimated_cycles
+        return self.bound_cycles / c if c else None
 
 
 @dataclass(frozen=True)
@@ -136,8 +161,9 @@ def run_model(program: Program, inputs: list | dict, device: Device | str = "gol
     for r in program.meta["report"]:
         if r["placement"] == "accel":
             base = r["layer"].split("[")[0]
-            prev = report.get(base, (0, 0, 0))
-            report[base] = (prev[0] + r["macs"], prev[1] + r["cycles"], prev[2] + r["dma_bytes"])
+            prev = report.get(base, (0, 0, 0, 0.0))
+            report[base] = (prev[0] + r["macs"], prev[1] + r["cycles"], prev[2] + r["dma_bytes"],
+                            prev[3] + (r.get("bound_cycles") or 0.0))
     stages = program.meta["stages"]
     layers, runs = [], []
     for k, stage in enumerate(stages):
@@ -154,8 +180,9 @@ def run_model(program: Program, inputs: list | dict, device: Device | str = "gol
         env.update(run.outputs)
         runs.append(run)
         for name in stage["ops"]:
-            macs, est, dma = report[name]
-            layers.append(LayerRun(name, ops[name].source, macs, est, run.dma_bytes, run.cycles, run.counters))
+            macs, est, dma, bound = report[name]
+            layers.append(LayerRun(name, ops[name].source, macs, est, run.dma_bytes, run.cycles, run.counters,
+                                   round(bound, 1)))
     if progress:
         progress("done", len(stages), len(stages))
     cfg = program.config
