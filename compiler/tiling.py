@@ -78,16 +78,15 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from hw.array import array_latency
+from hw.axi import BOUNDARY_BYTES, MAX_BURST_BEATS
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES
+from hw.geometry import array_latency
 from hw.isa import INSN_BYTES, PARAM_BYTES
 
 ORDERS = ("weight_stationary", "input_stationary", "stream")
 WS, IS, ST = range(len(ORDERS))
 GRIDS = ("blocks", "all")
-MAX_BURST_BYTES = 4096  # AXI4 bursts never cross a 4 KiB boundary
-MAX_BURST_BEATS = 256
 _NO_FIT = np.iinfo(np.int64).max
 
 
@@ -223,7 +222,7 @@ def dram_row_cycles(row_bytes: int, sram_row_bytes: int, bus_bytes: int, p: Cost
     for a read (``in_flight``: the reader's bursts in flight) at least the time its bursts hold
     the reader's slots, from each AR to the slot's reuse, shared by ``in_flight`` slots."""
     beats = ceil_div(row_bytes, bus_bytes)
-    bursts = ceil_div(row_bytes, min(MAX_BURST_BYTES, MAX_BURST_BEATS * bus_bytes))
+    bursts = ceil_div(row_bytes, min(BOUNDARY_BYTES, MAX_BURST_BEATS * bus_bytes))
     cycles = max(beats, ceil_div(row_bytes, sram_row_bytes)) + p.burst_cycles * bursts
     if in_flight:
         cycles = max(cycles, ceil_div(bursts * (p.read_latency + p.slot_turnaround) + beats, in_flight))

@@ -10,7 +10,7 @@ in, so rows of two tiles can be in flight at once and the array never drains bet
 
 Partial sums are ``psum_bits`` wide: exact when that is less than the accumulator width, and
 otherwise wrapped exactly as the accumulator wraps (two's complement is modular), so the
-result equals ``sim.arith.matmul_tile`` bit for bit.
+result equals ``hw.numerics.matmul_tile`` bit for bit.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hw import serial
 from hw.config import AccelConfig
 from hw.datapath import delay
 from hw.datatypes import DATATYPES
+from hw.geometry import array_latency
 
 ACT_BITS = serial.ACT_BITS  # activations are stored and multiplied as bytes (act_bits sets the clamp range)
 
@@ -49,12 +50,6 @@ def weight_shape(cfg: AccelConfig):
 def planes(cfg: AccelConfig) -> int:
     """Bit planes an activation row may take (1 for the bit-parallel PE)."""
     return serial.mant_bits(cfg) if cfg.pe == "serial" else 1
-
-
-def pe_stages(cfg: AccelConfig) -> int:
-    """Register stages of one PE: the bit-parallel PE registers its product before the add
-    (multiply, then accumulate), the bit-serial PE does its shift-and-add in one."""
-    return 1 if cfg.pe == "serial" else 2
 
 
 WEIGHT_WRITE_CYCLES = 2  # a weight write request to the PE's weight register holding it (register stages)
@@ -86,11 +81,6 @@ class PeForms:
 
 
 ONE_PRODUCT = PeForms()  # every PE one product
-
-
-def array_latency(cfg: AccelConfig) -> int:
-    """Cycles from an activation row at the array input to its result row at the output."""
-    return cfg.rows + cfg.cols - 2 + pe_stages(cfg)
 
 
 LO_BITS = ACT_BITS // 2  # the activation's low half, multiplied apart from its high half

@@ -11,10 +11,10 @@ from amaranth import Value
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from hw.array import array_latency
 from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, ID_BITS
 from hw.config import AccelConfig
 from hw.csr import csr_map
+from hw.geometry import array_latency
 from hw.isa import ISA_VERSION
 from hw.top import TOP_NAME, build_top
 

@@ -20,6 +20,8 @@ from hw.isa import (
     BUFFER_SIZE_FIELD,
     INSN_BYTES,
     LOADABLE,
+    NEXT_QUEUE,
+    PREV_QUEUE,
     STORABLE,
     Buffer,
     ChannelParams,
@@ -35,9 +37,8 @@ from hw.numerics import matmul_tile, requantize, wrap
 from hw.program import Program
 from hw.records import unpack_records
 
-# Neighbours of each queue in the load -> compute -> store pipeline.
-PREV = {Queue.LOAD: None, Queue.COMPUTE: Queue.LOAD, Queue.STORE: Queue.COMPUTE}
-NEXT = {Queue.LOAD: Queue.COMPUTE, Queue.COMPUTE: Queue.STORE, Queue.STORE: None}
+# Neighbours of each queue in the load -> compute -> store pipeline (hw/isa.py).
+PREV, NEXT = PREV_QUEUE, NEXT_QUEUE
 
 SCHEDULES = {
     # each round drains the first queue as far as tokens allow, then the next
