@@ -128,6 +128,7 @@ class LayerReport:
     bound_cycles: float | None = None  # the layer's roofline (compiler/roofline.py)
     bound: str = ""  # what bounds it: "compute" or "memory"
     efficiency: float | None = None  # bound_cycles / estimated cycles
+    planes: int | None = None  # cycles an activation row takes through the array (compiler/roofline.py)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -197,7 +198,7 @@ def compile_graph(graph: Graph, cfg: AccelConfig, tilings: dict[str, Tiling] | N
                     _tiling_text(t) + (" wide" if lj.im2col == "wide" else ""), choice.cost.cycles,
                     choice.cost.dma_bytes, round(macs / (cfg.rows * cfg.cols * choice.cost.cycles), 4),
                     choice.candidates, macs, bound_cycles=round(roof.bound_cycles, 1), bound=roof.limit,
-                    efficiency=round(roof.efficiency(choice.cost.cycles), 4)))
+                    efficiency=round(roof.efficiency(choice.cost.cycles), 4), planes=planes(cfg, op)))
         em.add(Opcode.END)
         reads = sorted({i for op in ops for i in op.inputs} - {o for op in ops for o in op.outputs})
         writes = sorted({o for op in ops for o in op.outputs})

@@ -281,8 +281,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     program = Program.load(args.program)
     run = _progress_runner(program, _load_inputs(args.inputs, program), args.backend, args.backend)
     name = Path(args.program).stem
-    stats = [LayerStat(name, lr.layer, lr.macs, lr.dma_bytes, lr.cycles or lr.estimated_cycles, lr.cycles is not None)
-             for lr in run.layers]
+    stats = LayerStat.of(name, run)
     cycles = run.cycles if run.cycles is not None else run.estimated_cycles
     lines = [f"Program `{args.program}` on config `{program.config.name}`, backend `{run.backend}`: "
              f"{len(run.layers)} accelerator layers, {run.macs} MACs, {cycles} cycles "

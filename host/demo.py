@@ -56,14 +56,14 @@ def _run(program, inputs, backend: str, label: str, console: Console, work: Path
 
 
 def _layer_stats(model: str, run: Execution) -> list[LayerStat]:
-    return [LayerStat(model, lr.layer, lr.macs, lr.dma_bytes, lr.cycles or lr.estimated_cycles, lr.cycles is not None)
-            for lr in run.layers]
+    return LayerStat.of(model, run)
 
 
 def _rtl_figures(cfg: AccelConfig, rtl: Execution, golden: Execution, items: int) -> dict:
     mismatch = first_mismatch(rtl, golden)
     seconds = rtl.cycles / (cfg.clock_mhz * 1e6)
     return {"cycles": rtl.cycles, "estimated_cycles": rtl.estimated_cycles, "utilization": round(rtl.utilization, 4),
+            "bound_cycles": round(rtl.bound_cycles, 1), "efficiency": round(rtl.efficiency, 4),
             "bit_exact": mismatch is None, "mismatch": None if mismatch is None else str(mismatch),
             "per_second": round(items / seconds, 1), "macs": rtl.macs}
 
@@ -200,7 +200,8 @@ def _fmt(x) -> str:
 
 
 def summary_rows(summary: dict) -> list[tuple[str, ...]]:
-    """(model, config, float, quantized golden, quantized RTL, bit exact, cycles, utilization, throughput)."""
+    """(model, config, float, quantized golden, quantized RTL, bit exact, cycles, efficiency, utilization,
+    throughput)."""
     rows = []
     c = summary["cnn"]
     for v, label in (("int8", "digits CNN, INT8 (PT2E)"), ("w4a8", "digits CNN, W4A8 (lowbit)")):
@@ -208,6 +209,7 @@ def summary_rows(summary: dict) -> list[tuple[str, ...]]:
         rows.append((label, summary["config"], f"acc {c['float_accuracy']:.2%}", f"acc {f['golden_accuracy']:.2%}",
                      f"acc {f['rtl_accuracy']:.2%}" if "rtl_accuracy" in f else "-",
                      str(f.get("bit_exact", "-")), _fmt(f.get("cycles")),
+                     f"{f['efficiency']:.1%}" if "efficiency" in f else "-",
                      f"{f['utilization']:.1%}" if "utilization" in f else "-",
                      f"{f['per_second']:,.0f} images/s" if "per_second" in f else "-"))
     t = summary["transformer"]
@@ -216,13 +218,14 @@ def summary_rows(summary: dict) -> list[tuple[str, ...]]:
         rows.append((f"MiniLM-L6, {v.upper()} {f['weights']} g{t['group_size']}", t["config"], "cos 1 (reference)",
                      f"cos {f['golden_cosine']:.4f}", f"cos {f['rtl_cosine']:.4f}" if "rtl_cosine" in f else "-",
                      str(f.get("bit_exact", "-")), _fmt(f.get("cycles")),
+                     f"{f['efficiency']:.1%}" if "efficiency" in f else "-",
                      f"{f['utilization']:.1%}" if "utilization" in f else "-",
                      f"{f['per_second']:,.1f} sentences/s" if "per_second" in f else "-"))
     return rows
 
 
 HEADER = ("model", "config", "float", "quantized, golden", "quantized, RTL", "RTL = golden", "cycles",
-          "utilization", "throughput")
+          "efficiency", "utilization", "throughput")
 
 
 def summary_lines(summary: dict) -> list[str]:

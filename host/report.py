@@ -1,7 +1,9 @@
 """Reports a person can read: Markdown with matplotlib plots (PNG next to it).
 
-- per-layer cycles and utilization of a model run (RTL counters, or the compiler's estimates);
-- a roofline of the configuration (peak MAC rate, DMA bandwidth) with every layer placed on it;
+- per-layer cycles, utilization and efficiency (roofline / cycles) of a model run (RTL counters,
+  or the compiler's estimates);
+- a roofline of the configuration (peak MAC rate, DMA bandwidth) with every layer placed on it, and
+  the lower compute roof of the bit-serial PE for each number of bit planes its layers take;
 - quantization error (SQNR) of each weight datatype on a model's real weights.
 """
 
@@ -25,9 +27,21 @@ class LayerStat:
     dma_bytes: int
     cycles: int
     measured: bool  # RTL counters (True) or the compiler's estimate
+    bound_cycles: float = 0.0  # the layer's roofline (compiler/roofline.py)
+    planes: int = 1  # cycles an activation row takes through the array
 
     def utilization(self, cfg: AccelConfig) -> float:
         return self.macs / (cfg.rows * cfg.cols * self.cycles) if self.cycles else 0.0
+
+    @property
+    def efficiency(self) -> float:
+        return self.bound_cycles / self.cycles if self.cycles else 0.0
+
+    @classmethod
+    def of(cls, model: str, run) -> list[LayerStat]:
+        """The accelerator layers of a run (host.runtime.Execution)."""
+        return [cls(model, lr.layer, lr.macs, lr.dma_bytes, lr.cycles or lr.estimated_cycles, lr.cycles is not None,
+                    lr.bound_cycles, lr.planes) for lr in run.layers]
 
 
 def _plt():
@@ -48,8 +62,10 @@ def plot_layers(stats: list[LayerStat], cfg: AccelConfig, path: Path, title: str
     ax.set_ylabel("cycles")
     ax.set_xticks(x, [s.layer for s in stats], rotation=60, ha="right", fontsize=7)
     ax2 = ax.twinx()
-    ax2.plot(x, [s.utilization(cfg) for s in stats], "o-", color="tab:red")
-    ax2.set_ylabel("array utilization", color="tab:red")
+    ax2.plot(x, [s.utilization(cfg) for s in stats], "o-", color="tab:red", label="utilization")
+    ax2.plot(x, [s.efficiency for s in stats], "s--", color="tab:green", label="efficiency (roofline / cycles)")
+    ax2.set_ylabel("utilization, efficiency")
+    ax2.legend(fontsize=7, loc="upper right")
     ax2.set_ylim(0, 1.05)
     ax.set_title(title)
     fig.tight_layout()
@@ -75,6 +91,9 @@ def plot_roofline(stats: list[LayerStat], cfg: AccelConfig, path: Path) -> Path:
     peak, bw = peak_gops(cfg), bandwidth_gbs(cfg)
     xs = np.logspace(-1, 4, 200)
     ax.loglog(xs, np.minimum(peak, bw * xs), "k-", label=f"roof: {peak:.1f} GOPS, {bw:.2f} GB/s")
+    for p in sorted({s.planes for s in stats if s.planes > 1}):  # the bit-serial PE: peak over its bit planes
+        ax.loglog(xs, np.minimum(peak / p, bw * xs), ":", color="gray",
+                  label=f"roof at {p} bit planes: {peak / p:.1f} GOPS")
     for model in sorted({s.model for s in stats}):
         pts = [s for s in stats if s.model == model and s.dma_bytes and s.cycles]
         oi = [2 * s.macs / s.dma_bytes for s in pts]
@@ -129,10 +148,11 @@ def weight_sqnr(weights: list[np.ndarray], datatypes: list[str], group_size: int
 
 
 def layers_table(stats: list[LayerStat], cfg: AccelConfig) -> list[str]:
-    lines = ["| model | layer | MACs | DMA bytes | cycles | utilization | source |", "|---|---|---|---|---|---|---|"]
+    lines = ["| model | layer | MACs | DMA bytes | cycles | roofline cycles | efficiency | utilization | source |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in stats:
-        lines.append(f"| {s.model} | {s.layer} | {s.macs} | {s.dma_bytes} | {s.cycles} | "
-                     f"{s.utilization(cfg):.3f} | {'RTL' if s.measured else 'estimate'} |")
+        lines.append(f"| {s.model} | {s.layer} | {s.macs} | {s.dma_bytes} | {s.cycles} | {s.bound_cycles:g} | "
+                     f"{s.efficiency:.3f} | {s.utilization(cfg):.3f} | {'RTL' if s.measured else 'estimate'} |")
     return lines
 
 

@@ -36,6 +36,7 @@ class LayerRun:
     cycles: int | None = None  # measured on the RTL
     counters: dict[str, int] = field(default_factory=dict)
     bound_cycles: float = 0.0  # the layer's roofline (compiler/roofline.py)
+    planes: int = 1  # cycles an activation row takes through the array: the compute roof is peak / planes
 
     @property
     def efficiency(self) -> float | None:
@@ -161,9 +162,9 @@ def run_model(program: Program, inputs: list | dict, device: Device | str = "gol
     for r in program.meta["report"]:
         if r["placement"] == "accel":
             base = r["layer"].split("[")[0]
-            prev = report.get(base, (0, 0, 0, 0.0))
+            prev = report.get(base, (0, 0, 0, 0.0, 1))
             report[base] = (prev[0] + r["macs"], prev[1] + r["cycles"], prev[2] + r["dma_bytes"],
-                            prev[3] + (r.get("bound_cycles") or 0.0))
+                            prev[3] + (r.get("bound_cycles") or 0.0), max(prev[4], r.get("planes") or 1))
     stages = program.meta["stages"]
     layers, runs = [], []
     for k, stage in enumerate(stages):
@@ -180,9 +181,9 @@ def run_model(program: Program, inputs: list | dict, device: Device | str = "gol
         env.update(run.outputs)
         runs.append(run)
         for name in stage["ops"]:
-            macs, est, dma, bound = report[name]
+            macs, est, dma, bound, planes = report[name]
             layers.append(LayerRun(name, ops[name].source, macs, est, run.dma_bytes, run.cycles, run.counters,
-                                   round(bound, 1)))
+                                   round(bound, 1), planes))
     if progress:
         progress("done", len(stages), len(stages))
     cfg = program.config

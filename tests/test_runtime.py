@@ -154,3 +154,17 @@ def test_minilm_layer_on_the_serial_array_tracks_the_float_model():
     ref = evaluate(graph, dict(zip(graph.inputs, arrays)))
     assert all(np.array_equal(v, ref[k]) for k, v in run.values.items())
     assert minilm.cosine(run.outputs[0], want).min() > 0.95
+
+
+def test_demo_table_gives_efficiency_next_to_utilization():
+    from host.demo import HEADER, TRANSFORMER_WEIGHTS, summary_rows
+
+    rtl = {"golden_accuracy": 0.9, "rtl_accuracy": 0.9, "bit_exact": True, "cycles": 1000, "efficiency": 0.42,
+           "utilization": 0.1, "per_second": 1e5}
+    t = {v: {"weights": "mixture4", "golden_cosine": 0.97} for v, _ in TRANSFORMER_WEIGHTS}
+    summary = {"config": "default", "cnn": {"float_accuracy": 0.95, "int8": rtl, "w4a8": rtl},
+               "transformer": {"config": "serial", "group_size": 64, **t}}
+    rows = summary_rows(summary)
+    i, j = HEADER.index("efficiency"), HEADER.index("utilization")
+    assert j == i + 1 and all(len(r) == len(HEADER) for r in rows)
+    assert rows[0][i] == "42.0%" and rows[0][j] == "10.0%" and rows[-1][i] == "-"
