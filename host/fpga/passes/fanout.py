@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from host.fpga.options import DEFAULT_FANOUT
 from host.fpga.wrapper import WRAPPER_TOP
+from host.fpga.yosys import natural_key
 
 if TYPE_CHECKING:
     from host.fpga.options import FlowOptions
@@ -56,10 +56,6 @@ class Replication:
     def as_dict(self) -> dict:
         return {"limit": self.limit, "cells": self.cells, "copies": self.copies,
                 "widest_fanout": self.widest, "widest_net": self.widest_net, "global_reset": self.global_net}
-
-
-def natural_key(name: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
 def replicate(design: dict, top: str, family: str, limit: int = DEFAULT_FANOUT, passes: int = 4) -> Replication:
