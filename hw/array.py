@@ -15,7 +15,6 @@ result equals ``hw.numerics.matmul_tile`` bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from amaranth import C, Cat, Module, Mux, Signal, signed
@@ -201,13 +200,11 @@ class SystolicArray(wiring.Component):
     activation row that entered ``array_latency(cfg)`` cycles earlier.
 
     ``forms``: how each bit-parallel PE writes its multiply (``PeForms``; a netlist choice only).
-    The older call ``SystolicArray(cfg, half_pes, booth_pes)`` (host/synth.py's) still builds one.
     """
 
-    def __init__(self, cfg: AccelConfig, forms: PeForms | Collection[tuple[int, int]] = ONE_PRODUCT,
-                 booth_pes: Collection[tuple[int, int]] = ()):
+    def __init__(self, cfg: AccelConfig, forms: PeForms = ONE_PRODUCT):
         self.cfg = cfg
-        self.forms = forms if isinstance(forms, PeForms) else PeForms(frozenset(forms), frozenset(booth_pes))
+        self.forms = forms
         self.latency = array_latency(cfg)
         members = {
             "a": In(data.ArrayLayout(signed(ACT_BITS), cfg.rows)),

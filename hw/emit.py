@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from amaranth import Value
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from hw.array import ONE_PRODUCT, PeForms
 from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, ID_BITS
 from hw.config import AccelConfig
 from hw.csr import csr_map
@@ -43,14 +43,13 @@ def ports(component: wiring.Component) -> list[dict]:
     return out
 
 
-def generate(cfg: AccelConfig, out_dir: str | Path, half_pes: Collection[tuple[int, int]] = (),
-             booth_pes: Collection[tuple[int, int]] = ()) -> dict:
-    """Write <top>.v and manifest.json for one configuration; returns the manifest. ``half_pes``,
-    ``booth_pes``: the PEs whose multiply is written as two LUT halves or in the Booth form (the
-    FPGA flow's choice, hw/array.py)."""
+def generate(cfg: AccelConfig, out_dir: str | Path, forms: PeForms = ONE_PRODUCT) -> dict:
+    """Write <top>.v and manifest.json for one configuration; returns the manifest. ``forms``: the
+    PEs whose multiply is written as two LUT halves or in the Booth form (the FPGA flow's choice,
+    hw/array.py)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    top = build_top(cfg, half_pes, booth_pes)
+    top = build_top(cfg, forms)
     vfile = out / f"{TOP_NAME}.v"
     vfile.write_text(to_verilog(top, TOP_NAME))
     manifest = {
@@ -73,8 +72,8 @@ def generate(cfg: AccelConfig, out_dir: str | Path, half_pes: Collection[tuple[i
             "irq": {"role": "level interrupt: STATUS.DONE and CTRL.IRQ_ENABLE"},
         },
         "array": {"rows": cfg.rows, "cols": cfg.cols, "dataflow": "weight-stationary",
-                  "latency_cycles": array_latency(cfg), "half_pes": sorted(map(list, half_pes)),
-                  "booth_pes": sorted(map(list, booth_pes))},
+                  "latency_cycles": array_latency(cfg), "half_pes": sorted(map(list, forms.halves)),
+                  "booth_pes": sorted(map(list, forms.booth))},
         "csr": csr_map(cfg),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

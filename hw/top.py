@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from amaranth.lib import wiring
 
 from hw.accelerator import Accelerator
-from hw.array import PeForms
+from hw.array import ONE_PRODUCT, PeForms
 from hw.config import AccelConfig
 
 TOP_NAME = "lowbit_top"
 
 
-def build_top(cfg: AccelConfig, half_pes: Collection[tuple[int, int]] = (),
-              booth_pes: Collection[tuple[int, int]] = ()) -> wiring.Component:
-    """The accelerator; ``half_pes`` and ``booth_pes`` (the FPGA flow's) pick the PEs whose
-    multiply is two LUT halves or in the Booth form rather than one product: one ``PeForms``
-    record, built here, carries them to the array (hw/array.py)."""
-    return Accelerator(cfg, PeForms(frozenset(half_pes), frozenset(booth_pes)))
+def build_top(cfg: AccelConfig, forms: PeForms = ONE_PRODUCT) -> wiring.Component:
+    """The accelerator; ``forms`` (the FPGA flow's) picks the PEs whose multiply is two LUT halves
+    or in the Booth form rather than one product, and travels as one record to the array."""
+    return Accelerator(cfg, forms)

@@ -32,15 +32,13 @@ def emit(cfg: AccelConfig, work: Path, unit: str, pes: frozenset[tuple[int, int]
     systolic array alone, the PEs ``pes`` in the form ``lut_pe`` (``halves``: the multiply as two
     LUT halves; ``booth``: Booth-encoded weights; hw/array.py); returns the manifest (top, config,
     ports) the wrapper is built from."""
+    from hw.array import PeForms, SystolicArray
     from hw.emit import generate, ports, to_verilog
 
-    half_pes = pes if lut_pe == "halves" else frozenset()
-    booth_pes = pes if lut_pe == "booth" else frozenset()
+    forms = PeForms(halves=pes if lut_pe == "halves" else frozenset(), booth=pes if lut_pe == "booth" else frozenset())
     if unit == "accelerator":
-        return generate(cfg, work, half_pes, booth_pes)
-    from hw.array import SystolicArray
-
-    array = SystolicArray(cfg, half_pes, booth_pes)
+        return generate(cfg, work, forms)
+    array = SystolicArray(cfg, forms)
     (work / f"{ARRAY_TOP}.v").write_text(to_verilog(array, ARRAY_TOP))
     return {"top": ARRAY_TOP, "config_name": cfg.name, "config_hash": cfg.hash, "ports": ports(array)}
 
