@@ -15,6 +15,8 @@ no gap in the array:
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -70,9 +72,11 @@ class MatmulEngine(wiring.Component):
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
+        """Three stages (class docstring): the weight loader, the activation streamer and the
+        accumulator update, each in its own method; ``s`` carries the signals they share."""
         m = Module()
         cfg = self.cfg
-        R, C = cfg.rows, cfg.cols
+        R = cfg.rows
         m.submodules.array = array = SystolicArray(cfg, self.forms)
         L = array.latency
         P = planes(cfg)
@@ -86,6 +90,18 @@ class MatmulEngine(wiring.Component):
         Meta = data.StructLayout({"valid": 1, "acc_row": acc_aw, "accumulate": 1, "last": 1, "bank": 1,
                                   "first_plane": 1, "rowsum": signed(rowsum_bits)})
 
+        s = SimpleNamespace(array=array, L=L, P=P, Tile=Tile, Meta=Meta, scale_w=scale_w)
+        self._weight_loader(m, s)
+        self._streamer(m, s)
+        self._accumulator(m, s)
+        return m
+
+    def _weight_loader(self, m: Module, s: SimpleNamespace) -> None:
+        """Stage 1: each MATMUL's weight tile from the weight buffer into a free PE bank (decoded
+        into terms on the bit-serial PE), then handed to the streamer's waiting slot."""
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        array, L, P, Tile, scale_w = s.array, s.L, s.P, s.Tile, s.scale_w
         # ---- stage 1: weight loader -------------------------------------------------------
         ld = Signal(MatmulCmd)
         ld_busy = Signal()
@@ -119,6 +135,7 @@ class MatmulEngine(wiring.Component):
             zp_w = GroupParams["zero_point"].width
             bank_zp = [[Signal(zp_w, name=f"zp{b}_{j}") for j in range(C)] for b in range(2)]
             self._group_params(m, ld, ld_busy, ld_ready, ld_planes, col_dtype)
+            s.bank_scale, s.bank_zp = bank_scale, bank_zp
 
         # PE row i of a b-bit tile is slot i % (8 // b) of weight-buffer row w_addr + i // (8 // b)
         w_addr = Signal.like(self.w_rd.addr)
@@ -174,6 +191,16 @@ class MatmulEngine(wiring.Component):
         m.d.comb += loaded.eq(ld_busy & (ld_row == R) & ~wr)
         take_nx = Signal()  # the stream stage takes the waiting tile this cycle
 
+        s.__dict__.update(ld=ld, ld_busy=ld_busy, ld_ready=ld_ready, ld_loading=ld_loading, ld_row=ld_row,
+                          ld_bank=ld_bank, ld_planes=ld_planes, hold=hold, cooldown=cooldown, nx=nx,
+                          nx_valid=nx_valid, st=st, st_valid=st_valid, loaded=loaded, take_nx=take_nx)
+
+    def _streamer(self, m: Module, s: SimpleNamespace) -> None:
+        """Stage 2: each activation row of the tile into the array, once per bit plane."""
+        R = self.cfg.rows
+        array, P, ld, ld_busy, ld_loading, ld_bank = s.array, s.P, s.ld, s.ld_busy, s.ld_loading, s.ld_bank
+        ld_planes, hold, cooldown, nx, nx_valid, st = s.ld_planes, s.hold, s.cooldown, s.nx, s.nx_valid, s.st
+        st_valid, loaded, take_nx = s.st_valid, s.loaded, s.take_nx
         # ---- stage 2: activation streamer (each row once per bit plane) -----------------------
         issue = Signal()
         plane = Signal(range(max(P, 2)))  # always 0 on the bit-parallel PE
@@ -215,6 +242,18 @@ class MatmulEngine(wiring.Component):
             m.d.sync += a_plane.eq(plane)
             m.d.comb += array.plane.eq(a_plane)
 
+        s.__dict__.update(issue=issue, plane=plane, last=last)
+
+    def _accumulator(self, m: Module, s: SimpleNamespace) -> None:
+        """Stage 3: each result row into its accumulator row (dequantized with its group's zero
+        point and scale on the bit-serial PE), with the engine's status."""
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        array, L, Meta = s.array, s.L, s.Meta
+        ld_busy, nx_valid, st, st_valid, issue, plane = s.ld_busy, s.nx_valid, s.st, s.st_valid, s.issue, s.plane
+        last = s.last
+        if self.serial:
+            bank_scale, bank_zp = s.bank_scale, s.bank_zp
         # ---- stage 3: accumulator update (with the group scale on the serial PE) -------------
         meta = [Signal(Meta, name=f"meta{d}") for d in range(L + 2)]
         m.d.comb += [meta[0].valid.eq(issue), meta[0].acc_row.eq(st.acc_addr), meta[0].bank.eq(st.bank),
@@ -257,7 +296,7 @@ class MatmulEngine(wiring.Component):
         m.d.sync += in_flight.eq(Cat(*(meta[d].valid for d in range(0, L + 1))).any())
         m.d.comb += [self.pending.eq(ld_busy | nx_valid | st_valid),
                      self.idle.eq(~ld_busy & ~nx_valid & ~st_valid & ~in_flight)]
-        return m
+
 
     # ---- bit-serial PE: group parameters and weight terms ------------------------------------
 
