@@ -133,7 +133,7 @@ def run_rtl(program: Program, memory: str = "sim_dram", pause: float = 0.0,
            "LOWBIT_PROG_LEN": str(len(program.insns) if insn_count is None else insn_count)}
     if fault_range:
         env["LOWBIT_FAULT_RANGE"] = f"{fault_range[0]}:{fault_range[1]}"
-    cases = run_cocotb(model, "sim.tb.test_system", seed=seed, extra_env=env, waves=waves, test_dir=work)
+    cases = run_cocotb(model, "sim.tb.system", seed=seed, extra_env=env, waves=waves, test_dir=work)
     if not res_path.exists():
         raise RuntimeError(f"RTL run wrote no result: {cases[0].message if cases else 'no test ran'}; "
                            f"see {work / 'sim.log'}")

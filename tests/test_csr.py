@@ -13,7 +13,7 @@ from sim.harness import cocotb_results, cocotb_tests
 from sim.toolchain import lint
 
 REPO = Path(__file__).resolve().parent.parent
-TB = REPO / "sim" / "tb" / "test_csr.py"
+TB = REPO / "tests" / "rtl" / "tb_csr.py"
 WORD = AXIL_DATA_BITS // 8
 
 
@@ -74,7 +74,7 @@ def test_verilog_lints_clean(tiny, tmp_path):
 
 @pytest.fixture(scope="module")
 def csr_results(tiny):
-    return cocotb_results(CsrBank, tiny, "csr_bank", "sim.tb.test_csr")
+    return cocotb_results(CsrBank, tiny, "csr_bank", "rtl.tb_csr")
 
 
 @pytest.mark.rtl

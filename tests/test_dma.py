@@ -1,17 +1,17 @@
-"""The DMA engines in RTL: sim/tb/test_dma.py on a 32-bit (tiny), 128-bit (default) and 256-bit
+"""The DMA engines in RTL: tests/rtl/tb_dma.py on a 32-bit (tiny), 128-bit (default) and 256-bit
 bus, so scratchpad rows come narrower than, as wide as and wider than a beat."""
 
 from pathlib import Path
 
 import pytest
+from rtl.dma_top import DmaTop
 
 from hw.config import from_dict
 from sim.harness import cocotb_results, cocotb_tests
-from sim.tb.dma_top import DmaTop
 
 pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
 
-TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_dma.py"
+TB = Path(__file__).resolve().parent / "rtl" / "tb_dma.py"
 CONFIGS = ("tiny", "default", "axi256")
 
 
@@ -19,7 +19,7 @@ CONFIGS = ("tiny", "default", "axi256")
 def dma_results(request, tiny, default):
     cfg = {"tiny": tiny, "default": default,
            "axi256": from_dict({**default.model_dump(), "name": "axi256", "axi_data_bits": 256})}[request.param]
-    return cocotb_results(DmaTop, cfg, "dma_top", "sim.tb.test_dma")
+    return cocotb_results(DmaTop, cfg, "dma_top", "rtl.tb_dma")
 
 
 @pytest.mark.parametrize("case", cocotb_tests(TB))

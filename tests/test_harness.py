@@ -12,7 +12,7 @@ from sim.toolchain import toolchain_env
 
 pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
 
-TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_postproc.py"
+TB = Path(__file__).resolve().parent / "rtl" / "tb_postproc.py"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def postproc_model(pp4):
 
 @pytest.fixture(scope="module")
 def postproc_results(postproc_model, pp4):
-    return {r.name: r for r in run_cocotb(postproc_model, "sim.tb.test_postproc", extra_env=config_env(pp4))}
+    return {r.name: r for r in run_cocotb(postproc_model, "rtl.tb_postproc", extra_env=config_env(pp4))}
 
 
 def test_toolchain_env_applies_the_wheel_fixes():
@@ -64,14 +64,14 @@ def test_verilog_files_build_and_run(tiny, tmp_path):
     vfile.write_text(to_verilog(PostProcess(tiny), "postproc_v"))
     model = build_verilog([vfile], "postproc_v")
     assert build_verilog([vfile], "postproc_v").cached
-    results = run_cocotb(model, "sim.tb.test_postproc", testcase="random_rows_under_backpressure",
+    results = run_cocotb(model, "rtl.tb_postproc", testcase="random_rows_under_backpressure",
                          extra_env=config_env(tiny), test_dir=tmp_path / "run")
     assert [r.passed for r in results] == [True]
 
 
 def test_fst_waveforms_on_request(tiny, tmp_path):
     model = build_amaranth(PostProcess, tiny, "postproc", waves=True)
-    results = run_cocotb(model, "sim.tb.test_postproc", testcase="one_row_per_cycle",
+    results = run_cocotb(model, "rtl.tb_postproc", testcase="one_row_per_cycle",
                          extra_env=config_env(tiny), waves=True, test_dir=tmp_path)
     assert [r.passed for r in results] == [True]
     fst = tmp_path / "dump.fst"

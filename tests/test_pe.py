@@ -10,7 +10,7 @@ from sim.tb.common import config_env
 
 pytestmark = pytest.mark.rtl  # every test here builds or runs a Verilator model
 
-TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_pe.py"
+TB = Path(__file__).resolve().parent / "rtl" / "tb_pe.py"
 
 
 def half_pe(cfg) -> ParallelPE:
@@ -29,5 +29,5 @@ def booth_pe(cfg) -> ParallelPE:
 def test_pe_rtl(request, config, form, case):
     cfg = request.getfixturevalue(config)
     model = build_amaranth(form, cfg, "parallel_pe")
-    [result] = run_cocotb(model, "sim.tb.test_pe", testcase=case, extra_env=config_env(cfg))
+    [result] = run_cocotb(model, "rtl.tb_pe", testcase=case, extra_env=config_env(cfg))
     assert result.passed, result.message

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from rtl.tb_sim_dram import PARAMS_ENV
 
 from hw.config import load_config
 from sim.dram import SIM_DRAM_SV, SimDramConfig, verilog_parameters, wrapper_verilog
 from sim.harness import build_verilog, cocotb_tests, run_cocotb
-from sim.tb.test_sim_dram import PARAMS_ENV
 from sim.toolchain import toolchain_env, verilator_root
 
-TB = Path(__file__).resolve().parent.parent / "sim" / "tb" / "test_sim_dram.py"
+TB = Path(__file__).resolve().parent / "rtl" / "tb_sim_dram.py"
 TOP = "sim_dram_test_top"
 
 # narrow: slow and gappy; wide: the default timing on a 128-bit bus; minimal: the shortest
@@ -42,7 +42,7 @@ def dram_results(request, tmp_path_factory):
     wrapper = folder / f"{TOP}.sv"
     wrapper.write_text(wrapper_verilog(TOP, PARAM_SETS[name]))
     model = build_verilog([SIM_DRAM_SV, wrapper], TOP)
-    results = run_cocotb(model, "sim.tb.test_sim_dram", extra_env={PARAMS_ENV: json.dumps(PARAM_SETS[name])},
+    results = run_cocotb(model, "rtl.tb_sim_dram", extra_env={PARAMS_ENV: json.dumps(PARAM_SETS[name])},
                          test_dir=folder / "run")
     return {r.name: r for r in results}
 

@@ -262,7 +262,7 @@ def test_loads_wait_on_the_latency_with_few_bursts_in_flight(tiny):
     """A reader with `dma_outstanding` = 4 (`tiny`) cannot hide the 20-cycle read latency behind
     one-beat rows: each row holds a slot for latency + beat + turnaround cycles, four at a time,
     so an activation row of a k-tile costs ceil(26 / 4) = 7 cycles instead of 1; with 32 slots
-    it is 1 again (sim/tb/test_dma.py measures the same bound on the RTL)."""
+    it is 1 again (tests/rtl/tb_dma.py measures the same bound on the RTL)."""
     many = from_dict({**tiny.model_dump(), "name": "tiny-32", "dma_outstanding": 32})
     p = CostParams()
     assert tiny.dma_outstanding == 4

@@ -1,4 +1,4 @@
-"""cocotb testbench of the DMA engines (hw.dma) in the sim.tb.dma_top wrapper, against a NumPy
+"""cocotb testbench of the DMA engines (hw.dma) in the rtl.dma_top wrapper, against a NumPy
 model of LOAD/STORE transfers (sim.golden): read rows are compared one by one, DRAM after
 every write command's ``done``. The memory is cocotbext-axi's RAM with random back-pressure on
 all five channels and, for reads, a pipelined first-beat latency."""
@@ -15,8 +15,8 @@ from cocotbext.axi import AxiBus, AxiRamRead, AxiRamWrite
 
 from hw.axi import BOUNDARY_BYTES, MAX_BURST_BEATS, AxiBurst, beat_bytes
 from hw.dma import DmaCmd, dma_row, sized_cmd
+from rtl.dma_top import READERS, WRITERS, mover_sizes
 from sim.tb.common import config, rng, start
-from sim.tb.dma_top import READERS, WRITERS, mover_sizes
 
 MEM_BYTES = 1 << 18  # the part of DRAM the tests use
 PERIOD_NS = 10
