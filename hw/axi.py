@@ -43,10 +43,6 @@ class AxiResp(enum.IntEnum, shape=2):
     DECERR = 3
 
 
-# the names hw/csr.py imports
-RESP_OKAY, RESP_SLVERR = AxiResp.OKAY, AxiResp.SLVERR
-
-
 def _read_members(addr_bits: int, data_bits: int) -> dict:
     return {
         "arid": Out(ID_BITS), "araddr": Out(addr_bits), "arlen": Out(LEN_BITS), "arsize": Out(3),

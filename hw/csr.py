@@ -17,7 +17,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, RESP_OKAY, RESP_SLVERR, axil
+from hw.axi import AXIL_DATA_BITS, CSR_ADDR_BITS, AxiResp, axil
 from hw.config import AccelConfig
 from hw.isa import ERROR_MEANINGS, ISA_VERSION, RESERVED, ErrorCode
 
@@ -286,9 +286,9 @@ class CsrBank(wiring.Component):
             with m.Switch(ar_word):
                 for r in REGISTERS:
                     with m.Case(r.offset // REG_BYTES):
-                        m.d.sync += [bus.rdata.eq(reads[r.name]), bus.rresp.eq(RESP_OKAY)]
+                        m.d.sync += [bus.rdata.eq(reads[r.name]), bus.rresp.eq(AxiResp.OKAY)]
                 with m.Default():
-                    m.d.sync += [bus.rdata.eq(0), bus.rresp.eq(RESP_SLVERR)]
+                    m.d.sync += [bus.rdata.eq(0), bus.rresp.eq(AxiResp.SLVERR)]
         with m.Elif(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
 
@@ -310,7 +310,7 @@ class CsrBank(wiring.Component):
         with m.If(write):
             writable = Cat(selected[name] for name in writes).any()  # unmapped and ro: SLVERR
             m.d.sync += [aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1),
-                         bus.bresp.eq(Mux(writable, RESP_OKAY, RESP_SLVERR))]
+                         bus.bresp.eq(Mux(writable, AxiResp.OKAY, AxiResp.SLVERR))]
             for name, reg in writes.items():
                 old, keep = Value.cast(reg), lanes & REG[name].writable_mask
                 with m.If(selected[name]):

@@ -16,11 +16,11 @@ import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster, AxiResp
 
+from hw.axi import AxiBurst
 from sim.dram import read_bytes, write_bytes
 from sim.tb.common import rng, start
 
 PARAMS_ENV = "SIM_DRAM_PARAMS"
-BURST_FIXED, BURST_INCR, BURST_WRAP = 0, 1, 2
 
 
 @cache
@@ -243,7 +243,7 @@ async def drive_aw(dut, bursts: list[tuple[int, int]]) -> None:
     for addr, beats in bursts:
         dut.s_axi_awaddr.value = addr
         dut.s_axi_awlen.value = beats - 1
-        dut.s_axi_awburst.value = BURST_INCR
+        dut.s_axi_awburst.value = AxiBurst.INCR
         dut.s_axi_awsize.value = size
         dut.s_axi_awvalid.value = 1
         await hold(dut, "s_axi_awready")
@@ -276,13 +276,13 @@ async def read_and_write_latency(dut):
     dut.s_axi_bready.value = 1
     await RisingEdge(dut.clk)
     log = Timeline(dut)
-    await drive_ar(dut, [(40 * nb, 1, BURST_INCR)])
+    await drive_ar(dut, [(40 * nb, 1, AxiBurst.INCR)])
     await ClockCycles(dut.clk, p["READ_LATENCY"] + 4)
     assert len(log.r) == 1 and log.r[0][0] - log.ar[0][0] == p["READ_LATENCY"], (log.ar, log.r)
     assert log.r[0][1:] == (word(model, 40), 1)
 
     start_r = len(log.r)
-    await drive_ar(dut, [(7 * nb, 4, BURST_INCR)])
+    await drive_ar(dut, [(7 * nb, 4, AxiBurst.INCR)])
     await ClockCycles(dut.clk, p["READ_LATENCY"] + 4 * period() + 4)
     beats = log.r[start_r:]
     assert [c - log.ar[1][0] for c, _, _ in beats] == [p["READ_LATENCY"] + k * period() for k in range(4)], beats
@@ -310,7 +310,7 @@ async def back_to_back_single_beat_reads(dut):
     dut.s_axi_rready.value = 1
     await RisingEdge(dut.clk)
     log = Timeline(dut)
-    await drive_ar(dut, [(i * nb, 1, BURST_INCR) for i in idx])
+    await drive_ar(dut, [(i * nb, 1, AxiBurst.INCR) for i in idx])
     await ClockCycles(dut.clk, p["READ_LATENCY"] + n * period() + 4)
     cycles = [c for c, _, _ in log.r]
     assert [d for _, d, _ in log.r] == [word(model, i) for i in idx]
@@ -336,7 +336,7 @@ async def back_to_back_bursts_of_mixed_kinds(dut):
     await drive_ar(dut, bursts)
     total = sum(b for _, b, _ in bursts)
     await ClockCycles(dut.clk, p["READ_LATENCY"] + total * period() + 4)
-    want = [(word(model, a // nb + (0 if kind == BURST_FIXED else k)), int(k == beats - 1))
+    want = [(word(model, a // nb + (0 if kind == AxiBurst.FIXED else k)), int(k == beats - 1))
             for a, beats, kind in bursts for k in range(beats)]
     assert [(d, last) for _, d, last in log.r] == want
     assert np.all(np.diff([c for c, _, _ in log.r]) == period())
