@@ -24,7 +24,7 @@ from compiler.codegen import DepthwiseJob, GemmJob, Transfer
 from compiler.gemm import Requant, WeightGroups, pack_code_tiles, pack_group_params, pack_params
 from compiler.ir import Graph, Op, QWeight
 from compiler.layout import TensorLayout
-from compiler.tiling import Depthwise, DepthwiseRuns, DwPlane, Gemm, depthwise_fits
+from compiler.tiling import Depthwise, DwPlane, Gemm, depthwise_fits
 from hw.config import AccelConfig
 from hw.datatypes import DATATYPES, by_code, datatype
 from hw.isa import ChannelParams, GroupParams
@@ -588,4 +588,4 @@ def _depthwise_job(op: Op, cfg: AccelConfig, layouts: dict[str, TensorLayout], p
                 out_bytes=cfg.acc_bytes if job.int32_out else 1)
     if not depthwise_fits(cfg, gemm, datatype(plan.dtype).bits):
         return None
-    return LoweredJob(job, w_blob, b"".join(params), kt * R, DepthwiseRuns(geo.wo, geo), geo.wo, "depthwise")
+    return LoweredJob(job, w_blob, b"".join(params), kt * R, geo.wo, geo.wo, "depthwise")

@@ -144,7 +144,8 @@ def _choose(cfg: AccelConfig, lj: LoweredJob, index: int, op: Op, pinned: Tiling
     nt = -(-lj.job.n // cfg.cols)
     gemm = Gemm(f"{op.name}" + (f"[{index}]" if index else ""), lj.job.m, lj.gemm_k, lj.job.n,
                 param_rows=lj.job.param_rows // nt, row_runs=lj.row_runs, out_row_runs=lj.out_row_runs,
-                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1, row_cycles=planes(cfg, op))
+                out_bytes=cfg.acc_bytes if lj.job.int32_out else 1, row_cycles=planes(cfg, op),
+                depthwise=lj.job.depthwise.geom if lj.job.depthwise else None)
     bits = datatype(lj.job.dtype).bits
     try:
         if pinned is None:

@@ -427,7 +427,7 @@ def _cost_scalar(g: _Geometry, m: int, kb: int, nb: int, order: int, slots: int,
 def tiling_cost(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling,
                 params: CostParams = CostParams()) -> Cost:
     """Cost of one tiling of one GEMM instance (the scalar reference model)."""
-    dw = depthwise_of(gemm)
+    dw = gemm.depthwise
     if dw is not None:
         return _dw_cost(cfg, gemm, dw, dtype_bits, *_dw_units(cfg, gemm, dw, tiling), params)
     g = _geometry(cfg, gemm, dtype_bits, params)
@@ -436,7 +436,7 @@ def tiling_cost(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling,
 
 def fits(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, tiling: Tiling) -> bool:
     """Whether a tiling's blocks fit the scratchpads (module docstring, "Buffers")."""
-    dw = depthwise_of(gemm)
+    dw = gemm.depthwise
     if dw is not None:
         return _dw_fits(cfg, dw, _dtype_rows(cfg, gemm, dtype_bits), *_dw_units(cfg, gemm, dw, tiling))
     g = _geometry(cfg, gemm, dtype_bits, CostParams())
@@ -585,7 +585,7 @@ def search(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = C
     Ties go to fewer DMA bytes, then to the earlier candidate in grid order (order, double
     buffering first, then ascending m_tile, k_tile, n_tile), as in `search_exhaustive`.
     """
-    dw = depthwise_of(gemm)
+    dw = gemm.depthwise
     if dw is not None:
         return _dw_search(cfg, gemm, dw, dtype_bits, params)
     t0 = time.perf_counter()
@@ -602,7 +602,7 @@ def search(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = C
 def search_exhaustive(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
                       grid: str = "blocks") -> Choice:
     """The same search one candidate at a time with the scalar model: the reference for `search`."""
-    dw = depthwise_of(gemm)
+    dw = gemm.depthwise
     if dw is not None:  # its search is one candidate at a time already
         return _dw_search(cfg, gemm, dw, dtype_bits, params)
     t0 = time.perf_counter()
@@ -655,7 +655,7 @@ class Candidates:
 def evaluate(cfg: AccelConfig, gemm: Gemm, dtype_bits: int, params: CostParams = CostParams(),
              grid: str = "blocks") -> Candidates:
     """All legal candidates of the grid with their vectorised costs, in the search's order."""
-    if depthwise_of(gemm) is not None:
+    if gemm.depthwise is not None:
         raise ValueError(f"GEMM {gemm}: a depthwise schedule is costed by search and tiling_cost, not on the grid")
     _check_grid(grid)
     g = _geometry(cfg, gemm, dtype_bits, params)
@@ -732,23 +732,6 @@ class Depthwise:
 
     def row_blocks(self, rb: int) -> list[tuple[int, int]]:
         return [(oy0, min(self.ho, oy0 + rb)) for oy0 in range(0, self.ho, rb)]
-
-
-class DepthwiseRuns(int):
-    """``row_runs`` of a depthwise job that also carries its `Depthwise` geometry, for callers that
-    build a `Gemm` from a lowered job's fields (compiler/pipeline.py); `search`, `fits` and
-    `tiling_cost` take it from there when ``Gemm.depthwise`` is not set."""
-
-    depthwise: Depthwise
-
-    def __new__(cls, value: int, depthwise: Depthwise) -> DepthwiseRuns:
-        obj = super().__new__(cls, value)
-        obj.depthwise = depthwise
-        return obj
-
-
-def depthwise_of(gemm: Gemm) -> Depthwise | None:
-    return gemm.depthwise or getattr(gemm.row_runs, "depthwise", None)
 
 
 def _dw_fits(cfg: AccelConfig, dw: Depthwise, wtr: int, rb: int, slots: int, nbg: int = 1) -> bool:
@@ -868,6 +851,6 @@ def _dw_units(cfg: AccelConfig, gemm: Gemm, dw: Depthwise, t: Tiling) -> tuple[i
 
 def depthwise_fits(cfg: AccelConfig, gemm: Gemm, dtype_bits: int) -> bool:
     """Whether any block of the depthwise schedule fits the scratchpads."""
-    dw = depthwise_of(gemm)
+    dw = gemm.depthwise
     wtr = _dtype_rows(cfg, gemm, dtype_bits)
     return any(_dw_fits(cfg, dw, wtr, 1, s) for s in {cfg.slots, 1})

@@ -103,7 +103,8 @@ def test_cost_model_counts_the_schedule(default, c, h, s):
 def _gemm(lj):
     from compiler.tiling import Gemm
 
-    return Gemm("y", lj.job.m, lj.gemm_k, lj.job.n, row_runs=lj.row_runs, out_row_runs=lj.out_row_runs)
+    return Gemm("y", lj.job.m, lj.gemm_k, lj.job.n, row_runs=lj.row_runs, out_row_runs=lj.out_row_runs,
+                depthwise=lj.job.depthwise.geom if lj.job.depthwise else None)
 
 
 def test_depthwise_model_is_close_to_pytorch():
